@@ -1,0 +1,28 @@
+# Two commands for a newcomer:  `make demo`  (set up + run the quick suite on SmolLM2-135M)
+#                               `make test`  (set up + run the test suite; CI runs this)
+PYTHON ?= python3.11
+VENV   ?= .venv
+PY      = $(VENV)/bin/python
+
+.PHONY: setup demo test bench clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml setup.py
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $@
+
+demo: setup
+	$(VENV)/bin/probebank run
+
+test: setup
+	$(PY) -m pytest
+
+bench: setup
+	$(PY) bench/extract.py
+	$(PY) bench/probe.py
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info probebank-out .pytest_cache

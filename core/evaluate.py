@@ -1,0 +1,79 @@
+"""Probe one stored dataset: every feature x site x layer x method x seed -> ResultRecords.
+
+Splits are made once per seed at the level of rows, grouped by the examples' `group` and
+stratified by label; every layer, method and k reuses them, so results are comparable.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Iterator, Sequence
+
+import numpy as np
+
+from .examples import BuiltDataset
+from .probe import sweep_feature
+from .schema import ProbeConfig, Provenance, ResultRecord
+from .splits import balanced_one_vs_rest, grouped_stratified_split
+from .store import ActivationStore
+
+
+@dataclass
+class FeatureSplit:
+    feature: str
+    seed: int
+    train: np.ndarray   # row indices
+    test: np.ndarray
+    y_train: np.ndarray  # binary 0/1
+    y_test: np.ndarray
+
+
+def feature_splits(built: BuiltDataset, rows: dict[str, np.ndarray], cfg: ProbeConfig) -> list[FeatureSplit]:
+    """One-vs-rest binary tasks for each class (binary datasets: the positive class only), per seed."""
+    card = built.card
+    labels = rows["label"]
+    groups_by_example = np.asarray(built.dataset["group"])
+    groups = groups_by_example[rows["example"]] if card.split.grouped else None
+    classes = card.labels.classes
+    positives = [1] if card.labels.type == "binary" else list(range(len(classes)))
+    out: list[FeatureSplit] = []
+    for seed in cfg.seeds:
+        split_seed = card.split.seed + seed
+        train, test = grouped_stratified_split(labels, groups, card.split.test_size, split_seed)
+        for pos in positives:
+            n_tr, n_te = int((labels[train] == pos).sum()), int((labels[test] == pos).sum())
+            if min(n_tr, n_te) < cfg.min_rows_per_class:
+                continue  # too rare to probe honestly; reported by the caller via missing features
+            if cfg.balance:
+                tr, y_tr = balanced_one_vs_rest(labels, pos, train, split_seed)
+                te, y_te = balanced_one_vs_rest(labels, pos, test, split_seed)
+            else:
+                tr, te = train, test
+                y_tr, y_te = (labels[tr] == pos).astype(int), (labels[te] == pos).astype(int)
+            out.append(FeatureSplit(classes[pos], seed, tr, te, y_tr, y_te))
+    return out
+
+
+def evaluate_store(store: ActivationStore, built: BuiltDataset, provenance: Provenance, cfg: ProbeConfig,
+                   sites: Sequence[str], layers: Sequence[int], *, progress: bool = True) -> Iterator[ResultRecord]:
+    """Yield records layer by layer (callers stream them to disk)."""
+    from tqdm.auto import tqdm
+
+    rows = store.rows()
+    splits = feature_splits(built, rows, cfg)
+    jobs = [(site, layer) for site in sites for layer in layers]
+    for site, layer in tqdm(jobs, desc=f"probe {built.name}", unit="layer", disable=not progress, leave=False):
+        X = np.asarray(store.layer(site, layer), dtype=np.float32)  # fp16 on disk -> fp32 once per layer
+        for sp in splits:
+            Xtr, Xte = X[sp.train], X[sp.test]
+            for mi, method in enumerate(cfg.methods):
+                points = sweep_feature(Xtr, sp.y_train, Xte, sp.y_test, method=method, k_grid=cfg.k_grid,
+                                       dense=cfg.dense and mi == 0, C=cfg.C, max_iter=cfg.max_iter, seed=sp.seed)
+                for p in points:
+                    yield ResultRecord(
+                        provenance=provenance, feature=sp.feature, site=site, layer=layer,
+                        aggregation=built.card.aggregation, method=p.method, k=p.k, seed=sp.seed,
+                        n_train=len(sp.train), n_test=len(sp.test), n_train_pos=int(sp.y_train.sum()),
+                        n_test_pos=int(sp.y_test.sum()), metrics=p.metrics, units=[int(u) for u in p.units],
+                        coef=[float(c) for c in p.coef], intercept=float(p.intercept),
+                        wall_time_s=float(p.wall_time_s))

@@ -1,0 +1,119 @@
+"""The main job as a Python API: model + datasets -> extraction -> probes -> records + summary.
+
+The CLI's `probebank run` is a thin shell over `run()`; notebooks call it directly.
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from . import __version__
+from .errors import ConfigError
+from .evaluate import evaluate_store
+from .examples import BuiltDataset, build_dataset
+from .extract import extract, resolve_layers
+from .models import LoadedModel, load_model
+from .plugins import get_registered
+from .registry import load_catalog
+from .results import RECORDS_FILE, append_records, summarise, write_summary_markdown
+from .schema import DEFAULT_K_GRID, ExtractionPlan, ProbeConfig, Provenance
+from .sources import SourceUnavailable
+
+DEFAULT_MODEL = "smollm2-135m"
+DEFAULT_SUITE = "quick"
+
+
+@dataclass
+class RunConfig:
+    model: str = DEFAULT_MODEL
+    datasets: list[str] | None = None
+    suite: str | None = None
+    sites: list[str] = field(default_factory=lambda: ["mlp"])
+    layers: list[int] | None = None
+    methods: list[str] = field(default_factory=lambda: ["mean_diff"])
+    limit: int | None = None
+    out: Path = Path("probebank-out")
+    include: list[Path] = field(default_factory=list)
+    seeds: list[int] = field(default_factory=lambda: [0])
+    k_grid: list[int] = field(default_factory=lambda: list(DEFAULT_K_GRID))
+    batch_size: int = 16
+    dense: bool = True
+    progress: bool = True
+
+
+@dataclass
+class RunOutcome:
+    out: Path
+    summary: list[dict]
+    skipped: dict[str, str]
+    n_records: int
+    seconds: float
+
+
+def _selected(config: RunConfig) -> tuple[list[str], int | None]:
+    catalog = load_catalog(config.include)
+    if config.datasets and config.suite:
+        raise ConfigError("give either --datasets or --suite, not both", field="--datasets",
+                          fix="drop one of the two options")
+    if config.datasets:
+        for name in config.datasets:
+            catalog.get(name)  # raises with a did-you-mean
+        return list(config.datasets), config.limit
+    suite = catalog.suite(config.suite or DEFAULT_SUITE)
+    return list(suite.datasets), config.limit if config.limit is not None else suite.limit
+
+
+def run(config: RunConfig, *, log: Callable[[str], None] = print) -> RunOutcome:
+    started = time.perf_counter()
+    names, limit = _selected(config)
+    registered = get_registered(config.include)
+    for method in config.methods:
+        if method not in registered.methods:
+            raise ConfigError(f"unknown method '{method}'", field="--methods",
+                              fix=f"use one of: {', '.join(sorted(registered.methods))}")
+    catalog = load_catalog(config.include)
+    out = Path(config.out)
+    out.mkdir(parents=True, exist_ok=True)
+    records_path = out / RECORDS_FILE
+    records_path.write_text("")  # one run = one records file; earlier results of this folder are replaced
+    probe_cfg = ProbeConfig(methods=config.methods, k_grid=config.k_grid, seeds=config.seeds, dense=config.dense)
+
+    log(f"loading model {config.model} ...")
+    loaded: LoadedModel = load_model(config.model)
+    layers = resolve_layers(loaded, config.layers)
+    (out / "run.json").write_text(json.dumps({
+        "probebank_version": __version__, "config": {**asdict(config), "out": str(out),
+                                                     "include": [str(p) for p in config.include]},
+        "model": {"name": loaded.name, "revision": loaded.revision, "dtype": loaded.dtype, "notes": loaded.notes},
+        "datasets": names, "limit": limit}, indent=1, default=str))
+    alignment, skipped, n_records = {}, {}, 0
+    for name in names:
+        entry = catalog.get(name)
+        try:
+            built: BuiltDataset = build_dataset(entry, builders=registered.builders, limit=limit,
+                                                include=config.include, progress=config.progress)
+        except SourceUnavailable as exc:
+            skipped[name] = exc.message
+            log(f"{name}: {exc.message}")
+            continue
+        plan = ExtractionPlan(model=loaded.name, dataset=name, sites=config.sites, layers=layers,
+                              aggregation=entry.card.aggregation, max_tokens=entry.card.max_tokens,
+                              batch_size=config.batch_size)
+        store, report = extract(loaded, built, plan, progress=config.progress)
+        alignment[name] = report.as_dict()
+        provenance = Provenance(probebank_version=__version__, model=loaded.name, model_revision=loaded.revision,
+                                model_dtype=loaded.dtype, model_notes=loaded.notes, dataset=name,
+                                dataset_version=entry.card.version, dataset_hash=built.content_hash,
+                                store_key=store.key)
+        n_records += append_records(records_path, evaluate_store(store, built, provenance, probe_cfg, config.sites,
+                                                                 layers, progress=config.progress))
+        (out / "alignment.json").write_text(json.dumps(alignment, indent=1))
+    from .results import read_records
+    rows = summarise(read_records(records_path)) if n_records else []
+    write_summary_markdown(rows, out / "summary.md")
+    if skipped:
+        (out / "skipped.json").write_text(json.dumps(skipped, indent=1))
+    return RunOutcome(out, rows, skipped, n_records, time.perf_counter() - started)

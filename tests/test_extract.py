@@ -1,0 +1,88 @@
+"""Aggregation math, the content-addressed store, and resumable extraction."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from probebank.align import AlignedExample
+from probebank.extract import aggregate, build_batch_index, plan_shards
+from probebank.store import ActivationStore, store_key
+
+
+def _batch() -> tuple[list[AlignedExample], torch.Tensor]:
+    # two sequences padded to length 5; targets cover tokens [1,3) and [4,5) of the first, [0,2) of the second
+    ex0 = AlignedExample(index=0, input_ids=[10, 11, 12, 13, 14], targets=[(0, 1, 3), (1, 4, 5)], labels=[1, 0])
+    ex1 = AlignedExample(index=1, input_ids=[20, 21, 22], targets=[(0, 0, 2)], labels=[1])
+    acts = torch.arange(2 * 5 * 3, dtype=torch.float32).reshape(2, 5, 3)
+    acts[1, 1] = torch.tensor([-100.0, 500.0, 7.0])  # max must pick per column, not per row
+    return [ex0, ex1], acts
+
+
+@pytest.mark.parametrize("how", ["first", "last", "mean", "max"])
+def test_aggregation_matches_direct_computation(how: str) -> None:
+    batch, acts = _batch()
+    index = build_batch_index(batch, seq_len=5, aggregation=how)
+    got = aggregate(acts, index, how)
+    expected = []
+    for b, ex in enumerate(batch):
+        for _, a, e in ex.targets:
+            span = acts[b, a:e]
+            expected.append({"first": span[0], "last": span[-1], "mean": span.mean(0), "max": span.amax(0)}[how])
+    torch.testing.assert_close(got, torch.stack(expected))
+    assert index.meta["example"].tolist() == [0, 0, 1]
+    assert index.meta["label"].tolist() == [1, 0, 1]
+    assert index.meta["token"].tolist() == [12, 14, 21]   # last token id of each target
+    assert index.meta["position"].tolist() == [2, 4, 1]
+
+
+def test_each_gives_one_row_per_target_token() -> None:
+    batch, acts = _batch()
+    index = build_batch_index(batch, seq_len=5, aggregation="each")
+    got = aggregate(acts, index, "each")
+    torch.testing.assert_close(got, torch.stack([acts[0, 1], acts[0, 2], acts[0, 4], acts[1, 0], acts[1, 1]]))
+    assert index.meta["label"].tolist() == [1, 1, 0, 1, 1]
+    assert index.meta["token"].tolist() == [11, 12, 14, 20, 21]
+
+
+def test_plan_shards_sorted_by_length_and_deterministic() -> None:
+    exs = [AlignedExample(i, list(range(n)), [(0, 0, 1)], [0]) for i, n in enumerate([9, 3, 7, 3, 5, 8, 2])]
+    shards = plan_shards(exs, "last", shard_rows=3)
+    assert [len(s) for s in shards] == [3, 3, 1]
+    lengths = [len(ex.input_ids) for s in shards for ex in s]
+    assert lengths == sorted(lengths)
+    assert [[e.index for e in s] for s in shards] == [[e.index for e in s] for s in plan_shards(exs, "last", 3)]
+
+
+BASE = {"model": {"name": "m", "revision": "abc", "dtype": "float32"},
+        "dataset": {"name": "d", "version": "1.0", "content_hash": "h"}, "sites": ["mlp"], "layers": [0, 1],
+        "aggregation": "mean", "max_tokens": 64}
+
+
+def test_store_key_is_content_addressed() -> None:
+    assert store_key(BASE) == store_key(dict(BASE))
+    bumped = {**BASE, "dataset": {**BASE["dataset"], "version": "1.1"}}
+    assert store_key(bumped) != store_key(BASE)
+    for change in ({"aggregation": "max"}, {"layers": [0]}, {"sites": ["resid"]},
+                   {"model": {**BASE["model"], "revision": "def"}}):
+        assert store_key({**BASE, **change}) != store_key(BASE)
+
+
+def test_store_roundtrip_fp16_and_overflow_fallback(tmp_path: Path) -> None:
+    store = ActivationStore(tmp_path, "k", BASE)
+    rng = np.random.default_rng(0)
+    a0 = rng.normal(size=(2, 3, 4)).astype(np.float32)
+    a1 = rng.normal(size=(2, 2, 4)).astype(np.float32)
+    a1[1, 0, 0] = 1e5   # beyond fp16: this shard must stay fp32, and so must the finalised layer
+    rows = lambda n, off: {f: np.arange(off, off + n) for f in ("example", "target", "label", "token", "position")}
+    store.write_shard(0, {"mlp": a0}, rows(3, 0))
+    store.write_shard(1, {"mlp": a1}, rows(2, 3))
+    store.finalise(2, ["mlp"], [0, 1], {})
+    again = ActivationStore(tmp_path, "k")
+    assert again.complete and again.meta["n_rows"] == 5
+    np.testing.assert_allclose(again.layer("mlp", 0), np.concatenate([a0[0], a1[0]]), rtol=1e-3, atol=1e-3)
+    assert again.layer("mlp", 1).dtype == np.float32 and again.layer("mlp", 1)[3, 0] == 1e5
+    assert again.rows()["example"].tolist() == [0, 1, 2, 3, 4]
+    assert not (tmp_path / "k" / "shards").exists()

@@ -42,7 +42,7 @@ class AlignmentReport:
 
 def _offsets_for(tokenizer: Any, texts: Sequence[str]) -> list[tuple[list[int], list[tuple[int, int]], list[int]]]:
     enc = tokenizer(list(texts), add_special_tokens=True, return_offsets_mapping=True,
-                    return_special_tokens_mask=True, truncation=False)
+                    return_special_tokens_mask=True, truncation=False, verbose=False)
     return list(zip(enc["input_ids"], enc["offset_mapping"], enc["special_tokens_mask"]))
 
 

@@ -178,7 +178,7 @@ def check_examples(card: DatasetCard, rows: list[dict], *, limit: int | None) ->
         raise BuildError(f"dataset '{card.name}' repeats example id '{dup}'", field="id",
                          fix="make ids unique (or omit them to get <dataset>-<index>)")
     minimum = card.min_per_class if limit is None else min(card.min_per_class, limit)
-    small = {card.labels.classes[c]: n for c, n in counts.items() if n < minimum}
+    small = {name: counts.get(i, 0) for i, name in enumerate(card.labels.classes) if counts.get(i, 0) < minimum}
     if small and "min_per_class" not in card.waivers:
         raise BuildError(f"dataset '{card.name}': classes below the minimum of {minimum}: {small}",
                          field="min_per_class", fix="add examples, drop the class, or write a waiver in the card")
@@ -208,7 +208,10 @@ def build_dataset(entry: CatalogEntry, *, builders: dict[str, Callable[..., Iter
                   progress: bool = True) -> BuiltDataset:
     """Build (or load from the cache) the examples of one dataset."""
     from datasets import Dataset, load_from_disk
+    from datasets.utils.logging import disable_progress_bar
     from tqdm.auto import tqdm
+
+    disable_progress_bar()  # our own bar says what is being built; datasets' save/load bars are noise
 
     card = entry.card
     folder = cache_dir("built", card.name) / f"v{card.version}-{_build_key(card, limit)}"

@@ -63,8 +63,8 @@ def build_batch_index(batch: Sequence[AlignedExample], seq_len: int, aggregation
         rows = torch.arange(len(gathers)).repeat_interleave(torch.tensor([len(g) for g in gathers]))
         cols = torch.tensor([i for g in gathers for i in g], dtype=torch.long)
         vals = torch.cat([torch.full((len(g),), 1.0 / len(g)) for g in gathers])
-        mean_matrix = torch.sparse_coo_tensor(torch.stack([rows, cols]), vals,
-                                              (len(gathers), len(batch) * seq_len)).to_sparse_csr()
+        mean_matrix = torch.sparse_coo_tensor(torch.stack([rows, cols]), vals, (len(gathers), len(batch) * seq_len),
+                                              check_invariants=True)
     return BatchIndex(torch.tensor(lasts), torch.tensor(firsts), gather, mask, mean_matrix,
                       {k: np.asarray(v, dtype=np.int64) for k, v in meta.items()})
 
@@ -171,11 +171,11 @@ def extract(loaded: LoadedModel, built: BuiltDataset, plan: ExtractionPlan, *,
             batch = shard[lo:lo + plan.batch_size]
             ids, mask = pad_batch(batch, pad_id)
             index = build_batch_index(batch, ids.shape[1], plan.aggregation)
-            captured = capture(loaded, ids, mask, sites, layers)
+            # Aggregate inside the hook: memory holds one layer's full activations at a time.
+            captured = capture(loaded, ids, mask, sites, layers,
+                               reduce=lambda _s, _l, acts: aggregate(acts, index, plan.aggregation))
             for site in sites:
-                stacked = torch.stack([aggregate(captured[(site, layer)], index, plan.aggregation)
-                                       for layer in layers])
-                out[site].append(stacked.float().numpy())
+                out[site].append(torch.stack([captured[(site, layer)] for layer in layers]).float().numpy())
             del captured
             meta_parts.append(index.meta)
             bar.update(int(mask.sum()))

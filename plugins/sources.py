@@ -39,8 +39,8 @@ def fetch_pypi(pin: SourcePin, card_dir: Path | None = None) -> Path:
                f"{pin.package}=={pin.version}", "-d", tmp]
         if pin.filename and pin.filename.endswith(".whl"):
             cmd += ["--only-binary", ":all:"]
-        elif pin.filename:  # an sdist: skip building it, we only want the files
-            cmd += ["--no-binary", ":all:", "--no-build-isolation"]
+        elif pin.filename:  # an sdist of this package only (pip still prepares its metadata in isolation)
+            cmd += ["--no-binary", pin.package]
         _run(cmd, Path(tmp), pin)
         files = sorted(Path(tmp).iterdir())
         if pin.filename:

@@ -86,3 +86,95 @@ def test_store_roundtrip_fp16_and_overflow_fallback(tmp_path: Path) -> None:
     assert again.layer("mlp", 1).dtype == np.float32 and again.layer("mlp", 1)[3, 0] == 1e5
     assert again.rows()["example"].tolist() == [0, 1, 2, 3, 4]
     assert not (tmp_path / "k" / "shards").exists()
+
+
+# ---- extraction on a tiny random model ------------------------------------------------------
+
+def _toy_built(tmp_path: Path, aggregation: str = "mean", version: str = "1.0"):
+    from probebank.examples import build_dataset
+    from probebank.registry import CatalogEntry
+    from probebank.schema import DatasetCard
+
+    card = DatasetCard(name="toy-sentences", version=version, category="lexical",
+                       description="Tiny sentences about cats or dogs.", citation="test", license="CC0-1.0",
+                       builder="toy", labels={"type": "binary", "classes": ["dog", "cat"]},
+                       targets={"kind": "all"}, aggregation=aggregation, min_per_class=2)
+    words = ["the", "a", "big", "small", "old", "young", "happy", "sad"]
+
+    def build(ctx):
+        for i in range(40):
+            animal = "cat" if i % 2 else "dog"
+            text = " ".join(words[j % 8] for j in range(i % 7 + 2)) + f" {animal} sat here"
+            yield {"text": text, "label": animal, "group": str(i)}
+
+    return build_dataset(CatalogEntry(card, None, "test"), builders={"toy": build}, force=True, progress=False)
+
+
+def test_interrupted_extraction_resumes_without_recomputing(tmp_path: Path, monkeypatch) -> None:
+    import probebank.extract as ex
+    from probebank.models import tiny_model
+    from probebank.schema import ExtractionPlan
+
+    loaded = tiny_model("llama")
+    built = _toy_built(tmp_path)
+    plan = ExtractionPlan(model=loaded.name, dataset=built.name, sites=["mlp", "resid"], aggregation="mean",
+                          batch_size=4, shard_rows=8)
+    calls = {"n": 0}
+    real_capture = ex.capture
+
+    def counting(*args, **kwargs):
+        calls["n"] += 1
+        return real_capture(*args, **kwargs)
+
+    monkeypatch.setattr(ex, "capture", counting)
+    with pytest.raises(KeyboardInterrupt):
+        ex.extract(loaded, built, plan, store_root=tmp_path / "store", progress=False, stop_after_shards=2)
+    first = calls["n"]
+    assert first == 4  # 2 shards x 2 batches of 4
+    store, report = ex.extract(loaded, built, plan, store_root=tmp_path / "store", progress=False)
+    assert calls["n"] - first == 6  # only the 3 unfinished shards (40 rows / 8 per shard = 5)
+    assert store.complete and store.meta["n_rows"] == 40
+    # a fresh, uninterrupted extraction gives the same activations
+    fresh, _ = ex.extract(loaded, built, plan, store_root=tmp_path / "fresh", progress=False)
+    assert fresh.key == store.key
+    order_a, order_b = np.argsort(store.rows()["example"]), np.argsort(fresh.rows()["example"])
+    for site in ("mlp", "resid"):
+        for layer in range(loaded.n_layers):
+            np.testing.assert_array_equal(np.asarray(store.layer(site, layer))[order_a],
+                                          np.asarray(fresh.layer(site, layer))[order_b])
+    # a complete store is reused: no forward pass at all
+    before = calls["n"]
+    again, _ = ex.extract(loaded, built, plan, store_root=tmp_path / "store", progress=False)
+    assert calls["n"] == before and again.key == store.key
+
+
+def test_changed_card_version_gives_new_store(tmp_path: Path) -> None:
+    from probebank.extract import extract
+    from probebank.models import tiny_model
+    from probebank.schema import ExtractionPlan
+
+    loaded = tiny_model("gpt2")
+    plan = ExtractionPlan(model=loaded.name, dataset="toy-sentences", layers=[0, 1], aggregation="mean")
+    a, _ = extract(loaded, _toy_built(tmp_path, version="1.0"), plan, store_root=tmp_path / "s", progress=False)
+    b, _ = extract(loaded, _toy_built(tmp_path, version="1.1"), plan, store_root=tmp_path / "s", progress=False)
+    assert a.key != b.key
+
+
+def test_stored_mean_equals_manual_mean_of_captured_tokens(tmp_path: Path) -> None:
+    """End to end through alignment and padding: the stored row is the mean over the text's tokens."""
+    from probebank.extract import extract
+    from probebank.models import capture, tiny_model
+    from probebank.schema import ExtractionPlan
+
+    loaded = tiny_model("gpt_neox")
+    built = _toy_built(tmp_path, aggregation="mean")
+    plan = ExtractionPlan(model=loaded.name, dataset=built.name, layers=[1], aggregation="mean", batch_size=8,
+                          dtype="float16")
+    store, _ = extract(loaded, built, plan, store_root=tmp_path / "s", progress=False)
+    rows = store.rows()
+    stored = np.asarray(store.layer("mlp", 1), dtype=np.float32)
+    for r in (0, 17, 39):
+        text = built.dataset[int(rows["example"][r])]["text"]
+        ids = loaded.tokenizer(text, return_tensors="pt")["input_ids"]
+        acts = capture(loaded, ids, torch.ones_like(ids), ["mlp"], [1])[("mlp", 1)][0]
+        np.testing.assert_allclose(stored[r], acts.mean(0).numpy(), rtol=2e-2, atol=2e-3)

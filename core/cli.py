@@ -18,8 +18,9 @@ from .errors import ConfigError, ProbebankError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="probebank: probing datasets and k-sparse probes on transformer activations.")
-console = Console()
-err_console = Console(stderr=True)
+# emoji=False: model names such as "tiny:llama" must print as written; wide tables when piped
+console = Console(emoji=False, width=None if sys.stdout.isatty() else 160)
+err_console = Console(stderr=True, emoji=False)
 STATE = {"debug": False}
 
 IncludeOpt = typer.Option(None, "--include", help="Folder of extra cards and plugin modules (repeatable).")

@@ -5,11 +5,11 @@ All probes fit the same model as
 on the selected columns: minimise C * sum_i w_i * logloss_i + ||coef||^2 / 2 (intercept
 unpenalised, w_i = n / (2 n_class)). Coefficients are therefore per standard deviation of
 each unit, comparable across units. Instead of sklearn's lbfgs we solve it with a damped
-Newton method (`fit_logistic`), which reaches the same unique optimum to ~1e-6 in a handful
-of iterations: the Hessian is (k+1)^2 for k <= n rows, and wider problems (the dense
-baseline on a 1536-unit layer with ~600 rows) are solved in the span of the rows through
-the n x n Gram matrix (Woodbury), so no d x d matrix is ever formed. tests/test_probe.py checks the solutions
-against sklearn's; bench/probe.py measures the speed.
+Newton method (`fit_logistic`), which reaches the same unique optimum in a handful of
+iterations: the Hessian is (k+1)^2 for k <= n rows, and wider problems (the dense baseline
+on a 1536-unit layer with ~600 rows) are solved in the span of the rows through the n x n
+Gram matrix (Woodbury), so no d x d matrix is ever formed. tests/test_probe.py checks the
+solutions against sklearn's; bench/probe.py measures the speed.
 """
 from __future__ import annotations
 
@@ -229,7 +229,7 @@ def _fit_std(Z: np.ndarray, yb: np.ndarray, sw: np.ndarray, C: float, max_iter: 
 class _LinearProbe(ClassifierMixin, BaseEstimator):
     """Shared predict side: standardise the selected columns, then a linear score."""
 
-    def __sklearn_tags__(self):  # noqa: D105
+    def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()
         tags.classifier_tags.multi_class = False  # one-vs-rest is the caller's job
         return tags

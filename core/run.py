@@ -109,7 +109,8 @@ def run(config: RunConfig, *, log: Callable[[str], None] = print) -> RunOutcome:
                                 dataset_version=entry.card.version, dataset_hash=built.content_hash,
                                 store_key=store.key)
         n_records += append_records(records_path, evaluate_store(store, built, provenance, probe_cfg, config.sites,
-                                                                 layers, progress=config.progress))
+                                                                 layers, progress=config.progress,
+                                                                 registry_methods=registered.methods))
         (out / "alignment.json").write_text(json.dumps(alignment, indent=1))
     from .results import read_records
     rows = summarise(read_records(records_path)) if n_records else []

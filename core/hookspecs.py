@@ -24,7 +24,7 @@ def register_sources(register):
 
 @hookspec
 def register_models(register):
-    """Register model providers: register(name, provider) where provider.load(spec, cache) -> LoadedModel."""
+    """Register model providers: register(name, provider) where provider.load(spec, *, dtype='float32') -> LoadedModel."""
 
 
 @hookspec

@@ -26,6 +26,7 @@ import hashlib
 import inspect
 import json
 import os
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Protocol, Sequence
@@ -213,6 +214,10 @@ class LoadedModel:
                    or getattr(tokenizer, "model_max_length", None) or 512)
         dtype = str(next(base.parameters()).dtype).removeprefix("torch.")
         _check_tokenizer(name, tokenizer)
+        vocab = getattr(config, "vocab_size", None)
+        if vocab and len(tokenizer) > vocab:
+            warnings.warn(f"{name}: the tokenizer has {len(tokenizer)} tokens but the model's vocabulary only "
+                          f"{vocab}; ids >= {vocab} will fail in the embedding", stacklevel=2)
         return cls(name=name, model=base, tokenizer=tokenizer, family=_family(config, layout), causal=causal,
                    n_layers=n_layers, widths={"mlp": _in_features(mlp), "resid": resid, "attn": _out_features(attn)},
                    revision=revision, dtype=dtype, notes=notes, max_positions=int(min(max_pos, 10**7)),

@@ -8,6 +8,7 @@ memory does not grow with the dataset.
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -20,7 +21,7 @@ from .examples import BuiltDataset
 from .models import LoadedModel, capture
 from .paths import cache_dir
 from .schema import ExtractionPlan
-from .store import FP16_MAX, ActivationStore, store_key
+from .store import ActivationStore, store_key
 
 
 @dataclass
@@ -130,10 +131,32 @@ def resolve_layers(loaded: LoadedModel, layers: Sequence[int] | None) -> list[in
     return out
 
 
-def _concat_keep_range(parts: list[np.ndarray]) -> np.ndarray:
-    """Concatenate batches along rows; fp32 if any batch needed it, else fp16."""
-    dtype = np.float32 if any(p.dtype == np.float32 for p in parts) else np.float16
-    return np.concatenate([p.astype(dtype, copy=False) for p in parts], axis=1)
+class ShardBuffers:
+    """Preallocated [n_layers, rows, width] arrays of one shard, filled batch by batch.
+
+    fp16 halves memory and disk; a site whose values leave fp16's range is upgraded to fp32
+    (SmolLM2's residual reaches ~26,000, Gemma-3's ~100,000: beyond fp16's 65,504).
+    """
+
+    def __init__(self, sites: Sequence[str], layers: Sequence[int], widths: dict[str, int], n_rows: int) -> None:
+        self.layer_pos = {layer: i for i, layer in enumerate(layers)}
+        self.arrays = {site: np.empty((len(layers), n_rows, widths[site]), dtype=np.float16) for site in sites}
+        self.pos = 0
+
+    def put(self, site: str, layer: int, rows: torch.Tensor) -> None:
+        target = self.arrays[site]
+        dst = target[self.layer_pos[layer], self.pos:self.pos + rows.shape[0]]
+        if target.dtype == np.float16:
+            torch.from_numpy(dst).copy_(rows)  # converts while copying
+            if not np.isfinite(dst).all() and torch.isfinite(rows).all():
+                self.arrays[site] = target = target.astype(np.float32)  # out of fp16 range: keep fp32
+                dst = target[self.layer_pos[layer], self.pos:self.pos + rows.shape[0]]
+            else:
+                return
+        torch.from_numpy(dst).copy_(rows)
+
+    def advance(self, n_rows: int) -> None:
+        self.pos += n_rows
 
 
 def extract(loaded: LoadedModel, built: BuiltDataset, plan: ExtractionPlan, *,
@@ -164,34 +187,42 @@ def extract(loaded: LoadedModel, built: BuiltDataset, plan: ExtractionPlan, *,
     total_tokens = sum(len(ex.input_ids) for shard in shards for ex in shard)
     bar = tqdm(total=total_tokens, desc=f"extract {built.name}", unit="tok", disable=not progress, leave=False)
     started, new_shards = time.perf_counter(), 0
-    for si, shard in enumerate(shards):
-        if store.shard_done(si):
-            bar.update(sum(len(ex.input_ids) for ex in shard))
-            continue
-        if stop_after_shards is not None and new_shards >= stop_after_shards:
-            bar.close()
-            raise KeyboardInterrupt(f"stopped on purpose after {new_shards} shards")
-        out = {site: [] for site in sites}
-        meta_parts = []
-        for lo in range(0, len(shard), plan.batch_size):
-            batch = shard[lo:lo + plan.batch_size]
-            ids, mask = pad_batch(batch, pad_id)
-            index = build_batch_index(batch, ids.shape[1], plan.aggregation)
-            # Aggregate inside the hook: memory holds one layer's full activations at a time.
-            captured = capture(loaded, ids, mask, sites, layers,
-                               reduce=lambda _s, _l, acts: aggregate(acts, index, plan.aggregation))
-            for site in sites:
-                stacked = torch.stack([captured[(site, layer)] for layer in layers]).float()
-                # fp16 as soon as possible keeps a shard's memory at half; out-of-range values stay fp32
-                fits = bool(stacked.abs().max() < FP16_MAX) if stacked.numel() else True
-                out[site].append((stacked.half() if fits else stacked).numpy())
-            del captured
-            meta_parts.append(index.meta)
-            bar.update(int(mask.sum()))
-        rows = {k: np.concatenate([m[k] for m in meta_parts]) for k in meta_parts[0]}
-        store.write_shard(si, {site: _concat_keep_range(arrs) for site, arrs in out.items()}, rows)
-        new_shards += 1
-    bar.close()
+    writer, pending = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store-writer"), None
+    try:
+        for si, shard in enumerate(shards):
+            if store.shard_done(si):
+                bar.update(sum(len(ex.input_ids) for ex in shard))
+                continue
+            if stop_after_shards is not None and new_shards >= stop_after_shards:
+                if pending is not None:
+                    pending.result()
+                raise KeyboardInterrupt(f"stopped on purpose after {new_shards} shards")
+            buffers = ShardBuffers(sites, layers, loaded.widths,
+                                   sum(len(_row_spans(ex, plan.aggregation)) for ex in shard))
+            meta_parts = []
+            for lo in range(0, len(shard), plan.batch_size):
+                batch = shard[lo:lo + plan.batch_size]
+                ids, mask = pad_batch(batch, pad_id)
+                index = build_batch_index(batch, ids.shape[1], plan.aggregation)
+                # Aggregate inside the hook and copy straight into the shard's fp16 buffer: memory holds
+                # one layer's full activations at a time and nothing is stacked or concatenated later.
+                capture(loaded, ids, mask, sites, layers,
+                        reduce=lambda site, layer, acts: buffers.put(site, layer,
+                                                                     aggregate(acts, index, plan.aggregation)))
+                buffers.advance(len(index.flat_last))
+                meta_parts.append(index.meta)
+                bar.update(int(mask.sum()))
+            rows = {k: np.concatenate([m[k] for m in meta_parts]) for k in meta_parts[0]}
+            if pending is not None:
+                pending.result()  # at most one shard in flight, so memory stays bounded
+            # Write on a background thread while the next shard's forward passes run.
+            pending = writer.submit(store.write_shard, si, buffers.arrays, rows)
+            new_shards += 1
+        if pending is not None:
+            pending.result()
+    finally:
+        writer.shutdown(wait=True)  # a finished shard is never lost, even on an interrupt
+        bar.close()
     store.finalise(len(shards), sites, layers, {
         "alignment": report.as_dict(), "widths_expected": {s: loaded.widths[s] for s in sites},
         "extract_seconds": round(time.perf_counter() - started, 3)})

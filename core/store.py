@@ -2,13 +2,13 @@
 
 Layout of one entry (cache/store/<key>/):
     meta.json                      what the key was made of, widths, dtypes, status
-    shards/<i>/<site>.npy          [n_layers, rows, width] for one shard of examples (while extracting)
+    shards/<i>/<site>.npy          [n_layers, rows, width] fp16 (fp32 if out of range) for one shard of examples
     shards/<i>/rows_<field>.npy    row metadata of that shard; shards/<i>/.done marks it finished
-    <site>/L<layer>.npy            [rows, width] per layer once finalised (memory-mapped on read)
-    rows_<field>.npy               row metadata (example, target, label, token, position)
+    rows_<field>.npy               all rows' metadata (example, target, label, token, position), once complete
 
-Shards make extraction resumable: an interrupted run keeps every finished shard. Arrays are
-saved with numpy's .npy format and always loaded with allow_pickle=False.
+Shards make extraction resumable: an interrupted run keeps every finished shard. Activations
+are written once: a layer is read back as its contiguous slice of every shard (memory-mapped).
+Arrays are saved in numpy's .npy format and always loaded with allow_pickle=False.
 """
 from __future__ import annotations
 
@@ -91,46 +91,41 @@ class ActivationStore:
         tmp.rename(final)
 
     def finalise(self, n_shards: int, sites: Iterable[str], layers: list[int], info: dict[str, Any]) -> None:
-        """Concatenate the shards into one memory-mapped file per (site, layer); drop the shards."""
+        """Mark the store complete once every shard is written; shards stay where they are.
+
+        Activations are not copied again: a layer is read as the concatenation of its contiguous
+        slice in each shard (see `layer`). Only the small row metadata is gathered into one file.
+        """
         sites = list(sites)
         shard_dirs = [self._shard_dir(i) for i in range(n_shards)]
         missing = [d.name for d in shard_dirs if not (d / ".done").is_file()]
         if missing:
             raise RuntimeError(f"cannot finalise store {self.key}: shards {missing} are unfinished")
         sizes = [int(_load(d / "rows_example.npy").shape[0]) for d in shard_dirs]
-        n_rows = sum(sizes)
         for name in ROW_FIELDS:
             parts = [_load(d / f"rows_{name}.npy") for d in shard_dirs]
             np.save(self.path / f"rows_{name}.npy",
                     np.concatenate(parts) if parts else np.zeros(0, np.int64), allow_pickle=False)
         widths, dtypes = {}, {}
         for site in sites:
-            shard_arrays = [_load(d / f"{site}.npy", mmap=True) for d in shard_dirs]
-            widths[site] = int(shard_arrays[0].shape[2]) if shard_arrays else 0
-            dtype = np.float32 if any(a.dtype == np.float32 for a in shard_arrays) else np.float16
-            dtypes[site] = np.dtype(dtype).name
-            (self.path / site).mkdir(exist_ok=True)
-            for li, layer in enumerate(layers):  # one layer at a time: memory stays flat
-                out = np.lib.format.open_memmap(self.path / site / f"L{layer:03d}.npy", mode="w+",
-                                                dtype=dtype, shape=(n_rows, widths[site]))
-                pos = 0
-                for arr, size in zip(shard_arrays, sizes):
-                    out[pos:pos + size] = arr[li]
-                    pos += size
-                out.flush()
-                del out
-        self.meta.update(status="complete", n_rows=n_rows, widths=widths, dtypes=dtypes,
+            arrays = [_load(d / f"{site}.npy", mmap=True) for d in shard_dirs]
+            widths[site] = int(arrays[0].shape[2]) if arrays else 0
+            dtypes[site] = [a.dtype.name for a in arrays]
+        self.meta.update(status="complete", n_rows=sum(sizes), shard_sizes=sizes, widths=widths, dtypes=dtypes,
                          sites=sites, layers=list(layers), **info)
         _atomic_json(self.meta_path, self.meta)
-        shutil.rmtree(self.path / "shards", ignore_errors=True)
 
     # ---- reading ----------------------------------------------------------------------------
     def layer(self, site: str, layer: int) -> np.ndarray:
-        """Read-only memory map of [rows, width] activations for one site and layer."""
-        path = self.path / site / f"L{layer:03d}.npy"
-        if not path.is_file():
+        """[rows, width] activations of one site and layer (each shard's slice is read through a memory map)."""
+        if not self.complete:
+            raise KeyError(f"store {self.key} is not complete")
+        if site not in self.meta["sites"] or layer not in self.meta["layers"]:
             raise KeyError(f"store {self.key} has no {site} activations for layer {layer}")
-        return _load(path, mmap=True)
+        li = self.meta["layers"].index(layer)
+        parts = [_load(self._shard_dir(i) / f"{site}.npy", mmap=True)[li] for i in range(len(self.meta["shard_sizes"]))]
+        dtype = np.result_type(*[p.dtype for p in parts])
+        return np.concatenate(parts).astype(dtype, copy=False) if len(parts) > 1 else np.asarray(parts[0])
 
     def rows(self) -> dict[str, np.ndarray]:
         return {name: _load(self.path / f"rows_{name}.npy") for name in ROW_FIELDS}

@@ -83,9 +83,11 @@ def test_store_roundtrip_fp16_and_overflow_fallback(tmp_path: Path) -> None:
     again = ActivationStore(tmp_path, "k")
     assert again.complete and again.meta["n_rows"] == 5
     np.testing.assert_allclose(again.layer("mlp", 0), np.concatenate([a0[0], a1[0]]), rtol=1e-3, atol=1e-3)
-    assert again.layer("mlp", 1).dtype == np.float32 and again.layer("mlp", 1)[3, 0] == 1e5
+    assert again.layer("mlp", 1)[3, 0] == 1e5
     assert again.rows()["example"].tolist() == [0, 1, 2, 3, 4]
-    assert not (tmp_path / "k" / "shards").exists()
+    assert again.layer("mlp", 0).dtype == np.float32  # one shard overflowed fp16: the layer reads as fp32
+    with pytest.raises(KeyError):
+        again.layer("resid", 0)
 
 
 # ---- extraction on a tiny random model ------------------------------------------------------
@@ -178,3 +180,21 @@ def test_stored_mean_equals_manual_mean_of_captured_tokens(tmp_path: Path) -> No
         ids = loaded.tokenizer(text, return_tensors="pt")["input_ids"]
         acts = capture(loaded, ids, torch.ones_like(ids), ["mlp"], [1])[("mlp", 1)][0]
         np.testing.assert_allclose(stored[r], acts.mean(0).numpy(), rtol=2e-2, atol=2e-3)
+
+
+def test_shard_buffers_keep_fp16_and_upgrade_on_overflow() -> None:
+    from probebank.extract import ShardBuffers
+
+    buf = ShardBuffers(["mlp", "resid"], [3, 7], {"mlp": 4, "resid": 2}, n_rows=5)
+    small = torch.linspace(-3, 3, 12).reshape(3, 4)
+    buf.put("mlp", 3, small)
+    buf.put("mlp", 7, small * 2)
+    buf.put("resid", 3, torch.ones(3, 2))
+    buf.put("resid", 7, torch.tensor([[1.0, 2.0], [7e4, 3.0], [4.0, 5.0]]))  # beyond fp16's 65,504
+    buf.advance(3)
+    buf.put("mlp", 3, torch.zeros(2, 4))
+    assert buf.arrays["mlp"].dtype == np.float16 and buf.arrays["resid"].dtype == np.float32
+    np.testing.assert_allclose(buf.arrays["mlp"][0, :3], small.numpy(), atol=2e-3)
+    np.testing.assert_allclose(buf.arrays["mlp"][1, :3], 2 * small.numpy(), atol=4e-3)
+    assert buf.arrays["resid"][1, 1, 0] == 7e4 and buf.arrays["resid"][0, 0, 0] == 1.0
+    np.testing.assert_array_equal(buf.arrays["mlp"][0, 3:], 0)

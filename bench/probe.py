@@ -2,7 +2,7 @@
 
     python bench/probe.py                      # synthetic SmolLM2-shaped MLP activations
     python bench/probe.py --layers 6 --repeats 1
-    python bench/probe.py --store DIR          # real activations (once load_layers is wired)
+    python bench/probe.py --store CACHE/store/KEY --feature 3   # real activations of one stored dataset
 
 The fast path is probebank.probe.sweep_feature (rank once, standardise once, Newton
 solver with warm starts, the dense probe solved in the row span through the n x n Gram
@@ -55,14 +55,17 @@ Layers = list[np.ndarray]
 
 # ---------------------------------------------------------------- data
 
-def load_layers(store: Path, feature: int = 0) -> tuple[Layers, np.ndarray]:
-    """Hook point for the activation store: per-layer (rows, units) float32 arrays + binary labels.
+def load_layers(store: Path, feature: int = 0, site: str = "mlp") -> tuple[Layers, np.ndarray]:
+    """Every layer of one site from an activation store folder (cache/store/<key>), as float32 arrays,
+    with the binary labels of one one-vs-rest feature (class index `feature` vs the rest)."""
+    from probebank.store import ActivationStore
 
-    Wire this to probebank's activation store (one site, every layer, one dataset, the
-    labels of one one-vs-rest feature) once it exists.
-    """
-    raise NotImplementedError(f"--store {store}: load_layers() is not wired to the activation store yet; "
-                              "run without --store for synthetic activations")
+    st = ActivationStore(store.parent, store.name)
+    if not st.complete:
+        raise SystemExit(f"{store} is not a complete activation store")
+    y = (st.rows()["label"] == feature).astype(np.int64)
+    layers = [np.asarray(st.layer(site, layer), dtype=np.float32) for layer in st.meta["layers"]]
+    return layers, y
 
 
 def synthetic_layers(n_layers: int = 30, d: int = 1536, n_rows: int = 850, n_features: int = 3,

@@ -20,7 +20,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
-STORE_FORMAT = 1
+STORE_FORMAT = 2  # 2: activations stay in their shards (no consolidated per-layer copy)
 ROW_FIELDS = ("example", "target", "label", "token", "position")
 FP16_MAX = 65504.0
 

@@ -13,9 +13,42 @@ import numpy as np
 
 from .examples import BuiltDataset
 from .probe import sweep_feature
-from .schema import ProbeConfig, Provenance, ResultRecord
+from .schema import DatasetCard, ProbeConfig, Provenance, ResultRecord
 from .splits import balanced_one_vs_rest, grouped_stratified_split
 from .store import ActivationStore
+
+
+def _source_hash(objs: Sequence[object]) -> str:
+    import hashlib
+    import inspect
+    import sys
+
+    h = hashlib.sha256()
+    for obj in objs:
+        module = obj if inspect.ismodule(obj) else sys.modules.get(getattr(obj, "__module__", ""), None)
+        try:
+            h.update(inspect.getsource(module).encode() if module else repr(obj).encode())
+        except (OSError, TypeError):
+            h.update(repr(obj).encode())
+    return h.hexdigest()
+
+
+def probe_key(store_key: str, provenance: Provenance, cfg: ProbeConfig, sites: Sequence[str],
+              layers: Sequence[int], card: DatasetCard, method_objs: Sequence[object]) -> str:
+    """Everything that decides a dataset's probe records, including the probing code itself."""
+    import hashlib
+    import json
+
+    from . import metrics, probe, select, splits
+
+    blob = json.dumps({"store": store_key, "provenance": provenance.model_dump(mode="json"),
+                       "config": cfg.model_dump(mode="json"), "sites": list(sites), "layers": list(layers),
+                       "split": card.split.model_dump(mode="json"), "labels": card.labels.model_dump(mode="json"),
+                       "aggregation": card.aggregation,
+                       "code": _source_hash([metrics, probe, select, splits]
+                                            + [m for m in method_objs if m is not None]
+                                            + [feature_splits])}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:24]
 
 
 @dataclass

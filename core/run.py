@@ -12,10 +12,11 @@ from typing import Callable
 
 from . import __version__
 from .errors import ConfigError
-from .evaluate import evaluate_store
+from .evaluate import evaluate_store, probe_key
 from .examples import BuiltDataset, build_dataset
 from .extract import extract, resolve_layers
 from .models import LoadedModel, load_model
+from .paths import cache_dir
 from .plugins import get_registered
 from .registry import load_catalog
 from .results import RECORDS_FILE, append_records, summarise, write_summary_markdown
@@ -66,6 +67,25 @@ def _selected(config: RunConfig) -> tuple[list[str], int | None]:
     return list(suite.datasets), config.limit if config.limit is not None else suite.limit
 
 
+def _probe(store, built: BuiltDataset, provenance: Provenance, probe_cfg: ProbeConfig, config: RunConfig,
+           layers: list[int], methods: dict, records_path: Path) -> int:
+    """Probe one stored dataset, or reuse the records of an identical earlier probe (same store,
+    settings and probing code), so a repeated run finishes in seconds."""
+    key = probe_key(store.key, provenance, probe_cfg, config.sites, layers, built.card,
+                    [methods.get(m) for m in probe_cfg.methods])
+    cached = cache_dir("records") / f"{key}.jsonl"
+    if not cached.is_file():
+        tmp = cached.with_suffix(".tmp")
+        tmp.write_text("")
+        append_records(tmp, evaluate_store(store, built, provenance, probe_cfg, config.sites, layers,
+                                           progress=config.progress, registry_methods=methods))
+        tmp.replace(cached)
+    text = cached.read_text(encoding="utf-8")
+    with open(records_path, "a", encoding="utf-8") as f:
+        f.write(text)
+    return text.count("\n")
+
+
 def run(config: RunConfig, *, log: Callable[[str], None] = print) -> RunOutcome:
     started = time.perf_counter()
     names, limit = _selected(config)
@@ -108,9 +128,12 @@ def run(config: RunConfig, *, log: Callable[[str], None] = print) -> RunOutcome:
                                 model_dtype=loaded.dtype, model_notes=loaded.notes, dataset=name,
                                 dataset_version=entry.card.version, dataset_hash=built.content_hash,
                                 store_key=store.key)
-        n_records += append_records(records_path, evaluate_store(store, built, provenance, probe_cfg, config.sites,
-                                                                 layers, progress=config.progress,
-                                                                 registry_methods=registered.methods))
+        added = _probe(store, built, provenance, probe_cfg, config, layers, registered.methods, records_path)
+        if not added:
+            skipped[name] = (f"no feature has {probe_cfg.min_rows_per_class}+ positive rows on both sides of the "
+                             f"split; use a larger --limit")
+            log(f"{name}: skipped: {skipped[name]}")
+        n_records += added
         (out / "alignment.json").write_text(json.dumps(alignment, indent=1))
     from .results import read_records
     rows = summarise(read_records(records_path)) if n_records else []

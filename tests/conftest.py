@@ -30,6 +30,8 @@ targets:
   kind: spans
 aggregation: last
 min_per_class: 2
+split:
+  test_size: 0.5
 """
 
 

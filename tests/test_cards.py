@@ -31,7 +31,7 @@ def test_unknown_key_names_file_line_and_field(bank, capsys) -> None:
     with pytest.raises(CardError) as info:
         load_card(folder / "toy-words" / "card.yaml")
     msg = info.value.render()
-    assert "card.yaml:15" in msg and "colour" in msg and "unknown key" in msg
+    assert "card.yaml:17" in msg and "colour" in msg and "unknown key" in msg
     code, out = run_cli(capsys, "list", "--include", str(folder))
     assert code == 2 and "colour" in out and "Traceback" not in out
 

@@ -1,0 +1,78 @@
+"""The run API and CLI on a tiny random model: records, summary, reuse, and invalid options (exit 2)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from probebank.cli import main
+from probebank.run import RunConfig, run
+
+
+def _config(bank: Path, out: Path, **kw) -> RunConfig:
+    return RunConfig(model="tiny:llama", datasets=["toy-words"], include=[bank], out=out, progress=False, **kw)
+
+
+def test_run_writes_records_summary_and_reuses_them(bank, tmp_path: Path, monkeypatch) -> None:
+    folder = bank()
+    first = run(_config(folder, tmp_path / "a", methods=["mean_diff", "f_stat"]), log=lambda m: None)
+    records = [json.loads(line) for line in (tmp_path / "a" / "records.jsonl").read_text().splitlines()]
+    assert first.n_records == len(records) > 0
+    assert {r["method"] for r in records} == {"mean_diff", "f_stat", "dense"}
+    assert {r["layer"] for r in records} == {0, 1, 2, 3}
+    k1 = [r for r in records if r["k"] == 1]
+    assert all(len(r["units"]) == 1 and len(r["coef"]) == 1 for r in k1)
+    assert records[0]["provenance"]["model"] == "tiny-llama" and records[0]["provenance"]["dataset_version"] == "1.0"
+    assert {row["method"] for row in first.summary} == {"mean_diff", "f_stat"}
+    assert (tmp_path / "a" / "summary.md").read_text().count("toy-words") == 2
+    alignment = json.loads((tmp_path / "a" / "alignment.json").read_text())["toy-words"]
+    assert alignment["targets"] == 16 and alignment["dropped"] == 0
+
+    # An identical run reuses the stored records: probing must not run again.
+    import probebank.run as run_module
+
+    def boom(*args, **kwargs):
+        raise AssertionError("probed again although nothing changed")
+
+    monkeypatch.setattr(run_module, "evaluate_store", boom)
+    again = run(_config(folder, tmp_path / "b", methods=["mean_diff", "f_stat"]), log=lambda m: None)
+    assert (tmp_path / "b" / "records.jsonl").read_text() == (tmp_path / "a" / "records.jsonl").read_text()
+    assert again.summary == first.summary
+    # A changed setting is probed anew.
+    with pytest.raises(AssertionError, match="probed again"):
+        run(_config(folder, tmp_path / "c", methods=["random"]), log=lambda m: None)
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["--methods", "telepathy"], "unknown method 'telepathy'"),
+    (["--sites", "mlp,brain"], "unknown site"),
+    (["--layers", "0,99"], "layers [99] do not exist"),
+    (["--layers", "zero"], "cannot read 'zero'"),
+    (["--suite", "quick"], "either --datasets or --suite"),
+])
+def test_run_rejects_bad_options_with_exit_2(bank, tmp_path: Path, capsys, args: list[str], expected: str) -> None:
+    folder = bank()
+    code = main(["run", "--model", "tiny:llama", "--datasets", "toy-words", "--include", str(folder),
+                 "--out", str(tmp_path / "o"), "--no-progress", *args])
+    out = capsys.readouterr()
+    assert code == 2, out
+    assert expected in (out.err + out.out) and "Traceback" not in out.err
+
+
+def test_unknown_model_is_a_clear_error(bank, tmp_path: Path, capsys) -> None:
+    code = main(["run", "--model", "no-such-model", "--datasets", "toy-words", "--include", str(bank()),
+                 "--out", str(tmp_path / "o"), "--no-progress"])
+    out = capsys.readouterr()
+    assert code == 2 and "no-such-model" in out.err and "smollm2-135m" in out.err
+
+
+def test_results_command_reads_a_folder(bank, tmp_path: Path, capsys) -> None:
+    run(_config(bank(), tmp_path / "r"), log=lambda m: None)
+    assert main(["results", str(tmp_path / "r"), "--format", "json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert rows[0]["dataset"] == "toy-words" and rows[0]["f1_k1"] is not None
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "records.jsonl").write_text('{"feature": 1}\n')
+    assert main(["results", str(tmp_path / "bad")]) == 2
+    assert "records.jsonl:1" in capsys.readouterr().err

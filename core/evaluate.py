@@ -5,7 +5,6 @@ stratified by label; every layer, method and k reuses them, so results are compa
 """
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import Iterator, Sequence
 

@@ -24,7 +24,8 @@ import torch
 
 from probebank.errors import ModelError
 from probebank.hookspecs import hookimpl
-from probebank.models import LoadedModel, _torch_dtype, file_sha256, prepare_runtime, tiny_model
+from probebank.models import LoadedModel, _torch_dtype, file_sha256, prepare_runtime
+from probebank.tiny_models import tiny_model
 from probebank.paths import cache_dir
 from probebank.schema import SourcePin
 from probebank.sources import cached_artifact, fetch_pin

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 import torch
 
-from probebank.models import TINY_FAMILIES, LoadedModel, tiny_model
+from probebank.models import LoadedModel
+from probebank.tiny_models import TINY_FAMILIES, tiny_model
 
 TEXTS = [
     "The cat saw a dog near Paris in 1999, didn't it?",

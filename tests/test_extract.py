@@ -114,7 +114,7 @@ def _toy_built(tmp_path: Path, aggregation: str = "mean", version: str = "1.0"):
 
 def test_interrupted_extraction_resumes_without_recomputing(tmp_path: Path, monkeypatch) -> None:
     import probebank.extract as ex
-    from probebank.models import tiny_model
+    from probebank.tiny_models import tiny_model
     from probebank.schema import ExtractionPlan
 
     loaded = tiny_model("llama")
@@ -152,7 +152,7 @@ def test_interrupted_extraction_resumes_without_recomputing(tmp_path: Path, monk
 
 def test_changed_card_version_gives_new_store(tmp_path: Path) -> None:
     from probebank.extract import extract
-    from probebank.models import tiny_model
+    from probebank.tiny_models import tiny_model
     from probebank.schema import ExtractionPlan
 
     loaded = tiny_model("gpt2")
@@ -165,7 +165,8 @@ def test_changed_card_version_gives_new_store(tmp_path: Path) -> None:
 def test_stored_mean_equals_manual_mean_of_captured_tokens(tmp_path: Path) -> None:
     """End to end through alignment and padding: the stored row is the mean over the text's tokens."""
     from probebank.extract import extract
-    from probebank.models import capture, tiny_model
+    from probebank.models import capture
+    from probebank.tiny_models import tiny_model
     from probebank.schema import ExtractionPlan
 
     loaded = tiny_model("gpt_neox")

@@ -10,8 +10,9 @@ from torch import nn
 from conftest_models import (TEXTS, isolated_cache, models_registry, tiny_models,  # noqa: F401 (fixtures)
                              write_tiny_llama_gguf)
 from probebank.errors import ModelError
-from probebank.models import (LAYOUTS, TINY_FAMILIES, Layout, LoadedModel, bare_forward, capture,
-                              register_layout, resolve_layout, resolve_model, tiny_model)
+from probebank.models import (LAYOUTS, Layout, LoadedModel, bare_forward, capture, register_layout,
+                              resolve_layout, resolve_model)
+from probebank.tiny_models import TINY_FAMILIES, tiny_model
 
 FAMILIES = list(TINY_FAMILIES)
 EXPECTED_MLP = {"llama": 128, "gpt_neox": 256, "gpt2": 256, "gemma3": 128, "bert": 128}

@@ -21,7 +21,7 @@ from .examples import BuiltDataset
 from .models import LoadedModel, capture
 from .paths import cache_dir
 from .schema import ExtractionPlan
-from .store import ActivationStore, store_key
+from .store import FP16_MAX, ActivationStore, store_key
 
 
 @dataclass
@@ -146,14 +146,12 @@ class ShardBuffers:
     def put(self, site: str, layer: int, rows: torch.Tensor) -> None:
         target = self.arrays[site]
         dst = target[self.layer_pos[layer], self.pos:self.pos + rows.shape[0]]
-        if target.dtype == np.float16:
-            torch.from_numpy(dst).copy_(rows)  # converts while copying
-            if not np.isfinite(dst).all() and torch.isfinite(rows).all():
+        if target.dtype == np.float16 and rows.numel():
+            low, high = torch.aminmax(rows)  # one vectorised pass; far cheaper than checking the fp16 copy
+            if max(-float(low), float(high)) >= FP16_MAX:
                 self.arrays[site] = target = target.astype(np.float32)  # out of fp16 range: keep fp32
                 dst = target[self.layer_pos[layer], self.pos:self.pos + rows.shape[0]]
-            else:
-                return
-        torch.from_numpy(dst).copy_(rows)
+        torch.from_numpy(dst).copy_(rows)  # converts to the buffer's dtype while copying
 
     def advance(self, n_rows: int) -> None:
         self.pos += n_rows

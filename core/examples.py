@@ -133,6 +133,13 @@ def row_labels(example: dict) -> list[int]:
     return [t["label"] if t["label"] >= 0 else example["label"] for t in _targets_as_rows(example["targets"])]
 
 
+def labelled_targets(dataset: Any, classes: Sequence[str]) -> Iterator[tuple[dict, str, str]]:
+    """(example, target text, class name) for every target of a built dataset: for inspecting labels."""
+    for example in dataset:
+        for target, label in zip(_targets_as_rows(example["targets"]), row_labels(example)):
+            yield example, example["text"][target["start"]:target["end"]], classes[label]
+
+
 def _targets_as_rows(targets: Any) -> list[dict]:
     if isinstance(targets, dict):  # datasets may return a dict of lists
         return [dict(zip(targets, vals)) for vals in zip(*targets.values())]

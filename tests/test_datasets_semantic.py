@@ -13,7 +13,7 @@ from typing import Iterator
 
 import pytest
 
-from probebank.examples import BuiltDataset, build_dataset, row_labels
+from probebank.examples import BuiltDataset, build_dataset, labelled_targets
 from probebank.registry import CatalogEntry, load_registry_file
 from probebank.sources import fetch_pin
 from probebank.yamlio import load_yaml
@@ -63,10 +63,7 @@ def rows(b: BuiltDataset) -> list[dict]:
 
 def targets(b: BuiltDataset) -> Iterator[tuple[dict, str, str]]:
     """(row, target text, class name) of every target."""
-    classes = b.card.labels.classes
-    for r in rows(b):
-        for t, lab in zip(r["targets"], row_labels(r)):
-            yield r, r["text"][t["start"]:t["end"]], classes[lab]
+    return labelled_targets(b.dataset, b.card.labels.classes)
 
 
 # --- cards -------------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from typing import Iterator
 import pytest
 
 from probebank.errors import ProbebankError
-from probebank.examples import BuiltDataset, build_dataset, row_labels
+from probebank.examples import BuiltDataset, build_dataset, labelled_targets, row_labels
 from probebank.paths import safe_join
 from probebank.registry import CatalogEntry, load_card, load_registry_file, parse_model
 from probebank.schema import DatasetCard, Registry
@@ -100,10 +100,7 @@ def class_counts(built: BuiltDataset) -> Counter:
 
 def labelled_spans(built: BuiltDataset) -> Iterator[tuple[dict, str, str]]:
     """(example, target text, target class) for every target."""
-    classes = built.card.labels.classes
-    for r in rows(built):
-        for t, lab in zip(r["targets"], row_labels(r)):
-            yield r, r["text"][t["start"]:t["end"]], classes[lab]
+    return labelled_targets(built.dataset, built.card.labels.classes)
 
 
 # ----------------------------------------------------------------------------- shared checks

@@ -18,7 +18,7 @@ from .extract import extract, resolve_layers
 from .models import LoadedModel, load_model
 from .paths import cache_dir
 from .plugins import get_registered
-from .registry import load_catalog
+from .registry import Catalog, load_catalog
 from .results import RECORDS_FILE, append_records, summarise, write_summary_markdown
 from .schema import DEFAULT_K_GRID, ExtractionPlan, ProbeConfig, Provenance
 from .sources import SourceUnavailable
@@ -54,8 +54,7 @@ class RunOutcome:
     seconds: float
 
 
-def _selected(config: RunConfig) -> tuple[list[str], int | None]:
-    catalog = load_catalog(config.include)
+def _selected(config: RunConfig, catalog: Catalog) -> tuple[list[str], int | None]:
     if config.datasets and config.suite:
         raise ConfigError("give either --datasets or --suite, not both", field="--datasets",
                           fix="drop one of the two options")
@@ -88,13 +87,13 @@ def _probe(store, built: BuiltDataset, provenance: Provenance, probe_cfg: ProbeC
 
 def run(config: RunConfig, *, log: Callable[[str], None] = print) -> RunOutcome:
     started = time.perf_counter()
-    names, limit = _selected(config)
+    catalog = load_catalog(config.include)
+    names, limit = _selected(config, catalog)
     registered = get_registered(config.include)
     for method in config.methods:
         if method not in registered.methods:
             raise ConfigError(f"unknown method '{method}'", field="--methods",
                               fix=f"use one of: {', '.join(sorted(registered.methods))}")
-    catalog = load_catalog(config.include)
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     records_path = out / RECORDS_FILE

@@ -6,7 +6,7 @@ stratified by label; every layer, method and k reuses them, so results are compa
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -86,10 +86,22 @@ def feature_splits(built: BuiltDataset, rows: dict[str, np.ndarray], cfg: ProbeC
     return out
 
 
+Encoder = Callable[[str, int, np.ndarray], np.ndarray]  # (site, layer, activations) -> codes
+
+
+def identity_encoder(site: str, layer: int, X: np.ndarray) -> np.ndarray:
+    return X
+
+
 def evaluate_store(store: ActivationStore, built: BuiltDataset, provenance: Provenance, cfg: ProbeConfig,
                    sites: Sequence[str], layers: Sequence[int], *, progress: bool = True,
-                   registry_methods: dict | None = None) -> Iterator[ResultRecord]:
-    """Yield records layer by layer (callers stream them to disk)."""
+                   registry_methods: dict | None = None,
+                   encoders: Mapping[str, Encoder] | None = None) -> Iterator[ResultRecord]:
+    """Yield records layer by layer (callers stream them to disk).
+
+    `encoders` maps a basis name to a function turning a layer's activations into that basis's
+    codes; probes run on each basis's codes in turn (default: the neurons themselves).
+    """
     from tqdm.auto import tqdm
 
     from .select import get_selector
@@ -99,21 +111,26 @@ def evaluate_store(store: ActivationStore, built: BuiltDataset, provenance: Prov
     # Resolve each method once, from the run's own plugin registry (so --include methods work).
     selectors = {name: (registry_methods[name]() if registry_methods and name in registry_methods
                         else get_selector(name)) for name in cfg.methods}
+    encoders = dict(encoders or {"identity": identity_encoder})
     jobs = [(site, layer) for site in sites for layer in layers]
     for site, layer in tqdm(jobs, desc=f"probe {built.name}", unit="layer", disable=not progress, leave=False):
-        X = np.asarray(store.layer(site, layer), dtype=np.float32)  # fp16 on disk -> fp32 once per layer
-        for sp in splits:
-            Xtr, Xte = X[sp.train], X[sp.test]
-            for mi, method in enumerate(cfg.methods):
-                points = sweep_feature(Xtr, sp.y_train, Xte, sp.y_test, method=selectors[method], k_grid=cfg.k_grid,
-                                       dense=cfg.dense and mi == 0, C=cfg.C, max_iter=cfg.max_iter, seed=sp.seed)
-                for p in points:
-                    yield ResultRecord(
-                        provenance=provenance, feature=sp.feature, site=site, layer=layer,
-                        aggregation=built.card.aggregation, method="dense" if p.method == "dense" else method,
-                        method_params=selectors[method].get_params() if p.method != "dense" else {},
-                        k=p.k, seed=sp.seed,
-                        n_train=len(sp.train), n_test=len(sp.test), n_train_pos=int(sp.y_train.sum()),
-                        n_test_pos=int(sp.y_test.sum()), metrics=p.metrics, units=[int(u) for u in p.units],
-                        coef=[float(c) for c in p.coef], intercept=float(p.intercept),
-                        wall_time_s=float(p.wall_time_s))
+        X_layer = np.asarray(store.layer(site, layer), dtype=np.float32)  # fp16 on disk -> fp32 once per layer
+        for basis, encode in encoders.items():
+            X = np.asarray(encode(site, layer, X_layer), dtype=np.float32)
+            for sp in splits:
+                Xtr, Xte = X[sp.train], X[sp.test]
+                for mi, method in enumerate(cfg.methods):
+                    points = sweep_feature(Xtr, sp.y_train, Xte, sp.y_test, method=selectors[method],
+                                           k_grid=cfg.k_grid, dense=cfg.dense and mi == 0, C=cfg.C,
+                                           max_iter=cfg.max_iter, seed=sp.seed)
+                    for p in points:
+                        yield ResultRecord(
+                            provenance=provenance, feature=sp.feature, site=site, layer=layer,
+                            aggregation=built.card.aggregation, basis=basis,
+                            method="dense" if p.method == "dense" else method,
+                            method_params=selectors[method].get_params() if p.method != "dense" else {},
+                            k=p.k, seed=sp.seed,
+                            n_train=len(sp.train), n_test=len(sp.test), n_train_pos=int(sp.y_train.sum()),
+                            n_test_pos=int(sp.y_test.sum()), metrics=p.metrics, units=[int(u) for u in p.units],
+                            coef=[float(c) for c in p.coef], intercept=float(p.intercept),
+                            wall_time_s=float(p.wall_time_s))

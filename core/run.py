@@ -43,6 +43,9 @@ class RunConfig:
     batch_size: int = 16
     dense: bool = True
     progress: bool = True
+    bases: list[str] = field(default_factory=lambda: ["identity"])  # unsupervised bases to probe (issue 6)
+    controls: bool = True          # shuffled-label, random-rotation and token-identity controls (issue 4)
+    random_init: bool = False      # also probe a random-init copy of the model (a second extraction)
 
 
 @dataclass

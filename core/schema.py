@@ -194,6 +194,33 @@ class Provenance(Strict):
     store_key: str | None = None
 
 
+class Controls(Strict):
+    """Evidence that a probe result is real, measured on the same split as the probe (issue 4).
+
+    None means the control was not run for this record.
+    """
+
+    shuffled_f1: float | None = Field(None, description="Same probe trained on labels shuffled across groups.")
+    selectivity: float | None = Field(None, description="f1 - shuffled_f1 (Hewitt & Liang's control task).")
+    rotation_f1: float | None = Field(None, description="Same probe on a random rotation of the same layer.")
+    token_identity_f1: float | None = Field(None, description="Label predicted from the target token id alone.")
+    random_init_f1: float | None = Field(None, description="Same probe on a random-init model of the same architecture.")
+
+
+class SolverReport(Strict):
+    """How an exact (MILP) probe was solved: the proof that comes with an 'optimal' support."""
+
+    solver: str = Field(description="e.g. highs")
+    status: str = Field(description="optimal, time_limit, ...")
+    objective: float
+    bound: float = Field(description="Best proven lower bound on the objective.")
+    gap: float = Field(description="Relative optimality gap (objective - bound) / max(|objective|, eps).")
+    time_s: float
+    time_limited: bool
+    n_candidates: int
+    warm_start: bool = False
+
+
 class ResultRecord(Strict):
     """One probe result: (model, dataset, feature, site, layer, method, k, seed) with provenance."""
 
@@ -216,6 +243,11 @@ class ResultRecord(Strict):
     coef: list[float] = Field(default_factory=list, description="Coefficients of the selected units.")
     intercept: float = 0.0
     wall_time_s: float = 0.0
+    controls: Controls | None = None
+    solver: SolverReport | None = None
+    basis_key: str | None = Field(None, description="Content key of a trained basis (what it was fit on, how).")
+    basis_flags: list[str] = Field(default_factory=list,
+                                   description="Warnings about the basis, e.g. 'train-overlaps-test'.")
 
 
 SCHEMAS: dict[str, type[BaseModel]] = {
@@ -226,4 +258,6 @@ SCHEMAS: dict[str, type[BaseModel]] = {
     "ExtractionPlan": ExtractionPlan,
     "ProbeConfig": ProbeConfig,
     "ResultRecord": ResultRecord,
+    "Controls": Controls,
+    "SolverReport": SolverReport,
 }

@@ -1,0 +1,87 @@
+"""Commands that read the bank: list, show, build, schema."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from ..errors import ConfigError
+from .common import IncludeOpt, _short, app, console
+
+
+@app.command("list")
+def list_cmd(format: str = typer.Option("table", "--format", help="table or json"),
+             include: Optional[List[Path]] = IncludeOpt) -> None:
+    """List the datasets of the bank (reads cards only; imports no builder code)."""
+    from ..registry import load_catalog
+
+    catalog = load_catalog(include or [], with_plugins=bool(include))
+    items = []
+    for name in catalog.names():
+        card = catalog.entries[name].card
+        n_classes = len(card.labels.classes)
+        items.append({"name": name, "version": card.version, "category": card.category,
+                      "label_type": card.labels.type, "classes": card.labels.classes,
+                      "binary_features": 1 if card.labels.type == "binary" else n_classes,
+                      "aggregation": card.aggregation, "silver": card.silver, "license": card.license,
+                      "tags": card.tags, "origin": catalog.entries[name].origin})
+    if format == "json":
+        print(json.dumps({"datasets": items, "suites": {k: v.model_dump() for k, v in catalog.suites.items()}},
+                         indent=1))
+        return
+    if format != "table":
+        raise ConfigError(f"unknown format '{format}'", field="--format", fix="use table or json")
+    from rich.table import Table
+    table = Table(title=f"{len(items)} datasets, {sum(i['binary_features'] for i in items)} binary features")
+    for col in ("name", "category", "version", "labels", "features", "aggregation", "license"):
+        table.add_column(col)
+    for i in items:
+        table.add_row(i["name"], i["category"], i["version"], i["label_type"] + (" (silver)" if i["silver"] else ""),
+                      str(i["binary_features"]), i["aggregation"], _short(i["license"]))
+    console.print(table)
+
+
+@app.command()
+def show(name: str, include: Optional[List[Path]] = IncludeOpt) -> None:
+    """Print one dataset's card."""
+    import yaml
+    from ..registry import load_catalog
+
+    entry = load_catalog(include or [], with_plugins=bool(include)).get(name)
+    console.print(f"[bold]{name}[/bold]  ({entry.origin}{', ' + str(entry.card_path) if entry.card_path else ''})")
+    print(yaml.safe_dump(entry.card.model_dump(mode="json", exclude_none=True), sort_keys=False, allow_unicode=True))
+
+
+@app.command()
+def build(name: str, limit: Optional[int] = typer.Option(None, help="Max examples per class."),
+          force: bool = typer.Option(False, help="Rebuild even if cached."),
+          include: Optional[List[Path]] = IncludeOpt) -> None:
+    """Build one dataset's examples (fetching its pinned sources) and print their statistics."""
+    from collections import Counter
+
+    from ..examples import build_dataset, row_labels
+    from ..plugins import get_registered
+    from ..registry import load_catalog
+
+    entry = load_catalog(include or []).get(name)
+    built = build_dataset(entry, builders=get_registered(include or []).builders, limit=limit,
+                          include=include or [], force=force)
+    counts = Counter(lab for ex in built.dataset for lab in row_labels(ex))
+    console.print(f"{name} v{built.card.version}: {len(built.dataset)} examples, "
+                  f"{sum(counts.values())} targets, content hash {built.content_hash[:16]}")
+    for idx, n in sorted(counts.items()):
+        console.print(f"  {built.card.labels.classes[idx]:<24} {n}")
+    console.print(f"cached at {built.path}")
+
+
+@app.command()
+def schema(name: Optional[str] = typer.Argument(None, help="One schema (default: all).")) -> None:
+    """Print the JSON Schemas of the card, registry, plan, probe config and result record."""
+    from ..schema import SCHEMAS
+
+    if name and name not in SCHEMAS:
+        raise ConfigError(f"no schema named '{name}'", field="NAME", fix=f"use one of: {', '.join(SCHEMAS)}")
+    chosen = {name: SCHEMAS[name]} if name else SCHEMAS
+    print(json.dumps({k: v.model_json_schema() for k, v in chosen.items()}, indent=1))

@@ -1,0 +1,65 @@
+"""The main job and its results: run, results."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from ..errors import ConfigError
+from .common import IncludeOpt, _csv, _ints, app, console, err_console
+
+
+@app.command()
+def run(model: str = typer.Option("smollm2-135m", help="Registered model name, a .gguf path or a local HF folder."),
+        datasets: Optional[str] = typer.Option(None, help="Comma-separated dataset names."),
+        suite: Optional[str] = typer.Option(None, help="A suite from registry.yaml (default: quick)."),
+        sites: str = typer.Option("mlp", help="Comma-separated sites: mlp, resid, attn."),
+        layers: Optional[str] = typer.Option(None, help="Layers, e.g. 0,4,8 or 0-11 (default: all)."),
+        methods: str = typer.Option("mean_diff", help="Comma-separated selection methods."),
+        limit: Optional[int] = typer.Option(None, help="Max examples per class (default: the suite's)."),
+        seeds: str = typer.Option("0", help="Comma-separated split seeds."),
+        batch_size: int = typer.Option(16, help="Sequences per forward pass."),
+        out: Path = typer.Option(Path("probebank-out"), help="Results folder."),
+        include: Optional[List[Path]] = IncludeOpt,
+        progress: bool = typer.Option(True, help="Show progress bars.")) -> None:
+    """Build datasets, extract activations, run k-sparse probes and print the summary table."""
+    from ..results import render_summary
+    from ..run import RunConfig, run as run_job
+
+    site_list = _csv(sites) or ["mlp"]
+    bad = [s for s in site_list if s not in ("mlp", "resid", "attn")]
+    if bad:
+        raise ConfigError(f"unknown site(s) {bad}", field="--sites", fix="use mlp, resid and/or attn")
+    config = RunConfig(model=model, datasets=_csv(datasets), suite=suite, sites=site_list,
+                       layers=_ints(layers, "--layers"), methods=_csv(methods) or ["mean_diff"], limit=limit,
+                       seeds=_ints(seeds, "--seeds") or [0], batch_size=batch_size, out=out,
+                       include=list(include or []), progress=progress)
+    outcome = run_job(config, log=lambda msg: err_console.print(msg))
+    console.print(render_summary(outcome.summary, title=f"{model}: best layer per feature"))
+    console.print(f"{outcome.n_records} records in {outcome.out / 'records.jsonl'}; "
+                  f"summary in {outcome.out / 'summary.md'}; {outcome.seconds:.1f} s")
+    for name, why in outcome.skipped.items():
+        console.print(f"[yellow]skipped[/yellow] {name}: {why}")
+
+
+@app.command()
+def results(folder: Path = typer.Argument(..., help="A results folder (the --out of a run)."),
+            method: Optional[str] = typer.Option(None, help="Only this selection method."),
+            format: str = typer.Option("table", "--format", help="table, md or json")) -> None:
+    """Print the summary table of a results folder."""
+    from ..results import read_records, render_summary, summarise, summary_json
+
+    rows = summarise(read_records(folder), method=method)
+    if format == "json":
+        print(summary_json(rows))
+    elif format == "md":
+        import tempfile
+        from ..results import write_summary_markdown
+        with tempfile.TemporaryDirectory() as tmp:
+            write_summary_markdown(rows, Path(tmp) / "s.md")
+            print((Path(tmp) / "s.md").read_text())
+    elif format == "table":
+        console.print(render_summary(rows, title=str(folder)))
+    else:
+        raise ConfigError(f"unknown format '{format}'", field="--format", fix="use table, md or json")

@@ -59,3 +59,7 @@ class PluginError(ProbebankError):
 
 class ConfigError(ProbebankError):
     """A command-line option or run configuration is invalid."""
+
+
+class GateError(ProbebankError):
+    """A built dataset failed a quality gate that its card does not waive."""

@@ -6,19 +6,39 @@ from typing import List, Optional
 
 import typer
 
-from ..errors import ConfigError
+from ..errors import ConfigError, GateError, ProbebankError
 from .common import IncludeOpt, app, console
+
+TokenizerOpt = typer.Option("smollm2-135m", "--tokenizer",
+                            help="Model whose tokenizer the token-identity and position gates use (weights not loaded).")
+
+
+def _gate_table(report, title: str):
+    from rich.table import Table
+
+    colour = {"pass": "green", "fail": "red", "waived": "yellow", "n/a": "dim"}
+    table = Table(title=title, title_justify="left")
+    for col in ("gate", "value", "threshold", "status", "note"):
+        table.add_column(col, overflow="fold")
+    for r in report.results:
+        note = f"waiver: {r.reason}" if r.status == "waived" else r.detail
+        table.add_row(r.gate, r.shown_value(), r.threshold, f"[{colour[r.status]}]{r.status}[/{colour[r.status]}]",
+                      note)
+    return table
 
 
 @app.command()
 def validate(names: Optional[List[str]] = typer.Argument(None), all_: bool = typer.Option(False, "--all"),
              limit: Optional[int] = typer.Option(60, help="Examples per class to build (0 = cards only)."),
+             tokenizer: str = TokenizerOpt,
              include: Optional[List[Path]] = IncludeOpt) -> None:
-    """Check cards and registry; build each dataset (small) and check its examples."""
-    from ..examples import build_dataset
+    """Check cards and registry; build each dataset (small) and run the quality gates on it.
+
+    A failing gate is an error unless the card waives it; with --all every dataset is checked
+    and all failures are listed at the end.
+    """
     from ..plugins import get_registered
     from ..registry import load_catalog
-    from ..sources import SourceUnavailable
 
     catalog = load_catalog(include or [])
     if not names and not all_:
@@ -26,18 +46,98 @@ def validate(names: Optional[List[str]] = typer.Argument(None), all_: bool = typ
                           fix="e.g. `probebank validate language-udhr` or `probebank validate --all`")
     targets = catalog.names() if all_ else [catalog.get(n).card.name for n in names]
     builders = get_registered(include or []).builders
+    failures: list[str] = []
+    tok = None
     for name in targets:
         entry = catalog.entries[name]
-        if entry.card.builder not in builders:
-            raise ConfigError(f"dataset '{name}' names builder '{entry.card.builder}' which no plugin registers",
-                              file=entry.card_path, field="builder",
-                              fix=f"use one of: {', '.join(sorted(builders))}")
-        if not limit:
-            console.print(f"[green]ok[/green] {name} (card)")
-            continue
         try:
-            built = build_dataset(entry, builders=builders, limit=limit, include=include or [])
-        except SourceUnavailable as exc:
-            console.print(f"[yellow]skipped[/yellow] {name}: {exc.message}")
-            continue
-        console.print(f"[green]ok[/green] {name}: {len(built.dataset)} examples")
+            tok = _validate_one(entry, builders, limit, tokenizer, tok, include or [], failures)
+        except ProbebankError as exc:  # keep going: report every dataset's problem at the end
+            console.print(f"[red]error[/red] {name}: {exc.render()}", highlight=False)
+            failures.append(f"{name}: {exc.render()}")
+    if failures:
+        # each line carries its own fix; the message keeps them all, after every dataset was checked
+        raise GateError(f"{len(failures)} problem(s) in {len(targets)} dataset(s):\n  - " + "\n  - ".join(failures))
+    console.print(f"[green]all {len(targets)} dataset(s) valid[/green]")
+
+
+def _validate_one(entry, builders, limit, tokenizer_name, tok, include, failures):
+    """Validate one dataset; gate failures are appended to `failures`. Returns the (lazily loaded) tokenizer."""
+    from ..examples import build_dataset
+    from ..gates import failure_message, run_gates, unknown_waivers
+    from ..scaffold import todo_fields
+    from ..sources import SourceUnavailable
+    from ..tokenizer import load_tokenizer
+
+    name = entry.card.name
+    if entry.card.builder not in builders:
+        raise ConfigError(f"dataset '{name}' names builder '{entry.card.builder}' which no plugin registers",
+                          file=entry.card_path, field="builder", fix=f"use one of: {', '.join(sorted(builders))}")
+    todos = todo_fields(entry.card)
+    if todos:
+        raise ConfigError(f"the card still has TODOs in {', '.join(todos)}", file=entry.card_path,
+                          field=todos[0], fix="write them (see CONTRIBUTING.md)")
+    for key in unknown_waivers(entry.card.waivers):
+        console.print(f"[yellow]warning[/yellow] {name}: waiver '{key}' names no gate (gates: see docs/bank.md)")
+    if not limit:
+        console.print(f"[green]ok[/green] {name} (card)")
+        return tok
+    try:
+        built = build_dataset(entry, builders=builders, limit=limit, include=include)
+    except SourceUnavailable as exc:
+        console.print(f"[yellow]{name}: {exc.message}[/yellow]", highlight=False)
+        return tok
+    if tok is None:
+        tok = load_tokenizer(tokenizer_name)
+    report = run_gates(built, tok.tokenizer, tok.revision)
+    console.print(_gate_table(report, f"{name}: {len(built.dataset)} examples (limit {limit}/class), "
+                                      f"hash {built.content_hash[:12]}"))
+    for r in report.failures:
+        msg = failure_message(name, r, entry.card_path)
+        console.print(f"[red]fail[/red] {msg}", highlight=False)
+        failures.append(msg)
+    return tok
+
+
+@app.command()
+def catalog(out: Optional[Path] = typer.Option(None, "--out", help="Where to write (default: DATASETS.md in the bank root)."),
+            check: bool = typer.Option(False, "--check", help="Fail if the file is not what would be written."),
+            limit: Optional[int] = typer.Option(None, help="Examples per class to build (default: all)."),
+            tokenizer: str = TokenizerOpt,
+            include: Optional[List[Path]] = IncludeOpt) -> None:
+    """Write DATASETS.md: one row per dataset with its card facts and gate results (no model weights)."""
+    from ..catalog import catalog_markdown
+    from ..paths import bank_root
+
+    path = out or bank_root() / "DATASETS.md"
+    text = catalog_markdown(include=include or [], limit=limit, tokenizer_name=tokenizer,
+                            log=lambda msg: console.print(msg, highlight=False))
+    if check:
+        current = path.read_text(encoding="utf-8") if path.is_file() else None
+        if current != text:
+            import difflib
+            diff = "".join(list(difflib.unified_diff((current or "").splitlines(True), text.splitlines(True),
+                                                     str(path), "would write", n=0))[:40])
+            raise ConfigError(f"{path.name} is out of date" + ("" if current is not None else " (missing)")
+                              + (f":\n{diff}" if diff else ""), file=path,
+                              fix="run `probebank catalog` and commit the file")
+        console.print(f"[green]{path.name} is up to date[/green]")
+        return
+    path.write_text(text, encoding="utf-8")
+    console.print(f"wrote {path}")
+
+
+@app.command()
+def new(name: str, category: str = typer.Option(..., "--category", help="One of the 8 categories."),
+        dest: Optional[Path] = typer.Option(None, "--dest",
+                                            help="An include folder (default: the bank's datasets/ and plugins)."),
+        include: Optional[List[Path]] = IncludeOpt) -> None:
+    """Scaffold a dataset: a card with TODOs and a working example builder; prints the next steps."""
+    from ..scaffold import scaffold
+
+    made = scaffold(name, category, dest=dest, include=include or [])
+    for path in made.files:
+        console.print(f"created {path}")
+    console.print("\n[bold]Next steps[/bold]")
+    for i, step in enumerate(made.next_steps, 1):
+        console.print(f"{i}. {step}", highlight=False, soft_wrap=True)

@@ -203,7 +203,7 @@ def check_examples(card: DatasetCard, rows: list[dict], *, limit: int | None) ->
                          fix="make ids unique (or omit them to get <dataset>-<index>)")
     minimum = card.min_per_class if limit is None else min(card.min_per_class, limit)
     small = {name: counts.get(i, 0) for i, name in enumerate(card.labels.classes) if counts.get(i, 0) < minimum}
-    if small and "min_per_class" not in card.waivers:
+    if small and not {"min_per_class", "min_examples"} & set(card.waivers):  # the gate's name or the old key
         raise BuildError(f"dataset '{card.name}': classes below the minimum of {minimum}: {small}",
                          field="min_per_class", fix="add examples, drop the class, or write a waiver in the card")
 
@@ -235,7 +235,8 @@ def _build_key(card: DatasetCard, card_dir: Path | None, builder: Callable[..., 
             path = safe_join(card_dir, pin.path)
             if path.is_file():
                 files[pin.name] = sha256_file(path)
-    blob = json.dumps({"card": card.model_dump(mode="json"), "limit": limit, "format": BUILD_FORMAT,
+    # Waivers say how to read the gates, not how to build: editing one must not rebuild the data.
+    blob = json.dumps({"card": card.model_dump(mode="json", exclude={"waivers"}), "limit": limit, "format": BUILD_FORMAT,
                        "builder": hashlib.sha256(code.encode()).hexdigest(), "files": files}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 

@@ -170,13 +170,25 @@ def test_ungrouped_split_leaks_groups(gate_bank) -> None:
     assert "groups on both sides" in res["leakage"].detail
 
 
-def test_min_examples_and_balance_thresholds(gate_bank) -> None:
+def test_min_examples_fails_and_its_waiver_also_lets_the_build_through(gate_bank) -> None:
     folder = gate_bank(("lexical-fair", "true", ""))
     card = folder / "lexical-fair" / "card.yaml"
-    card.write_text(card.read_text().replace("min_per_class: 10", "min_per_class: 500")
-                    + "waivers:\n  min_per_class: the build check is waived so the gate can be seen failing\n")
+    card.write_text(card.read_text().replace("min_per_class: 10", "min_per_class: 500"))
+    with pytest.raises(Exception, match="classes below the minimum of 500"):
+        built_of(folder, "lexical-fair")
+    card.write_text(card.read_text() + "waivers:\n  min_examples: a test of the gate\n")
     res = results(folder, "lexical-fair")
-    assert res["min_examples"].status == "fail" and res["min_examples"].threshold == ">= 500"
+    assert res["min_examples"].threshold == ">= 500" and not res["min_examples"].passed
+    assert res["min_examples"].status == "waived" and res["min_examples"].reason == "a test of the gate"
+
+
+def test_editing_a_waiver_rebuilds_nothing(gate_bank) -> None:
+    folder = gate_bank(("lexical-shortcut", "true", ""))
+    first = built_of(folder, "lexical-shortcut")
+    card = folder / "lexical-shortcut" / "card.yaml"
+    card.write_text(card.read_text() + "waivers:\n  token_identity: on purpose\n")
+    again = built_of(folder, "lexical-shortcut")
+    assert again.path == first.path and again.content_hash == first.content_hash
 
 
 def test_target_rows_follow_the_aggregation(gate_bank) -> None:

@@ -162,7 +162,7 @@ def test_missing_npm_gives_a_skipped_line_not_a_crash(tmp_path, empty_bank, monk
     text = out.out + out.err
     assert code == 0, text
     assert "skipped" in text and "language-npm-only: skipped: needs npm" in " ".join(text.split())
-    assert "Traceback" not in text
+    assert "Traceback" not in text and "all 0 dataset(s) valid (1 skipped: language-npm-only)" in text
     code = main(["catalog", "--out", str(tmp_path / "D.md"), "--include", str(folder), "--tokenizer", "tiny:llama"])
     assert code == 0
     assert "not built: needs npm" in (tmp_path / "D.md").read_text()

@@ -47,21 +47,23 @@ def validate(names: Optional[List[str]] = typer.Argument(None), all_: bool = typ
     targets = catalog.names() if all_ else [catalog.get(n).card.name for n in names]
     builders = get_registered(include or []).builders
     failures: list[str] = []
+    skipped: list[str] = []
     tok = None
     for name in targets:
         entry = catalog.entries[name]
         try:
-            tok = _validate_one(entry, builders, limit, tokenizer, tok, include or [], failures)
+            tok = _validate_one(entry, builders, limit, tokenizer, tok, include or [], failures, skipped)
         except ProbebankError as exc:  # keep going: report every dataset's problem at the end
             console.print(f"[red]error[/red] {name}: {exc.render()}", highlight=False)
             failures.append(f"{name}: {exc.render()}")
     if failures:
         # each line carries its own fix; the message keeps them all, after every dataset was checked
         raise GateError(f"{len(failures)} problem(s) in {len(targets)} dataset(s):\n  - " + "\n  - ".join(failures))
-    console.print(f"[green]all {len(targets)} dataset(s) valid[/green]")
+    note = f" ({len(skipped)} skipped: {', '.join(skipped)})" if skipped else ""
+    console.print(f"[green]all {len(targets) - len(skipped)} dataset(s) valid[/green]{note}", highlight=False)
 
 
-def _validate_one(entry, builders, limit, tokenizer_name, tok, include, failures):
+def _validate_one(entry, builders, limit, tokenizer_name, tok, include, failures, skipped):
     """Validate one dataset; gate failures are appended to `failures`. Returns the (lazily loaded) tokenizer."""
     from ..examples import build_dataset
     from ..gates import failure_message, run_gates, unknown_waivers
@@ -86,6 +88,7 @@ def _validate_one(entry, builders, limit, tokenizer_name, tok, include, failures
         built = build_dataset(entry, builders=builders, limit=limit, include=include)
     except SourceUnavailable as exc:
         console.print(f"[yellow]{name}: {exc.message}[/yellow]", highlight=False)
+        skipped.append(name)
         return tok
     if tok is None:
         tok = load_tokenizer(tokenizer_name)

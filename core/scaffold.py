@@ -113,8 +113,8 @@ def build_{snake}(ctx: BuildContext) -> Iterator[dict]:
         for word in words.get(label) or []:
             word = str(word)
             for t_idx, template in enumerate(templates):
-                text = template.replace("{{word}}", word)
-                start = text.index(word)
+                start = template.index("{{word}}")  # the word's own place, even if it also occurs elsewhere
+                text = template[:start] + word + template[start + len("{{word}}"):]
                 yield {{"id": f"{name}-{{label}}-{{word}}-{{t_idx}}", "text": text,
                        "targets": [(start, start + len(word))], "label": label, "group": word}}
 '''

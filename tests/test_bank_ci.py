@@ -7,7 +7,6 @@ file. Sources are fetched into PROBEBANK_CACHE once and reused by later runs.
 """
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 

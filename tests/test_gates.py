@@ -3,6 +3,7 @@ and `validate --all` reports every failure at the end (exit 2) without losing wh
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -209,7 +210,7 @@ def test_target_rows_follow_the_aggregation(gate_bank) -> None:
 def test_gates_are_cached_by_content(gate_bank, monkeypatch) -> None:
     folder = gate_bank(("lexical-fair", "true", ""))
     first = results(folder, "lexical-fair")
-    files = list((Path(__import__("os").environ["PROBEBANK_CACHE"]) / "gates").glob("*.json"))
+    files = list((Path(os.environ["PROBEBANK_CACHE"]) / "gates").glob("*.json"))
     assert len(files) == 1
 
     def boom(*a, **k):
@@ -233,7 +234,7 @@ def test_validate_all_keeps_going_and_reports_every_failure(gate_bank, capsys) -
     assert "lexical-fair" not in tail.split("Fix:")[0]
     assert "waiver 'no_such_gate' names no gate" in out
     # every dataset's gates were computed and kept
-    assert len(list((Path(__import__("os").environ["PROBEBANK_CACHE"]) / "gates").glob("*.json"))) == 3
+    assert len(list((Path(os.environ["PROBEBANK_CACHE"]) / "gates").glob("*.json"))) == 3
 
 
 def test_measure_gates_without_a_possible_split_reports_instead_of_crashing(gate_bank) -> None:

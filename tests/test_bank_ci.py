@@ -15,7 +15,9 @@ import pytest
 from conftest import write
 from probebank.cli import main
 
-SAMPLE_LIMIT = 20  # examples (targets, for per-token data) per class
+from probebank.gates import VALIDATE_LIMIT
+
+SAMPLE_LIMIT = VALIDATE_LIMIT  # examples (targets, for per-token data) per class: what `validate` builds
 REPRODUCE = ("factual-country-continent", "lexical-word-shape", "bias-name-gender")
 
 

@@ -7,6 +7,7 @@ from typing import List, Optional
 import typer
 
 from ..errors import ConfigError, GateError, ProbebankError
+from ..gates import VALIDATE_LIMIT
 from .common import IncludeOpt, app, console
 
 TokenizerOpt = typer.Option("smollm2-135m", "--tokenizer",
@@ -29,7 +30,7 @@ def _gate_table(report, title: str):
 
 @app.command()
 def validate(names: Optional[List[str]] = typer.Argument(None), all_: bool = typer.Option(False, "--all"),
-             limit: Optional[int] = typer.Option(60, help="Examples per class to build (0 = cards only)."),
+             limit: Optional[int] = typer.Option(VALIDATE_LIMIT, help="Examples per class to build (0 = cards only)."),
              tokenizer: str = TokenizerOpt,
              include: Optional[List[Path]] = IncludeOpt) -> None:
     """Check cards and registry; build each dataset (small) and run the quality gates on it.

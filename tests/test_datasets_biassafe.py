@@ -200,9 +200,12 @@ def test_occupations_follow_bls_shares(built) -> None:
     assert labels["carpenter"] == labels["mechanic"] == labels["construction worker"] == "majority_male"
     assert "editor" not in labels and "salesperson" not in labels  # within 5 points of 50%
     assert len(labels) == 37
+    groups = defaultdict(set)
     for row, span, _ in targets(built[("bias-occupation-gender", None)]):
-        assert row["group"] in (span, span.replace(" ", "_")) or span in ("mechanic", "designer", "counselor",
-                                                                        "hairdresser", "CEO", "sewing machine operator")
+        groups[span].add(row["group"])
+        assert "{" not in row["text"] and not re.search(r"\b(he|she|his|her|him)\b", row["text"], re.I)
+    assert all(len(g) == 1 for g in groups.values())  # every template of an occupation in one group
+    assert groups["mechanic"] == {"mechanician"} and groups["sewing machine operator"] == {"sewer"}
 
 
 def test_name_ethnicity_labels(built) -> None:

@@ -93,6 +93,10 @@ def _rel_gap(upper: float, lower: float) -> float:
     return max(0.0, (upper - lower) / max(abs(upper), 1e-12))
 
 
+def _within(gap: float, tol: float) -> bool:
+    return gap <= tol * (1.0 + 1e-9) + 1e-15  # the cutoff proof gives gap == tol up to rounding
+
+
 class _Fits:
     """Logistic fits of supports (memoised) and the cuts they give."""
 
@@ -249,7 +253,7 @@ def best_subset_logistic(Z: np.ndarray, y: np.ndarray, k: int, *, C: float = 1.0
 
     rounds = 0
     time_limited = False
-    while _rel_gap(upper, lower) > tol:
+    while not _within(_rel_gap(upper, lower), tol):
         left = time_limit - elapsed()
         if left <= 0:
             time_limited = True
@@ -295,8 +299,8 @@ def best_subset_logistic(Z: np.ndarray, y: np.ndarray, k: int, *, C: float = 1.0
     order = np.argsort(-np.abs(w), kind="stable")
     gap = _rel_gap(upper, lower)
     return MilpResult(support=best[order], coef=w[order], intercept=b, objective=obj, bound=min(lower, upper),
-                      gap=gap, time_s=elapsed(), time_limited=time_limited and gap > tol,
-                      status="optimal" if gap <= tol else "time_limit", n_candidates=m, warm_start=warm,
+                      gap=gap, time_s=elapsed(), time_limited=time_limited and not _within(gap, tol),
+                      status="optimal" if _within(gap, tol) else "time_limit", n_candidates=m, warm_start=warm,
                       rounds=rounds, n_cuts=n_cuts, n_fits=fits.n_fits, history=history)
 
 

@@ -24,6 +24,9 @@ converge in few rounds:
   * scaled cuts: for t in (0, 1], t * u is dual feasible too, and A(t u) - t^2 q(u)' z is a
     different cut; a handful of t per fit gives the master the curvature that one tangent lacks
     (one cut per fit left gaps near 100% after 20 s on SmolLM2 features);
+  * when there are at most `enumerate_max` supports (k <= 2 at m = 50) they are enumerated
+    instead, skipping every support whose cut bound already rules it out (solver
+    "enumeration"): the master's cuts are too weak to beat 50 or 1225 fits of ~1 ms;
   * a warm start: the best of the heuristic supports (mean_diff, f_stat, ... re-fitted) plus a
     swap local search give the incumbent and the first cuts;
   * the incumbent as objective cutoff: each master solve only looks for z whose cut value
@@ -37,7 +40,9 @@ time_limited=True.
 """
 from __future__ import annotations
 
+import math
 import time
+from itertools import combinations
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
@@ -75,9 +80,10 @@ class MilpResult:
     n_cuts: int = 0
     n_fits: int = 0
     history: list[tuple[float, float, float]] = field(default_factory=list)  # (t, upper, lower)
+    solver: str = "highs"  # "highs" (outer approximation) or "enumeration"
 
-    def report(self, solver: str = "highs") -> SolverReport:
-        return SolverReport(solver=solver, status=self.status, objective=float(self.objective),
+    def report(self) -> SolverReport:
+        return SolverReport(solver=self.solver, status=self.status, objective=float(self.objective),
                             bound=float(self.bound), gap=float(self.gap), time_s=float(self.time_s),
                             time_limited=bool(self.time_limited), n_candidates=int(self.n_candidates),
                             warm_start=bool(self.warm_start))
@@ -185,7 +191,8 @@ def _greedy(fits: _Fits, k: int, m: int) -> np.ndarray:
 
 def best_subset_logistic(Z: np.ndarray, y: np.ndarray, k: int, *, C: float = 1.0, tol: float = 1e-4,
                          time_limit: float = 10.0, warm_supports: Sequence[Sequence[int]] = (),
-                         local_search: bool = True, threads: int = 1) -> MilpResult:
+                         local_search: bool = True, enumerate_max: int = 2000,
+                         threads: int = 1) -> MilpResult:
     """The best k columns of Z for the balanced L2 logistic probe, with a proven gap.
 
     Z: (n, m) standardised candidate columns; y: binary; warm_supports: heuristic supports
@@ -226,6 +233,9 @@ def best_subset_logistic(Z: np.ndarray, y: np.ndarray, k: int, *, C: float = 1.0
     if k == m:
         lower = upper
     history.append((elapsed(), upper, lower))
+
+    if math.comb(m, k) <= enumerate_max and not _within(_rel_gap(upper, lower), tol):
+        return _enumerate(fits, k, best, upper, tol, t0, time_limit, warm, history)
 
     # ---- master MILP over z with every cut gathered so far
     h = hs.Highs()
@@ -302,6 +312,64 @@ def best_subset_logistic(Z: np.ndarray, y: np.ndarray, k: int, *, C: float = 1.0
                       gap=gap, time_s=elapsed(), time_limited=time_limited and not _within(gap, tol),
                       status="optimal" if _within(gap, tol) else "time_limit", n_candidates=m, warm_start=warm,
                       rounds=rounds, n_cuts=n_cuts, n_fits=fits.n_fits, history=history)
+
+
+def _enumerate(fits: _Fits, k: int, best: np.ndarray, upper: float, tol: float, t0: float, time_limit: float,
+               warm: bool, history: list[tuple[float, float, float]]) -> MilpResult:
+    """Exact by enumeration of every k-subset, pruning with the cuts of the fits done so far.
+
+    On a time limit the proven lower bound is the smallest cut bound over the supports not
+    yet fitted (cuts are valid for every support).
+    """
+    m = fits.Z.shape[1]
+    todo = np.array(list(combinations(range(m), k)), dtype=np.int64)
+    A: list[float] = []
+    Q: list[np.ndarray] = []
+
+    def cut_bounds(rows: np.ndarray) -> np.ndarray:
+        if not A:
+            return np.zeros(len(rows))
+        Qm = np.asarray(Q)  # (T, m)
+        return np.max(np.asarray(A)[:, None] - Qm[:, rows].sum(axis=2), axis=0)
+
+    for key in list(fits.cache):
+        for a, q in fits.cuts(fits.cache[key][3]):
+            A.append(a)
+            Q.append(q)
+    time_limited = False
+    i = 0
+    while i < len(todo):
+        if i % 64 == 0:  # prune the rest with every cut so far
+            rest = todo[i:]
+            keep = cut_bounds(rest) < upper * (1.0 - tol)
+            todo = np.concatenate([todo[:i], rest[keep]])
+            if i >= len(todo):
+                break
+            if time.perf_counter() - t0 > time_limit:
+                time_limited = True
+                break
+        S = todo[i]
+        obj, _, _, u = fits.fit(S)
+        if obj < upper:
+            upper, best = obj, S
+        for a, q in fits.cuts(u):
+            A.append(a)
+            Q.append(q)
+        i += 1
+    rest = todo[i:]
+    lower = upper if not len(rest) else float(min(upper, max(0.0, cut_bounds(rest).min())))
+    if not len(rest) or _within(_rel_gap(upper, lower), tol):
+        lower = max(lower, upper * (1.0 - tol)) if len(rest) else upper
+    elapsed = time.perf_counter() - t0
+    history.append((elapsed, upper, lower))
+    obj, w, b, _ = fits.fit(best)
+    order = np.argsort(-np.abs(w), kind="stable")
+    gap = _rel_gap(upper, lower)
+    done = _within(gap, tol)
+    return MilpResult(support=np.asarray(best)[order], coef=w[order], intercept=b, objective=obj, bound=lower,
+                      gap=gap, time_s=elapsed, time_limited=time_limited and not done,
+                      status="optimal" if done else "time_limit", n_candidates=m, warm_start=warm, rounds=0,
+                      n_cuts=len(A), n_fits=fits.n_fits, history=history, solver="enumeration")
 
 
 # ---------------------------------------------------------------- the baseline the issue measured
@@ -394,13 +462,14 @@ class MilpSelector(Selector):
     holds a SolverReport per solved k and `results_` the full MilpResult (support as unit
     indices). Warm start (`warm_start`): the supports of mean_diff and f_stat (and adaptive
     when `warm_adaptive`) restricted to the candidates seed the incumbent and the first cuts.
+    k with at most `enumerate_max` subsets of the candidates are enumerated (with pruning).
     """
 
     nested = False
 
     def __init__(self, m: int = 50, k_max: int = 8, prefilter: str = "f_stat", C: float = 1.0, tol: float = 1e-4,
                  time_limit: float = 5.0, warm_start: bool = True, warm_adaptive: bool = False,
-                 threads: int = 1) -> None:
+                 enumerate_max: int = 2000, threads: int = 1) -> None:
         self.m = m
         self.k_max = k_max
         self.prefilter = prefilter
@@ -409,6 +478,7 @@ class MilpSelector(Selector):
         self.time_limit = time_limit
         self.warm_start = warm_start
         self.warm_adaptive = warm_adaptive
+        self.enumerate_max = enumerate_max
         self.threads = threads
 
     def _check_params(self, d: int) -> tuple[int, int]:
@@ -459,7 +529,7 @@ class MilpSelector(Selector):
                 continue
             res = best_subset_logistic(Z, yb, k, C=float(self.C), tol=float(self.tol),
                                        time_limit=float(self.time_limit), warm_supports=warm.get(k, []),
-                                       threads=int(self.threads))
+                                       enumerate_max=int(self.enumerate_max), threads=int(self.threads))
             res.support = cand[res.support]
             self.results_[k] = res
             self.reports_[k] = res.report()

@@ -552,22 +552,25 @@ def heuristic_matches(X: np.ndarray, y: np.ndarray, selector: MilpSelector,
                       seed: int = 0) -> dict[int, dict[str, dict[str, Any]]]:
     """For each k the selector solved: did each heuristic already find the optimal support?
 
-    Returns {k: {method: {"same_support", "objective", "optimal"}}}: same_support is set
-    equality with the MILP's support; optimal means the heuristic support's objective is
-    within the proven gap (objective - bound <= max(tol, gap) * objective), i.e. it is
-    certified optimal too (ties and near-ties count). Call after selector.supports(X, y, ...).
+    Returns {k: {method: {"same_support", "objective", "as_good", "certified"}}}:
+    same_support is set equality with the MILP's support; as_good means the heuristic's
+    probe objective is no worse than the MILP's best support (within tol; ties count);
+    certified means it is moreover proven optimal: objective - bound <= tol * objective,
+    which needs the MILP to have closed its gap. Call after selector.supports(X, y, ...).
     """
     X, yb = check_xy(X, y)
     if not getattr(selector, "results_", None):
         raise ValueError("call selector.supports(X, y, ks) first: it has no solved k yet")
     ks = sorted(selector.results_)
+    tol = float(selector.tol)
     out: dict[int, dict[str, dict[str, Any]]] = {k: {} for k in ks}
     for name in methods:
         sup = get_selector(name).supports(X, yb, ks, seed)
         for k in ks:
             res = selector.results_[k]
             obj = probe_objective(X, yb, sup[k], float(selector.C))
-            slack = max(float(selector.tol), res.gap) * abs(obj)
+            as_good = obj <= res.objective + tol * abs(res.objective) + 1e-9
+            certified = as_good and _within(_rel_gap(obj, res.bound), tol)
             out[k][name] = {"same_support": set(map(int, sup[k])) == set(map(int, res.support)),
-                            "objective": obj, "optimal": bool(obj - res.bound <= slack + 1e-9)}
+                            "objective": obj, "as_good": bool(as_good), "certified": bool(certified)}
     return out

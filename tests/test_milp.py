@@ -105,11 +105,18 @@ def test_heuristic_comparison():
     sel = MilpSelector(m=30, time_limit=20.0)
     sel.supports(X, y, [3])
     cmp = heuristic_matches(X, y, sel, methods=("f_stat", "random"))
-    assert cmp[3]["f_stat"]["same_support"] and cmp[3]["f_stat"]["optimal"]
-    assert not cmp[3]["random"]["optimal"]  # a random support is not within the gap
+    assert cmp[3]["f_stat"]["same_support"] and cmp[3]["f_stat"]["certified"]
+    assert not cmp[3]["random"]["as_good"] and not cmp[3]["random"]["certified"]
     assert cmp[3]["random"]["objective"] > sel.results_[3].objective
     with pytest.raises(ValueError, match="supports"):
         heuristic_matches(X, y, MilpSelector())
+    # a heuristic that ties an unproven MILP is as good but not certified
+    hard = MilpSelector(m=30, time_limit=0.01, enumerate_max=0)
+    Xh, yh, _ = planted(n=600, d=30, seed=1)
+    hard.supports(Xh, yh, [6])
+    assert hard.results_[6].time_limited
+    for v in heuristic_matches(Xh, yh, hard, methods=("f_stat",))[6].values():
+        assert not v["certified"]
 
 
 def test_naive_bigm_baseline_solves_small_problem():

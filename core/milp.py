@@ -296,12 +296,9 @@ def best_subset_logistic(Z: np.ndarray, y: np.ndarray, k: int, *, C: float = 1.0
         S = np.flatnonzero(z > 0.5)
         if S.size != k:  # numerical trouble in the master: fall back to its top k
             S = np.sort(np.argsort(-z, kind="stable")[:k])
-        known = tuple(S.tolist()) in fits.cache
         o = fits.fit(S)[0]
         if o < upper:
             upper, best = o, S
-        if known:  # cuts for S exist, so the master cannot pick it again below the cutoff
-            pass
         add_cuts(S)
         history.append((elapsed(), upper, lower))
 

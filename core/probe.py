@@ -29,6 +29,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from threadpoolctl import ThreadpoolController  # a dependency of scikit-learn
 
 from .metrics import binary_metrics
+from .schema import SolverReport
 from .select import (BUILTIN_SELECTORS, Selector, balanced_sample_weight, check_xy, column_scaling,
                      get_selector)
 
@@ -328,6 +329,7 @@ class SweepPoint:
     The dense baseline has method="dense", k = number of units, units = [] and coef = [].
     wall_time_s is this point's fit + scoring plus an equal share of the sweep's common
     work (validation, selection, standardisation), so the points sum to the sweep's time.
+    solver is the selector's SolverReport for this k when it has one (`reports_`, e.g. milp).
     """
 
     method: str
@@ -337,6 +339,7 @@ class SweepPoint:
     intercept: float
     metrics: dict[str, float | None]
     wall_time_s: float
+    solver: SolverReport | None = None  # the certificate, for exact selectors (e.g. milp)
 
 
 def _method_name(method: str | Selector) -> str:
@@ -391,9 +394,11 @@ def _sweep(X_train: np.ndarray, y_train: np.ndarray, X_test: np.ndarray, y_test:
     name = _method_name(method)
     sw = balanced_sample_weight(ytr)
     supports = {}
+    reports: dict[int, SolverReport] = {}
     if ks:
         selector = get_selector(method, **(method_params or {}))
         supports = selector.supports(X_train, ytr, ks, seed)
+        reports = dict(getattr(selector, "reports_", None) or {})
     # Standardise once: every column for the dense probe, else only the selected ones.
     if dense:
         mean, scale = column_scaling(X_train)
@@ -421,7 +426,8 @@ def _sweep(X_train: np.ndarray, y_train: np.ndarray, X_test: np.ndarray, y_test:
         full_w[units] = w
         scores = Zte[:, units] @ w + b
         m = binary_metrics(yte, scores > 0, scores)
-        points.append(SweepPoint(name, k, units.tolist(), w.tolist(), float(b), m, time.perf_counter() - t1))
+        points.append(SweepPoint(name, k, units.tolist(), w.tolist(), float(b), m, time.perf_counter() - t1,
+                                 solver=reports.get(k)))
         if not ok:
             unconverged.append(k)
     if dense:

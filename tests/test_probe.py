@@ -231,7 +231,8 @@ def test_sweep_feature_points(data: tuple[np.ndarray, np.ndarray]) -> None:
     grid = [16, 1, 2, 3, 3, 8, 120, 256]
     pts = sweep_feature(Xtr, ytr, Xte, yte, method="mean_diff", k_grid=grid, seed=0)
     assert [f.name for f in dataclasses.fields(SweepPoint)] == [
-        "method", "k", "units", "coef", "intercept", "metrics", "wall_time_s"]
+        "method", "k", "units", "coef", "intercept", "metrics", "wall_time_s", "solver"]
+    assert all(p.solver is None for p in pts)  # only exact selectors (milp) report a solver
     assert [p.k for p in pts] == [1, 2, 3, 8, 16, d]  # k >= d dropped, sorted, unique; dense last
     sparse, dense = pts[:-1], pts[-1]
     assert all(p.method == "mean_diff" for p in sparse)

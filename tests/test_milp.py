@@ -1,0 +1,142 @@
+"""Exact k-sparse probes (probebank.milp): optimality certificates, time limits, warm starts, wiring."""
+from __future__ import annotations
+
+from itertools import combinations
+
+import numpy as np
+import pytest
+
+from probebank.errors import ConfigError
+from probebank.milp import (MilpSelector, best_subset_logistic, heuristic_matches, naive_bigm_hinge,
+                            probe_objective)
+from probebank.probe import SparseProbe, sweep_feature
+from probebank.schema import SolverReport
+from probebank.select import get_selector
+
+
+def planted(n: int = 300, d: int = 20, seed: int = 0, noise: float = 0.5):
+    """Gaussian units; the label is a noisy linear function of 3 planted units."""
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, d))
+    true = np.sort(rng.choice(d, 3, replace=False))
+    score = X[:, true] @ np.array([2.0, -1.5, 1.0]) + noise * rng.standard_normal(n)
+    return X, (score > 0).astype(np.int64), true
+
+
+def standardise(X: np.ndarray) -> np.ndarray:
+    return (X - X.mean(0)) / X.std(0)
+
+
+def test_finds_planted_support_with_certificate():
+    X, y, true = planted(n=400, d=30)
+    res = best_subset_logistic(standardise(X), y, 3, tol=1e-4, time_limit=30.0)
+    assert sorted(res.support.tolist()) == true.tolist()
+    assert res.status == "optimal" and not res.time_limited
+    assert res.gap < 1e-4 + 1e-12
+    assert res.bound <= res.objective
+    # the objective is the logistic probe's own objective on those units
+    assert res.objective == pytest.approx(probe_objective(X, y.astype(bool), res.support), rel=1e-9)
+
+
+def test_matches_enumeration_of_every_support():
+    # Small enough to enumerate all 220 supports; the certified optimum must be the best one.
+    X, y, _ = planted(n=200, d=12, seed=3, noise=1.5)
+    Z = standardise(X)
+    yb = y.astype(bool)
+    for k in (2, 3):
+        objs = {S: probe_objective(X, yb, S) for S in combinations(range(12), k)}
+        best_S = min(objs, key=objs.get)
+        res = best_subset_logistic(Z, y, k, tol=1e-6, time_limit=30.0)
+        assert res.status == "optimal"
+        assert res.objective == pytest.approx(objs[best_S], rel=1e-6)
+        assert res.bound <= objs[best_S] * (1 + 1e-9)  # the lower bound is valid
+        assert sorted(res.support.tolist()) == list(best_S)
+
+
+def test_time_limit_returns_best_solution_with_gap():
+    # Pure-noise units beyond the planted three: proving k=6 takes far longer than 20 ms.
+    X, y, _ = planted(n=600, d=40, seed=1)
+    res = best_subset_logistic(standardise(X), y, 6, time_limit=0.02)
+    assert res.time_limited and res.status == "time_limit"
+    assert res.support.size == 6 and len(set(res.support.tolist())) == 6
+    assert np.isfinite(res.objective) and 0 < res.gap <= 1.0
+    rep = res.report()
+    assert isinstance(rep, SolverReport) and rep.time_limited and rep.gap == res.gap
+
+
+def test_warm_start_is_used():
+    X, y, true = planted(n=400, d=30, seed=2)
+    Z = standardise(X)
+    bad = np.array([0, 1, 2]) if not set(true) & {0, 1, 2} else np.array([27, 28, 29])
+    # With no time to search, the answer is the best warm support (the planted one).
+    res = best_subset_logistic(Z, y, 3, time_limit=1e-6, warm_supports=[bad, true], local_search=False)
+    assert res.warm_start and res.report().warm_start
+    assert sorted(res.support.tolist()) == true.tolist()
+    cold = best_subset_logistic(Z, y, 3, time_limit=1e-6, local_search=False)
+    assert not cold.warm_start
+
+
+def test_selector_reports_and_probe_wiring():
+    rng = np.random.default_rng(5)
+    X, y, true = planted(n=400, d=30, seed=5)
+    X = np.hstack([X, rng.standard_normal((400, 170))])  # 200 units, top 30 are candidates
+    sel = get_selector("milp", m=30, time_limit=20.0)
+    assert isinstance(sel, MilpSelector)
+    sup = sel.supports(X, y, [3, 12])
+    assert sorted(sup[3].tolist()) == true.tolist()
+    assert set(sel.reports_) == {3}  # 12 > k_max=8 is the filter's ranking, not solved
+    assert sel.reports_[3].status == "optimal" and sel.reports_[3].n_candidates == 30
+    assert sel.reports_[3].warm_start
+
+    probe = SparseProbe(k=3, method="milp", method_params={"m": 30}).fit(X, y)
+    assert sorted(probe.selected_units_.tolist()) == true.tolist()
+    assert probe.score(X, y) > 0.9
+
+    points = sweep_feature(X[:300], y[:300], X[300:], y[300:], method="milp", k_grid=[1, 3, 16],
+                           method_params={"m": 30, "time_limit": 20.0}, dense=False)
+    by_k = {p.k: p for p in points}
+    assert isinstance(by_k[3].solver, SolverReport) and by_k[3].solver.gap <= 1e-4 + 1e-12
+    assert by_k[1].solver is not None and by_k[16].solver is None
+    assert by_k[3].metrics["f1"] > 0.85
+
+
+def test_heuristic_comparison():
+    X, y, true = planted(n=400, d=30, seed=0)
+    sel = MilpSelector(m=30, time_limit=20.0)
+    sel.supports(X, y, [3])
+    cmp = heuristic_matches(X, y, sel, methods=("f_stat", "random"))
+    assert cmp[3]["f_stat"]["same_support"] and cmp[3]["f_stat"]["certified"]
+    assert not cmp[3]["random"]["as_good"] and not cmp[3]["random"]["certified"]
+    assert cmp[3]["random"]["objective"] > sel.results_[3].objective
+    with pytest.raises(ValueError, match="supports"):
+        heuristic_matches(X, y, MilpSelector())
+    # a heuristic that ties an unproven MILP is as good but not certified
+    hard = MilpSelector(m=30, time_limit=0.01, enumerate_max=0)
+    Xh, yh, _ = planted(n=600, d=30, seed=1)
+    hard.supports(Xh, yh, [6])
+    assert hard.results_[6].time_limited
+    for v in heuristic_matches(Xh, yh, hard, methods=("f_stat",))[6].values():
+        assert not v["certified"]
+
+
+def test_naive_bigm_baseline_solves_small_problem():
+    X, y, true = planted(n=150, d=10, seed=4, noise=0.2)
+    res = naive_bigm_hinge(standardise(X), y, 3, time_limit=30.0)
+    assert res.status == "optimal" and res.gap <= 1e-4
+    assert sorted(res.support.tolist()) == true.tolist()
+
+
+def test_bad_parameters():
+    X, y, _ = planted(n=100, d=12)
+    with pytest.raises(ConfigError, match="k_max"):
+        MilpSelector(m=5).supports(X, y, [3])  # k_max=8 > m=5
+    with pytest.raises(ConfigError, match="m"):
+        MilpSelector(m=0).supports(X, y, [1])
+    with pytest.raises(ConfigError, match="prefilter"):
+        MilpSelector(m=10, prefilter="nope").supports(X, y, [1])
+    with pytest.raises(ConfigError):
+        SparseProbe(k=6, method="milp", method_params={"m": 5}).fit(X, y)
+    with pytest.raises(ValueError, match="k must be between"):
+        best_subset_logistic(standardise(X), y, 13)
+    with pytest.raises(ValueError, match="k must be between"):
+        best_subset_logistic(standardise(X), y, 0)

@@ -133,23 +133,32 @@ class DatasetScore:
     selectivity: float | None
 
 
-def _varying(records: Sequence[ResultRecord], by: str) -> list[str]:
-    """The fields besides `by` that take more than one value (dense records do not count as a method)."""
-    values = {"model": set(), "method": set(), "basis": set()}
+def _model_labels(records: Sequence[ResultRecord]) -> dict[tuple[str, str], str]:
+    """(model, revision) -> label: the name, or name@revision when one name has several revisions
+    (e.g. two random-init seeds), so different weights are never merged into one entry."""
+    revisions: dict[str, set[str]] = defaultdict(set)
     for r in records:
-        values["model"].add(r.provenance.model)
+        revisions[r.provenance.model].add(r.provenance.model_revision)
+    return {(m, rev): (m if len(revs) == 1 else f"{m}@{rev[:12]}") for m, revs in revisions.items() for rev in revs}
+
+
+def _varying(records: Sequence[ResultRecord], by: str, models: dict[tuple[str, str], str]) -> list[str]:
+    """The fields besides `by` that take more than one value (dense records do not count as a method)."""
+    values: dict[str, set] = {"model": set(), "method": set(), "basis": set()}
+    for r in records:
+        values["model"].add(models[(r.provenance.model, r.provenance.model_revision)])
         values["basis"].add(r.basis)
         if r.method != "dense":
             values["method"].add(r.method)
     return [f for f in ("model", "method", "basis") if f != by and len(values[f]) > 1]
 
 
-def entry_name(r: ResultRecord, by: str, extra: Sequence[str], method: str | None = None) -> str:
+def entry_name(r: ResultRecord, by: str, extra: Sequence[str], models: dict[tuple[str, str], str]) -> str:
     def value(name: str) -> str:
         if name == "model":
-            return r.provenance.model
+            return models[(r.provenance.model, r.provenance.model_revision)]
         if name == "method":
-            return method or r.method
+            return r.method
         if name == "layer":
             return f"layer {r.layer}"
         return r.basis
@@ -162,7 +171,8 @@ def feature_scores(records: Sequence[ResultRecord], *, by: str = "model",
     if by not in BY_FIELDS:
         raise ConfigError(f"cannot rank by '{by}'", field="--by", fix=f"use one of: {', '.join(BY_FIELDS)}")
     categories = categories or {}
-    extra = _varying(records, by)
+    models = _model_labels(records)
+    extra = _varying(records, by, models)
     # (model, dataset, feature, site, basis) -> layer -> seed -> dense F1 (shared by every method of that group)
     dense: dict[tuple, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
     # (group key) -> layer -> k -> [F1 over seeds]
@@ -174,12 +184,12 @@ def feature_scores(records: Sequence[ResultRecord], *, by: str = "model",
     hashes: dict[tuple, set[str]] = defaultdict(set)
     for r in records:
         p = r.provenance
-        base = (p.model, p.dataset, r.feature, r.site, r.basis)
+        base = (p.model, p.model_revision, p.dataset, r.feature, r.site, r.basis)
         if r.method == "dense":
             dense[base][r.layer].append(r.metrics.f1)
             continue
         group_layer = r.layer if by == "layer" else None
-        key = (entry_name(r, by, extra), p.dataset, r.feature, r.site, group_layer) + base
+        key = (entry_name(r, by, extra, models), p.dataset, r.feature, r.site, group_layer) + base
         hashes[(key[0], p.dataset)].add(p.dataset_hash)
         meta[key] = (p.model, r.method, r.basis)
         f1[key][r.layer][r.k].append(r.metrics.f1)

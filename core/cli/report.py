@@ -67,14 +67,15 @@ def submit(folder: Path = typer.Argument(..., help="A results folder to check.")
                       f"protocol: {CANONICAL.describe()}", highlight=False)
         return
     err_console.print(f"[red]rejected[/red]: {folder}: {len(report.rejections)} problem(s) in "
-                      f"{report.n_records} records", highlight=False)
+                      f"{report.n_records} records:", highlight=False)
     for rej in report.rejections[:50]:
         err_console.print(f"  {folder / rej.file}{':' + str(rej.line) if rej.line else ''}: "
                           f"field '{rej.field}': {rej.reason}", highlight=False, soft_wrap=True)
     if len(report.rejections) > 50:
         err_console.print(f"  ... and {len(report.rejections) - 50} more", highlight=False)
-    err_console.print(f"canonical protocol: {CANONICAL.describe()}", highlight=False, soft_wrap=True)
-    raise typer.Exit(2)
+    raise ConfigError(f"{len(report.rejections)} record(s) or settings do not meet the leaderboard's checks "
+                      f"(listed above); canonical protocol: {CANONICAL.describe()}", file=folder,
+                      fix="rerun `probebank run` with the default settings on the current registry")
 
 
 @app.command()

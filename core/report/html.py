@@ -95,8 +95,6 @@ DATASET_HEADERS = ["dataset", "category", "entry", "features", "F1 k=1", "F1 k=1
 def _comparison_html(lb: Leaderboard) -> str:
     entries = _entries(lb)
     colours = _entry_colour(lb)
-    if len(entries) < 2:
-        return "<p class=\"note\">One entry only: nothing to compare.</p>"
     cats = sorted({d.category for d in lb.datasets})
     series = []
     for e in entries:
@@ -106,6 +104,8 @@ def _comparison_html(lb: Leaderboard) -> str:
             vals.append(sum(v) / len(v) if v else None)
         series.append((e, vals, colours[e]))
     plots = [svg.bar_chart(cats, series, title="mean F1 k=1 per category", lo=0.0)]
+    if len(entries) < 2:
+        return f"<div class=\"plots\">{plots[0]}</div><p class=\"note\">One entry only: no pairwise comparison.</p>"
     by_entry = defaultdict(dict)
     for f in lb.features:
         by_entry[f.entry][(f.dataset, f.feature, f.site)] = f

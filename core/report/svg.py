@@ -86,7 +86,7 @@ def heatmap(rows: Sequence[str], cols: Sequence[str], values: Sequence[Sequence[
     """values[r][c] in 0..1 (None = no result), coloured with the viridis ramp."""
     left = 8 + 6 * max((len(r) for r in rows), default=4)
     top = 24 + 6 * min(24, max((len(c) for c in cols), default=4))
-    width = left + cell * len(cols) + 60
+    width = max(left + cell * len(cols) + 60, 6 * len(title) + 20)
     height = top + cell * len(rows) + 10
     body = []
     for ci, c in enumerate(cols):

@@ -110,7 +110,8 @@ class Browser:
         for ev in self.events:
             m, p = ev.get("method"), ev.get("params", {})
             if m == "Runtime.exceptionThrown":
-                errors.append(json.dumps(p.get("exceptionDetails", {}))[:500])
+                details = p.get("exceptionDetails", {})
+                errors.append(details.get("exception", {}).get("description") or details.get("text", "exception"))
             elif m == "Runtime.consoleAPICalled" and p.get("type") in ("error", "assert"):
                 errors.append(" ".join(str(a.get("value", a.get("description"))) for a in p.get("args", [])))
             elif m == "Log.entryAdded" and p.get("entry", {}).get("level") == "error":

@@ -275,8 +275,13 @@ def _dataset_html(name: str, lb: Leaderboard, gates: GatesArg, include: Sequence
 
 
 # ---- neuron pages -----------------------------------------------------------------------------------
-def neuron_html(card: Any) -> str:
-    """HTML of a probebank.neurons.NeuronCard."""
+def neuron_html(card: Any, dataset_pages: set[str] | None = None) -> str:
+    """HTML of a probebank.neurons.NeuronCard; datasets link to their pages when in `dataset_pages` (None: all)."""
+    def ds_link(name: str) -> str:
+        if dataset_pages is None or name in dataset_pages:
+            return f'<a href="{dataset_page(name)}">{escape(name)}</a>'
+        return escape(name)
+
     body = []
     for v in card.datasets:
         series = [(h.label, h.counts, svg.color(i)) for i, h in enumerate(v.histograms)]
@@ -290,12 +295,12 @@ def neuron_html(card: Any) -> str:
             rows.append(f"<tr>{_num(ex.activation)}<td>{escape(ex.label)}</td><td class=\"example\">{shown}</td></tr>")
         stats = [f"<tr><td>{escape(h.label)}</td><td class=\"num\">{h.count}</td>{_num(h.mean)}</tr>"
                  for h in v.histograms]
-        body.append(f"<h2><a href=\"{dataset_page(v.dataset)}\">{escape(v.dataset)}</a> v{escape(v.version)}</h2>"
+        body.append(f"<h2>{ds_link(v.dataset)} v{escape(v.version)}</h2>"
                     f"<div class=\"plots\">{svg.histogram(v.edges, series, title='activation per class')}"
                     f"{_table(['class', 'rows', 'mean activation'], stats)}</div>"
                     "<h3>Top-activating examples (target highlighted)</h3>"
                     + _table(["activation", "class", "text"], rows))
-    sel = [f"<tr><td><a href=\"{dataset_page(s.dataset)}\">{escape(s.dataset)}</a></td><td>{escape(s.feature)}</td>"
+    sel = [f"<tr><td>{ds_link(s.dataset)}</td><td>{escape(s.feature)}</td>"
            f"<td>{escape(s.method)}</td><td class=\"num\">{s.k}</td><td class=\"num\">{s.rank + 1}</td>{_num(s.f1)}</tr>"
            for s in card.selections]
     body.append("<h2>Where else this neuron is selected (k &le; 16)</h2>"
@@ -327,18 +332,18 @@ def write_site(lb: Leaderboard, out: Path, *, gates: GatesArg = None, include: S
     neurons = sorted({(f.model, f.site, f.best_layer, u) for f in lb.features if f.basis == "identity"
                       for u in f.units_k1[:1]})[:max_neurons]
     linked = set()
+    datasets = sorted({f.dataset for f in lb.features})
     if neuron_cards:
         for model, site, layer, unit in neurons:
             try:
                 card = neuron_card(model, layer, unit, site=site, records=lb.results.records)
-                html = neuron_html(card)
+                html = neuron_html(card, set(datasets))
             except ProbebankError:
                 html = _missing_neuron_html(model, site, layer, unit)
             path = out / neuron_page(model, site, layer, unit)
             path.write_text(html, encoding="utf-8")
             written.append(path)
             linked.add((model, site, layer, unit))
-    datasets = sorted({f.dataset for f in lb.features})
     for name in datasets:
         path = out / dataset_page(name)
         path.write_text(_dataset_html(name, lb, gates, include, linked), encoding="utf-8")

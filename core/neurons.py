@@ -233,6 +233,8 @@ def render_text(card: NeuronCard, markup: bool = True) -> str:
         a, b = ex.span
         text = ex.text.replace("\n", " ")
         before, target, after = text[max(0, a - 60):a], text[a:b], text[b:b + 40]
+        if len(target) > 160:  # mean-pooled whole-text targets: keep the card readable
+            target = target[:120] + " … " + target[-30:]
         before = ("…" if a > 60 else "") + before
         after = after + ("…" if len(text) > b + 40 else "")
         if markup:

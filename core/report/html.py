@@ -290,7 +290,8 @@ def neuron_html(card: Any, dataset_pages: set[str] | None = None) -> str:
             a, b = ex.span
             text = ex.text
             lo = max(0, a - 120)
-            shown = (("…" if lo else "") + escape(text[lo:a]) + f"<mark>{escape(text[a:b])}</mark>"
+            target = text[a:b] if b - a <= 240 else text[a:a + 200] + " … " + text[b - 30:b]  # whole-text targets
+            shown = (("…" if lo else "") + escape(text[lo:a]) + f"<mark>{escape(target)}</mark>"
                      + escape(text[b:b + 80]) + ("…" if len(text) > b + 80 else ""))
             rows.append(f"<tr>{_num(ex.activation)}<td>{escape(ex.label)}</td><td class=\"example\">{shown}</td></tr>")
         stats = [f"<tr><td>{escape(h.label)}</td><td class=\"num\">{h.count}</td>{_num(h.mean)}</tr>"

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Literal, Sequence
 
-from .errors import ConfigError
+from .errors import ConfigError, ProbebankError
 from .results import RECORDS_FILE, read_records
 from .schema import ResultRecord
 
@@ -320,7 +320,7 @@ def dataset_categories(names: Iterable[str], include: Sequence[Path] = ()) -> di
     for name in names:
         try:
             out[name] = catalog.get(name).card.category
-        except Exception:  # a dataset only the submitter's plugins know: still shown, in category '-'
+        except ProbebankError:  # a dataset only the submitter's plugins know: still shown, in category '-'
             out[name] = "-"
     return out
 

@@ -15,6 +15,7 @@ from typing import Any, Callable, Sequence
 
 from pydantic import ValidationError
 
+from .errors import ProbebankError
 from .results import RECORDS_FILE
 from .schema import DEFAULT_K_GRID, ProbeConfig, ResultRecord
 
@@ -95,7 +96,7 @@ def _card_aggregations(names: set[str], include: Sequence[Path]) -> dict[str, st
     for name in names:
         try:
             out[name] = catalog.get(name).card.aggregation
-        except Exception:
+        except ProbebankError:
             pass  # an unknown dataset is rejected by the hash check, with its own reason
     return out
 
@@ -157,8 +158,8 @@ def check_folder(folder: Path, *, protocol: Protocol = CANONICAL, include: Seque
         try:
             expected[name] = hashes(name, limit)
             report.datasets[name] = expected[name][1]
-        except Exception as exc:  # unknown dataset, failing build: say why, per record below
-            expected[name] = getattr(exc, "message", None) or str(exc)
+        except ProbebankError as exc:  # unknown dataset, failing build or source: say why, per record below
+            expected[name] = exc.message
     aggregations = _card_aggregations(set(expected), include)
 
     groups: dict[tuple, list[tuple[int, ResultRecord]]] = defaultdict(list)

@@ -178,3 +178,7 @@ def test_submit_check_rejects_schema_errors_and_unbalanced_probes(tiny_run: Path
     unbalanced = _tamper(tiny_run, tmp_path / "bal", lambda lines: _edit_first(
         lines, lambda r: r["method"] != "dense", lambda r: r.update(n_train=r["n_train"] + 10)))
     assert any(r.field == "n_train" and "balances" in r.reason for r in check_folder(unbalanced).rejections)
+    unknown = _tamper(tiny_run, tmp_path / "unknown", lambda lines: _edit_first(
+        lines, lambda r: True, lambda r: r["provenance"].update(dataset="no-such-dataset")))
+    rej = [r for r in check_folder(unknown).rejections if r.line == 1 and r.field == "provenance.dataset"]
+    assert rej and "no dataset named 'no-such-dataset'" in rej[0].reason

@@ -65,7 +65,7 @@ def _ranking_html(lb: Leaderboard) -> str:
     parts = []
     metric = METRICS[lb.metric]
     for cr in lb.rankings:
-        parts.append(f"<h3>{escape(cr.category)} <span class=\"note\">({len(cr.datasets)} datasets: "
+        parts.append(f"<h3>{escape(cr.category)} <span class=\"note\">({len(cr.datasets)} dataset{'s' if len(cr.datasets) != 1 else ''}: "
                      f"{escape(', '.join(cr.datasets))})</span></h3>")
         if cr.refused:
             parts.append("<p class=\"warn refused\">No aggregate for this category: "

@@ -225,7 +225,7 @@ def sparkline(counts: Sequence[int]) -> str:
     return "".join(" " if c == 0 else BAR[min(len(BAR) - 1, int(c / top * (len(BAR) - 1) + 0.5))] for c in counts)
 
 
-def render_text(card: NeuronCard, markup: bool = True) -> str:
+def render_text(card: NeuronCard, markup: bool = True, max_selections: int = 20) -> str:
     """The neuron card as text (rich markup for the target span when markup=True, else [[...]])."""
     from rich.markup import escape
 
@@ -254,8 +254,10 @@ def render_text(card: NeuronCard, markup: bool = True) -> str:
         lines.append("")
     if card.selections:
         lines.append("selected by probes (k <= 16; smallest k per dataset/feature/method):")
-        for s in card.selections:
+        for s in card.selections[:max_selections]:
             lines.append(f"  {s.dataset} / {s.feature}: {s.method} k={s.k} (unit #{s.rank + 1}), F1 {s.f1:.3f}")
+        if len(card.selections) > max_selections:
+            lines.append(f"  ... and {len(card.selections) - max_selections} more (with larger k)")
     else:
         lines.append("not selected by any probe with k <= 16 in the searched records")
     return "\n".join(lines)

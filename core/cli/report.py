@@ -1,4 +1,99 @@
 """Commands that compare and show results: leaderboard, submit --check, inspect."""
 from __future__ import annotations
 
-from .common import app  # noqa: F401  (commands are added here)
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from ..errors import ConfigError
+from .common import IncludeOpt, app, console, err_console
+
+FORMATS = ("table", "md", "csv", "html")
+
+
+@app.command()
+def leaderboard(folders: List[Path] = typer.Argument(..., help="Results folders (the --out of `probebank run`)."),
+                by: str = typer.Option("model", "--by", help="Compare by: model, method, layer or basis."),
+                category: Optional[str] = typer.Option(None, "--category", help="Only this dataset category."),
+                metric: str = typer.Option("f1_k1", "--metric", help="Ranking metric: f1_k1, f1_k16, f1_dense, k_auc."),
+                format: str = typer.Option("table", "--format", help="table, md, csv or html."),
+                out: Optional[Path] = typer.Option(None, "--out", help="Output: a folder for html, a file for md/csv."),
+                neurons: bool = typer.Option(True, help="html: write a neuron card page per k=1 neuron."),
+                include: Optional[List[Path]] = IncludeOpt) -> None:
+    """Rank models (or methods, layers, bases) per dataset category: mean and Borda count."""
+    from ..leaderboard import build_leaderboard
+
+    if format not in FORMATS:
+        raise ConfigError(f"unknown format '{format}'", field="--format", fix=f"use one of: {', '.join(FORMATS)}")
+    if format == "html" and out is None:
+        raise ConfigError("--format html writes a folder of pages", field="--out", fix="add --out SITE/")
+    lb = build_leaderboard(folders, by=by, category=category, metric=metric, include=list(include or []))
+    if format == "html":
+        from ..report import write_site
+
+        pages = write_site(lb, out, include=list(include or []), neuron_cards=neurons)
+        console.print(f"wrote {len(pages)} pages; open {(Path(out) / 'index.html').resolve()}")
+        return
+    if format == "table":
+        from ..leaderboard_format import render_rich
+        for item in render_rich(lb):
+            console.print(item)
+        return
+    from ..leaderboard_format import render_csv, render_markdown
+    text = render_markdown(lb) if format == "md" else render_csv(lb)
+    if out:
+        Path(out).write_text(text, encoding="utf-8")
+        console.print(f"wrote {out}")
+    else:
+        print(text, end="")
+
+
+@app.command()
+def submit(folder: Path = typer.Argument(..., help="A results folder to check."),
+           check: bool = typer.Option(False, "--check", help="Validate the folder for the leaderboard (required)."),
+           rebuild: bool = typer.Option(False, help="Rebuild every dataset instead of reading the build cache."),
+           include: Optional[List[Path]] = IncludeOpt) -> None:
+    """Check a results folder against the schema, the registry's dataset hashes and the canonical protocol."""
+    from ..submit import CANONICAL, check_folder
+
+    if not check:
+        raise ConfigError("only checking is implemented: there is no upload", field="--check",
+                          fix="run `probebank submit --check DIR`")
+    report = check_folder(folder, include=list(include or []), rebuild=rebuild)
+    if report.ok:
+        console.print(f"[green]accepted[/green]: {report.n_records} records of {len(report.datasets)} dataset(s) "
+                      f"({', '.join(sorted(report.datasets))}); content hashes match the registry; "
+                      f"protocol: {CANONICAL.describe()}", highlight=False)
+        return
+    err_console.print(f"[red]rejected[/red]: {folder}: {len(report.rejections)} problem(s) in "
+                      f"{report.n_records} records:", highlight=False)
+    for rej in report.rejections[:50]:
+        err_console.print(f"  {folder / rej.file}{':' + str(rej.line) if rej.line else ''}: "
+                          f"field '{rej.field}': {rej.reason}", highlight=False, soft_wrap=True)
+    if len(report.rejections) > 50:
+        err_console.print(f"  ... and {len(report.rejections) - 50} more", highlight=False)
+    raise ConfigError(f"{len(report.rejections)} record(s) or settings do not meet the leaderboard's checks "
+                      f"(listed above); canonical protocol: {CANONICAL.describe()}", file=folder,
+                      fix="rerun `probebank run` with the default settings on the current registry")
+
+
+@app.command()
+def inspect(model: str = typer.Argument(..., help="Model name as recorded in the stores (e.g. smollm2-135m)."),
+            layer: int = typer.Argument(..., help="Layer index."),
+            neuron: int = typer.Argument(..., help="Unit index within the site."),
+            site: str = typer.Option("mlp", "--site", help="mlp, resid or attn."),
+            results: Optional[List[Path]] = typer.Option(None, "--results",
+                                                         help="Results folders to search for selections "
+                                                              "(default: probe records cached by earlier runs)."),
+            datasets: Optional[str] = typer.Option(None, help="Only these datasets (comma-separated)."),
+            top: int = typer.Option(8, help="Top-activating examples per dataset.")) -> None:
+    """Neuron card: activation histogram per class, top-activating examples, where else it is selected."""
+    from ..neurons import neuron_card, render_text
+    from .common import _csv
+
+    if site not in ("mlp", "resid", "attn"):
+        raise ConfigError(f"unknown site '{site}'", field="--site", fix="use mlp, resid or attn")
+    card = neuron_card(model, layer, neuron, site=site, results=list(results or []), datasets=_csv(datasets), top_n=top)
+    console.print(render_text(card, markup=console.is_terminal), highlight=False,
+                  markup=console.is_terminal, soft_wrap=True)

@@ -1,0 +1,119 @@
+"""The static HTML report: self-contained pages, working links, and a real headless Chromium that
+loads them from disk, sorts a table by clicking and takes a screenshot."""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from probebank.leaderboard import build_leaderboard
+from probebank.report import write_site
+from report_fixtures import sweep, tiny_run, write_folder  # noqa: F401  (tiny_run is a fixture)
+
+GATES = {"factual-country-continent": {"class_balance": {"passed": True, "value": 1.0, "threshold": 0.1},
+                                       "token_identity": {"passed": False, "value": 0.95, "waiver": "by design"}}}
+
+
+@pytest.fixture(scope="module")
+def site(tiny_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Report of the real tiny run plus a synthetic second model (with controls, without a store)."""
+    other = tmp_path_factory.mktemp("other")
+    recs = []
+    for ds, feats in (("factual-country-continent", ["Africa", "Asia", "Europe", "North America", "Oceania",
+                                                     "South America"]), ("safety-harmful-requests", ["harmful"])):
+        for i, feat in enumerate(feats):
+            recs += sweep("synthetic-b", ds, feat, lambda layer, k, i=i: min(1.0, 0.3 + 0.1 * i + 0.05 * layer),
+                          layers=(0, 1, 2, 3), selectivity=0.1 + 0.02 * i, width=128)
+    write_folder(other, recs)
+    lb = build_leaderboard([tiny_run, other], by="model")
+    out = tmp_path_factory.mktemp("site")
+    write_site(lb, out, gates=GATES)
+    return out
+
+
+def test_pages_are_self_contained_and_links_resolve(site: Path) -> None:
+    pages = sorted(site.glob("*.html"))
+    names = {p.name for p in pages}
+    assert {"index.html", "dataset-factual-country-continent.html", "dataset-safety-harmful-requests.html"} <= names
+    assert any(n.startswith("neuron-tiny-llama-mlp-") for n in names)
+    for page in pages:
+        html = page.read_text()
+        # nothing is fetched: no external URL in any src/href, no <link> or external script
+        assert not re.search(r'(src|href)="(https?:)?//', html), page.name
+        assert "<link" not in html and not re.search(r"<script[^>]+src=", html)
+        for target in re.findall(r'href="([^"#]+)"', html):
+            assert (site / target).is_file(), f"{page.name} links to missing {target}"
+    index = (site / "index.html").read_text()
+    assert "tiny-llama" in index and "synthetic-b" in index and 'class="plot scatter"' in index
+    ds = (site / "dataset-factual-country-continent.html").read_text()
+    for kind in ("linechart", "heatmap", "barchart"):
+        assert f'class="plot {kind}"' in ds
+    assert "selectivity (F1 - shuffled-label F1)" in ds  # synthetic-b carries controls, tiny-llama shows '-'
+    assert '<td class="waived">waived</td>' in ds and '<td class="pass">pass</td>' in ds and "by design" in ds
+    assert "No gate results were given" in (site / "dataset-safety-harmful-requests.html").read_text()
+    neuron = (site / next(n for n in names if n.startswith("neuron-tiny-llama"))).read_text()
+    assert "<mark>" in neuron and 'class="plot histogram"' in neuron
+
+
+def test_report_in_headless_chromium(site: Path, tmp_path: Path) -> None:
+    from headless import Browser
+
+    browser = Browser()
+    try:
+        browser.open(site / "index.html")
+        assert browser.console_errors() == []
+        assert browser.eval("document.querySelectorAll('svg.plot').length") >= 2
+        # per-dataset table: find the "F1 k=1" column, click its header twice (ascending, then descending)
+        col = browser.eval("""(() => { const t = document.querySelectorAll('table.sortable')[document
+            .querySelectorAll('table.sortable').length - 1]; t.id = 'per-dataset';
+            return [...t.tHead.rows[0].cells].findIndex(th => th.textContent === 'F1 k=1'); })()""")
+        assert col >= 0
+        values = f"[...document.querySelectorAll('#per-dataset tbody tr')].map(r => Number(r.cells[{col}].dataset.sort))"
+        before = browser.eval(values)
+        assert len(before) == 4 and before != sorted(before)
+        browser.click(f"#per-dataset thead th:nth-child({col + 1})")
+        assert browser.eval(values) == sorted(before)
+        browser.click(f"#per-dataset thead th:nth-child({col + 1})")
+        assert browser.eval(values) == sorted(before, reverse=True)
+        assert browser.eval(f"document.querySelector('#per-dataset thead th:nth-child({col + 1})')"
+                            ".getAttribute('aria-sort')") == "descending"
+
+        browser.open(site / "dataset-factual-country-continent.html")
+        assert browser.console_errors() == []
+        for kind in ("linechart", "heatmap", "barchart"):
+            assert browser.eval(f"document.querySelectorAll('svg.plot.{kind}').length") >= 1, kind
+        # the plots are laid out (visible with a size), not just present in the markup
+        assert browser.eval("[...document.querySelectorAll('svg.plot')].every(s => s.getBoundingClientRect()"
+                            ".width > 50)")
+        shot = browser.screenshot(tmp_path / "dataset-page.png")
+        data = shot.read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000
+        keep = os.environ.get("PROBEBANK_SCREENSHOTS")
+        if keep:  # CI or a developer can keep the picture to look at
+            Path(keep).mkdir(parents=True, exist_ok=True)
+            shutil.copy2(shot, Path(keep) / shot.name)
+
+        neuron = next(site.glob("neuron-tiny-llama-*.html"))
+        browser.open(neuron)
+        assert browser.console_errors() == []
+        assert browser.eval("document.querySelectorAll('mark').length") >= 1
+    finally:
+        browser.close()
+
+
+def test_console_errors_are_caught(site: Path, tmp_path: Path) -> None:
+    """The browser check itself can fail: a page with a script error is reported."""
+    from headless import Browser
+
+    bad = tmp_path / "bad.html"
+    bad.write_text("<html><body><script>undefinedFunction();</script></body></html>")
+    browser = Browser()
+    try:
+        browser.open(bad)
+        errors = browser.console_errors()
+        assert errors and "undefinedFunction" in " ".join(errors)
+    finally:
+        browser.close()

@@ -1,0 +1,184 @@
+"""Leaderboard arithmetic (best layer, k-curve AUC, mean and Borda ranks, refusals), merging, submit --check."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from probebank.cli import main
+from probebank.errors import ConfigError
+from probebank.leaderboard import borda, build_leaderboard, k_curve_auc, load_results
+from probebank.leaderboard_format import render_csv, render_markdown
+from probebank.submit import check_folder
+from report_fixtures import record, sweep, tiny_run, write_folder  # noqa: F401  (tiny_run is a fixture)
+
+CATS = {"d1": "factual", "d2": "factual", "d3": "syntax"}
+
+
+def _model(folder: Path, model: str, k1: dict[str, float], selectivity: float | None = None) -> Path:
+    """Records of one model: on each dataset, layer 2 is best with k=1 F1 = k1[dataset]; other layers 0.3 lower."""
+    recs = []
+    for ds, top in k1.items():
+        recs += sweep(model, ds, "pos", lambda layer, k, top=top: max(0.0, top - (0.0 if layer == 2 else 0.3))
+                      + (0.01 if k == 16 else 0.0), selectivity=selectivity)
+    return write_folder(folder / model, recs)
+
+
+@pytest.fixture
+def three_models(tmp_path: Path) -> list[Path]:
+    # Mean ranks A first (0.6 > 0.5 > 0.425) but Borda ranks B first (3 > 2 > 1): they must disagree.
+    return [_model(tmp_path, "A", {"d1": 1.0, "d2": 0.2, "d3": 0.7}, selectivity=0.25),
+            _model(tmp_path, "B", {"d1": 0.5, "d2": 0.5, "d3": 0.6}),
+            _model(tmp_path, "C", {"d1": 0.4, "d2": 0.45, "d3": 0.9})]
+
+
+def test_best_layer_scores_and_ranks_by_mean_and_borda(three_models: list[Path]) -> None:
+    lb = build_leaderboard(three_models, by="model", categories=CATS)
+    a_d1 = next(f for f in lb.features if f.entry == "A" and f.dataset == "d1")
+    assert a_d1.best_layer == 2 and a_d1.f1_k1 == pytest.approx(1.0) and a_d1.f1_k16 == pytest.approx(1.01)
+    assert a_d1.f1_dense == pytest.approx(0.9) and a_d1.selectivity == pytest.approx(0.25)
+    assert next(f for f in lb.features if f.entry == "B").selectivity is None
+    factual = next(c for c in lb.rankings if c.category == "factual")
+    assert not factual.refused and factual.datasets == ["d1", "d2"]
+    rows = {r.entry: r for r in factual.rows}
+    assert rows["A"].mean == pytest.approx(0.6) and rows["B"].mean == pytest.approx(0.5)
+    assert [rows[e].mean_rank for e in "ABC"] == [1, 2, 3]
+    assert [rows[e].borda for e in "ABC"] == [2.0, 3.0, 1.0]
+    assert [rows[e].borda_rank for e in "ABC"] == [2, 1, 3]
+    syntax = next(c for c in lb.rankings if c.category == "syntax")
+    assert [r.entry for r in syntax.rows] == ["C", "A", "B"] and syntax.rows[0].borda == 2.0
+
+
+def test_borda_gives_half_points_for_ties() -> None:
+    assert borda({"d": {"x": 0.5, "y": 0.5, "z": 0.1}}) == {"x": 1.5, "y": 1.5, "z": 0.0}
+
+
+def test_k_curve_auc_is_mean_f1_on_a_log_k_axis() -> None:
+    assert k_curve_auc({1: 0.0, 2: 1.0}) == pytest.approx(0.5)
+    assert k_curve_auc({1: 0.0, 2: 1.0, 4: 1.0}) == pytest.approx(0.75)  # log2 span 2: (0.5 + 1) / 2
+    assert k_curve_auc({1: 0.4}) == pytest.approx(0.4) and k_curve_auc({}) is None
+
+
+def test_missing_dataset_refuses_the_category_aggregate_and_says_which(tmp_path: Path, three_models) -> None:
+    partial = _model(tmp_path / "more", "D", {"d1": 0.99, "d3": 0.1})
+    lb = build_leaderboard([*three_models, partial], by="model", categories=CATS)
+    factual = next(c for c in lb.rankings if c.category == "factual")
+    assert factual.rows == [] and factual.refused == ["D has no results for d2"]
+    assert [r.entry for r in next(c for c in lb.rankings if c.category == "syntax").rows][0] == "C"
+    md = render_markdown(lb)
+    assert "factual: not ranked: D has no results for d2" in md
+    assert "refused" in render_csv(lb) and "D has no results for d2" in render_csv(lb)
+
+
+def test_merge_counts_identical_duplicates_once_and_refuses_conflicts(tmp_path: Path, three_models) -> None:
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    (copy / "records.jsonl").write_text((three_models[0] / "records.jsonl").read_text())
+    merged = load_results([three_models[0], copy])
+    assert merged.duplicates == len(merged.records) > 0
+    lines = (copy / "records.jsonl").read_text().splitlines()
+    rec = json.loads(lines[0])
+    rec["metrics"]["f1"] = 0.123
+    (copy / "records.jsonl").write_text("\n".join([json.dumps(rec)] + lines[1:]) + "\n")
+    with pytest.raises(ConfigError, match="two results disagree"):
+        load_results([three_models[0], copy])
+
+
+def test_entries_by_method_layer_and_basis_keep_other_varying_fields_apart(tmp_path: Path) -> None:
+    recs = (sweep("M", "d1", "pos", lambda layer, k: 0.5 + 0.1 * layer)
+            + sweep("M", "d1", "pos", lambda layer, k: 0.4, method="f_stat", dense=None)
+            + sweep("N", "d1", "pos", lambda layer, k: 0.7))
+    folder = write_folder(tmp_path / "mixed", recs)
+    by_method = build_leaderboard([folder], by="method", categories=CATS)
+    assert sorted({d.entry for d in by_method.datasets}) == ["f_stat / M", "mean_diff / M", "mean_diff / N"]
+    by_model = build_leaderboard([folder], by="model", categories=CATS)
+    assert sorted({d.entry for d in by_model.datasets}) == ["M / f_stat", "M / mean_diff", "N / mean_diff"]
+    by_layer = build_leaderboard([folder], by="layer", categories=CATS)
+    layer2 = next(d for d in by_layer.datasets if d.entry == "layer 2 / M / mean_diff")
+    assert layer2.f1_k1 == pytest.approx(0.7)
+    pca = write_folder(tmp_path / "pca", sweep("M", "d1", "pos", lambda layer, k: 0.3, basis="pca", dense=None))
+    by_basis = build_leaderboard([folder, pca], by="basis", categories=CATS)
+    assert {"pca / M / mean_diff", "identity / M / mean_diff"} <= {d.entry for d in by_basis.datasets}
+
+
+def test_leaderboard_cli_formats_and_bad_options(tmp_path: Path, three_models, capsys) -> None:
+    assert main(["leaderboard", *map(str, three_models), "--format", "csv"]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[0].startswith("kind,dataset,category,entry") and ",d1,-,A,1,1.000," in out
+    assert main(["leaderboard", *map(str, three_models), "--by", "colour"]) == 2
+    assert "cannot rank by 'colour'" in capsys.readouterr().err
+    assert main(["leaderboard", *map(str, three_models), "--format", "html"]) == 2
+    assert "--out" in capsys.readouterr().err
+    assert main(["leaderboard", str(tmp_path / "nowhere")]) == 2
+
+
+# ---- submit --check --------------------------------------------------------------------------------
+def _tamper(src: Path, dst: Path, edit) -> Path:
+    dst.mkdir()
+    for name in ("run.json", "alignment.json"):
+        (dst / name).write_text((src / name).read_text())
+    lines = (src / "records.jsonl").read_text().splitlines()
+    (dst / "records.jsonl").write_text("\n".join(edit(lines)) + "\n")
+    return dst
+
+
+def _edit_first(lines: list[str], pred, change) -> list[str]:
+    out, done = [], False
+    for line in lines:
+        rec = json.loads(line)
+        if not done and pred(rec):
+            change(rec)
+            line, done = json.dumps(rec), True
+        out.append(line)
+    assert done
+    return out
+
+
+def test_submit_check_accepts_a_real_tiny_run(tiny_run: Path, capsys) -> None:
+    report = check_folder(tiny_run)
+    assert report.ok, [str(r) for r in report.rejections]
+    assert set(report.datasets) == {"factual-country-continent", "safety-harmful-requests"}
+    assert main(["submit", "--check", str(tiny_run)]) == 0
+    assert "accepted" in capsys.readouterr().out
+
+
+def test_submit_check_rejects_a_changed_dataset_hash_naming_line_and_field(tiny_run: Path, tmp_path: Path,
+                                                                          capsys) -> None:
+    bad = _tamper(tiny_run, tmp_path / "hash", lambda lines: _edit_first(
+        lines, lambda r: True, lambda r: r["provenance"].update(dataset_hash="0" * 64)))
+    assert main(["submit", "--check", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert f"{bad / 'records.jsonl'}:1: field 'provenance.dataset_hash'" in err
+    assert "has content hash" in err and "the record says 0000000000000000" in err
+
+
+def test_submit_check_rejects_a_changed_k_grid(tiny_run: Path, tmp_path: Path, capsys) -> None:
+    lines = (tiny_run / "records.jsonl").read_text().splitlines()
+    line_no = next(i for i, line in enumerate(lines, 1) if json.loads(line)["k"] == 16)
+    bad = _tamper(tiny_run, tmp_path / "k", lambda ls: _edit_first(ls, lambda r: r["k"] == 16,
+                                                                    lambda r: r.update(k=15)))
+    assert main(["submit", "--check", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert f"records.jsonl:{line_no}: field 'k': k=15 is not in the canonical k grid" in err
+    assert "missing [16]; not canonical [15]" in err
+    # A whole run made with another grid is named in run.json too.
+    run = json.loads((tiny_run / "run.json").read_text())
+    run["config"]["k_grid"] = [1, 2, 4]
+    (bad / "run.json").write_text(json.dumps(run))
+    assert main(["submit", "--check", str(bad)]) == 2
+    assert "run.json: field 'config.k_grid': [1, 2, 4] differs from the canonical" in capsys.readouterr().err
+
+
+def test_submit_check_rejects_schema_errors_and_unbalanced_probes(tiny_run: Path, tmp_path: Path) -> None:
+    bad = _tamper(tiny_run, tmp_path / "schema", lambda lines: _edit_first(
+        lines, lambda r: True, lambda r: r.pop("feature")))
+    report = check_folder(bad)
+    assert any(r.line == 1 and r.field == "feature" and "schema" in r.reason for r in report.rejections)
+    unbalanced = _tamper(tiny_run, tmp_path / "bal", lambda lines: _edit_first(
+        lines, lambda r: r["method"] != "dense", lambda r: r.update(n_train=r["n_train"] + 10)))
+    assert any(r.field == "n_train" and "balances" in r.reason for r in check_folder(unbalanced).rejections)
+    unknown = _tamper(tiny_run, tmp_path / "unknown", lambda lines: _edit_first(
+        lines, lambda r: True, lambda r: r["provenance"].update(dataset="no-such-dataset")))
+    rej = [r for r in check_folder(unknown).rejections if r.line == 1 and r.field == "provenance.dataset"]
+    assert rej and "no dataset named 'no-such-dataset'" in rej[0].reason

@@ -27,7 +27,7 @@ import json
 import re
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -301,3 +301,39 @@ def failure_message(dataset: str, r: GateResult, card_path: Any = None) -> str:
     return (f"{dataset}{where}: gate {r.gate} failed: {r.shown_value()} (needs {r.threshold}; {r.detail}). "
             f"Fix: {FIX_HINT.get(r.gate, 'fix the data')}; or, if this is by design, add "
             f"`waivers: {{{r.gate}: <reason>}}` to the card")
+
+
+# --------------------------------------------------------------------------- for reports
+
+
+def gate_tables(names: Sequence[str], *, limit: int | None, include: Sequence[Any] = (),
+                tokenizer_name: str = "smollm2-135m") -> dict[str, dict[str, dict[str, Any]]]:
+    """{dataset: {gate: {passed, value, threshold, waiver, detail}}} for the HTML report's dataset pages.
+
+    Datasets are built at `limit` (the run's), so the gates describe the examples that were probed;
+    builds and gate results come from the cache when present. A dataset whose source is unavailable
+    is left out (its page says no gate results were given).
+    """
+    from .examples import build_dataset
+    from .plugins import get_registered
+    from .registry import load_catalog
+    from .sources import SourceUnavailable
+    from .tokenizer import load_tokenizer
+
+    catalog = load_catalog(list(include))
+    builders = get_registered(list(include)).builders
+    tok = None
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for name in names:
+        if name not in catalog.entries:
+            continue
+        try:
+            built = build_dataset(catalog.entries[name], builders=builders, limit=limit, include=list(include),
+                                  progress=False)
+        except SourceUnavailable:
+            continue
+        tok = tok or load_tokenizer(tokenizer_name)
+        report = run_gates(built, tok.tokenizer, tok.revision)
+        out[name] = {r.gate: {"passed": r.status in ("pass", "n/a"), "value": r.value, "threshold": r.threshold,
+                              "waiver": r.reason or None, "detail": r.detail} for r in report.results}
+    return out

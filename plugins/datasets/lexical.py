@@ -195,6 +195,8 @@ def prose_targets(feature: str, text: str) -> list[tuple[int, int, str]]:
         return [(a, b, "sentence-initial" if SENTENCE_START.search(text[:a]) else "mid-sentence")
                 for a, b, w in words if is_capitalised(w)]
     if feature == "enclosure":
+        if text.count("(") != text.count(")") or text.count("``") != text.count("''") or text.count('"') % 2:
+            return []  # an unclosed bracket or quote (passages are cut from longer articles): no reliable labels
         spans = enclosure_spans(text)
         out = []
         for a, b, w in words:

@@ -4,7 +4,9 @@ Also home of the small UDHR reader (`udhr_paragraphs`) that the position dataset
 """
 from __future__ import annotations
 
+import gzip
 import re
+import unicodedata
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
@@ -163,4 +165,66 @@ def build_udhr_language(ctx: BuildContext) -> Iterator[dict]:
                        "label": lang, "group": para.section}
 
 
-BUILDERS = {"udhr-language": build_udhr_language}
+def wordfreq_ranked_words(root: Path, code: str) -> list[str]:
+    """Words of wordfreq's `data/small_<code>.msgpack.gz`, most frequent first.
+
+    The file is wordfreq's "cBpack" format: a msgpack list whose first item is a header and
+    whose i-th item lists the words with frequency -i centibels. srsly (a spaCy dependency)
+    decodes msgpack; nothing of wordfreq's code is imported.
+    """
+    import srsly
+
+    matches = sorted(Path(root).glob(f"wordfreq/data/small_{code}.msgpack.gz"))
+    if not matches:
+        raise BuildError(f"the wordfreq wheel has no word list 'small_{code}.msgpack.gz'", field="params.languages",
+                         fix="use a language code that has a data/small_<code>.msgpack.gz file in the wheel")
+    packed = srsly.msgpack_loads(gzip.decompress(matches[0].read_bytes()))
+    header = packed[0] if packed else None
+    if not isinstance(header, dict) or header.get("format") != "cB":
+        raise BuildError(f"{matches[0].name} is not in wordfreq's cB format", field="sources",
+                         fix="pin a wordfreq wheel of the 3.x series")
+    return [word for bucket in packed[1:] for word in bucket]
+
+
+def in_script(word: str, script: str) -> bool:
+    """Every character of `word` is a letter of the Unicode script `script` (e.g. LATIN, CYRILLIC)."""
+    return all(unicodedata.name(ch, "").startswith(script + " ") for ch in word)
+
+
+def build_wordfreq_word_language(ctx: BuildContext) -> Iterator[dict]:
+    """Single words labelled with their language; words found in another listed language's list are dropped.
+
+    Candidates are the words ranked rank_from..rank_to in a language's frequency list, made of
+    letters only (of params.script, if given), at least min_letters long. A word that appears anywhere in the list of any
+    other language named in params.languages or params.exclude_if_in is ambiguous and dropped.
+    Each class keeps per_class words, sampled with a seeded RNG and put back in rank order.
+    """
+    root = ctx.fetch("wordfreq")
+    langs: dict[str, str] = ctx.params["languages"]
+    missing = [c for c in ctx.card.labels.classes if c not in langs]
+    if missing:
+        raise BuildError(f"classes {missing} have no wordfreq code in params.languages", field="params.languages",
+                         fix="map every class of the card to a wordfreq language code")
+    rank_from, rank_to = int(ctx.params.get("rank_from", 500)), int(ctx.params.get("rank_to", 5000))
+    min_letters = int(ctx.params.get("min_letters", 4))
+    per_class = int(ctx.params.get("per_class", 300))
+    script = ctx.params.get("script")  # e.g. "LATIN": every letter's Unicode name must start with it
+    codes = {c: langs[c] for c in ctx.card.labels.classes}
+    others = list(ctx.params.get("exclude_if_in", []))
+    vocab = {code: wordfreq_ranked_words(root, code) for code in set(codes.values()) | set(others)}
+    owners: dict[str, set[str]] = {}
+    for code, words in vocab.items():
+        for word in words:
+            owners.setdefault(word, set()).add(code)
+    for lang, code in codes.items():
+        ranked = vocab[code]
+        candidates = [(rank, w) for rank, w in enumerate(ranked[rank_from:rank_to], start=rank_from)
+                      if w.isalpha() and len(w) >= min_letters and owners[w] == {code}
+                      and (script is None or in_script(w, script))]
+        rng = ctx.rng(lang)
+        chosen = sorted(rng.sample(candidates, min(per_class, len(candidates))))
+        for rank, word in chosen:
+            yield {"id": f"{lang}-{rank}", "text": word, "label": lang, "group": f"{lang}-{word}"}
+
+
+BUILDERS = {"udhr-language": build_udhr_language, "wordfreq-word-language": build_wordfreq_word_language}

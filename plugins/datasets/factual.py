@@ -94,7 +94,8 @@ def build_city_country(ctx: BuildContext) -> Iterator[dict]:
         for c in ranked:
             name = c["name"]
             # one country per name, no name that is (or holds) a country's name
-            if len(where[name]) > 1 or any(cn in name.lower() for cn in country_names) or name in taken:
+            if len(where[name]) > 1 or any(cn in name.lower() for cn in country_names) or name in taken \
+                    or any(ch.isdigit() for ch in name):  # "Paris 15 Vaugirard": a district, not a city
                 continue
             taken.append(name)
             if len(taken) == per_country:
@@ -225,7 +226,7 @@ def build_us_statehood(ctx: BuildContext) -> Iterator[dict]:
     if len(states) != 50:
         raise BuildError(f"expected the 50 states in {p['states_file']}, found {len(states)}", field="params.states_file")
     centuries = {17: "18th century", 18: "19th century", 19: "20th century"}
-    items = [(s["name"], centuries[s["statehood_year"] // 100], s["abbr"].lower()) for s in states]
+    items = [(s["name"], centuries[s["statehood_year"] // 100], slug(s["name"])) for s in states]
     yield from entity_examples(items, p["templates"])
 
 

@@ -13,6 +13,8 @@ from typing import Any, Iterator
 from probebank.errors import BuildError
 from probebank.examples import BuildContext
 
+from .morphology import MORPHOLOGY_BUILDERS
+
 
 def load_tagger(model_dir: Path) -> Any:
     """Load the pinned spaCy pipeline from its unpacked wheel folder: tagger + sentence splitter only."""
@@ -70,3 +72,57 @@ def build_upos(ctx: BuildContext) -> Iterator[dict]:
 
 
 BUILDERS = {"syntax-upos": build_upos}
+
+
+# --- per-token labels from spaCy on real text (dependency relation, fine-grained verb tag) ------
+
+def load_parser(model_dir: Path) -> Any:
+    """The pinned spaCy pipeline with its dependency parser (which also splits sentences)."""
+    import spacy
+
+    if not (model_dir / "config.cfg").is_file():
+        raise BuildError(f"no spaCy model (config.cfg) in {model_dir}", field="params.model_dir",
+                         fix="point model_dir at the model folder inside the unpacked wheel")
+    return spacy.load(model_dir, exclude=["ner", "lemmatizer"])
+
+
+TOKEN_ATTRIBUTES = {"dep": lambda t: t.dep_, "tag": lambda t: t.tag_}
+
+
+def build_token_attribute(ctx: BuildContext) -> Iterator[dict]:
+    """Sentences of BoolQ passages; targets = words whose spaCy attribute (params.attribute) is a class."""
+    p = ctx.params
+    if p.get("attribute") not in TOKEN_ATTRIBUTES:
+        raise BuildError(f"params.attribute must be one of {sorted(TOKEN_ATTRIBUTES)}", field="params.attribute")
+    attribute = TOKEN_ATTRIBUTES[p["attribute"]]
+    classes = set(ctx.card.labels.classes)
+    text_file = ctx.fetch("boolq") / p["text_file"]
+    nlp = load_parser(ctx.fetch("spacy-model") / p["model_dir"])
+    min_words, max_words = p.get("min_words", 5), p.get("max_words", 60)
+    passages = list(_passages(text_file))[: p.get("max_passages")]
+    # Parse only what a limited build needs: stop after limit x classes sentences (file order).
+    wanted = ctx.limit * len(classes) if ctx.limit else None
+    seen: set[str] = set()
+    n = 0
+    for (line, _), doc in zip(passages, nlp.pipe((text for _, text in passages), batch_size=32)):
+        for sent in doc.sents:
+            words = [t for t in sent if not (t.is_punct or t.is_space)]
+            text = sent.text
+            if not (min_words <= len(words) <= max_words) or text in seen:
+                continue
+            base = sent[0].idx
+            targets = [(t.idx - base, t.idx - base + len(t.text), attribute(t)) for t in words
+                       if attribute(t) in classes]
+            if not targets:
+                continue
+            seen.add(text)
+            yield {"id": f"boolq-dev-{line}-{sent.start}", "text": text, "targets": targets,
+                   "group": f"boolq-dev-{line}"}
+            n += 1
+            if wanted is not None and n >= wanted:
+                return
+
+
+BUILDERS["syntax-deprel"] = build_token_attribute
+BUILDERS["syntax-verb-tag"] = build_token_attribute
+BUILDERS.update(MORPHOLOGY_BUILDERS)

@@ -90,8 +90,12 @@ class BasisRun:
 
     def probe_key(self, key: str) -> str:
         """Fold the fitted bases' keys into a probe key, so cached records never mix bases."""
-        blob = json.dumps({"probe": key, "bases": sorted((f"{l}|{s}|{y}", fb.key or "")
-                                                         for (l, s, y), fb in self.fitted.items())})
+        from .bases import basis_params, code_version
+
+        # Bases without a fit key (identity, rotation) still change records when their code or settings do.
+        blob = json.dumps({"probe": key, "bases": sorted(
+            (f"{lab}|{site}|{layer}", fb.key or f"{code_version(fb.basis)}:{json.dumps(basis_params(fb.basis), sort_keys=True)}")
+            for (lab, site, layer), fb in self.fitted.items())})
         return hashlib.sha256(blob.encode()).hexdigest()[:24]
 
     def flags(self, built: BuiltDataset, test_examples: Iterable[int]) -> list[str]:
@@ -104,7 +108,9 @@ class BasisRun:
     def annotate(self, records: Iterable[ResultRecord], built: BuiltDataset, store: Any,
                  cfg: ProbeConfig) -> Iterator[ResultRecord]:
         """Stamp each record with its basis's key, and the overlap flag for trained bases."""
-        flags = self.flags(built, test_side_examples(built, store, cfg))
+        return self._stamp(records, self.flags(built, test_side_examples(built, store, cfg)))
+
+    def _stamp(self, records: Iterable[ResultRecord], flags: list[str]) -> Iterator[ResultRecord]:
         for r in records:
             fb = self.fitted.get((r.basis, r.site, r.layer))
             if fb is None:

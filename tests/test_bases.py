@@ -201,3 +201,32 @@ def test_run_with_bases_writes_records_and_metrics_per_basis(bank, tmp_path: Pat
     # The results command still reads the folder (bases metrics are not *.jsonl result records).
     assert main(["results", str(tmp_path / "out"), "--format", "json"]) == 0
     assert main(["bases", "--compare", str(tmp_path / "out"), "--format", "json"]) == 0
+
+
+def test_trained_bases_are_flagged_when_training_text_overlaps_a_test_text(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from probebank.basis_run import OVERLAP_FLAG, BasisRun
+    from probebank.schema import Metrics, Provenance, ResultRecord
+
+    corpus = ["Queequeg was a native of Rokovoko, an island far away to the West and South, not down in any map."]
+    run = BasisRun([parse_spec("identity"), parse_spec("pca")], corpus=corpus)
+    run.overlap = OverlapIndex.of(corpus)
+    X = _low_rank(n=200)
+    for spec in run.specs:
+        run.fitted[(spec.label, "mlp", 0)] = fit_or_load(spec, make_basis(spec, BUILTIN_BASES, width=32),
+                                                         {}, lambda: X, BasisStore(tmp_path))
+    texts = ["He said Queequeg was a native of Rokovoko, an island far away to the West and South.",
+             "A clean sentence about something else entirely, written for the test."]
+    built = SimpleNamespace(dataset={"text": texts})
+    assert run.flags(built, [0, 1]) == [OVERLAP_FLAG]
+    assert run.flags(built, [1]) == []  # only the test side counts
+    prov = Provenance(probebank_version="0", model="m", model_revision="r", model_dtype="float32", dataset="d",
+                      dataset_version="1.0", dataset_hash="h")
+    rec = ResultRecord(provenance=prov, feature="f", site="mlp", layer=0, aggregation="last", method="mean_diff", k=1,
+                       seed=0, n_train=1, n_test=1, n_train_pos=1, n_test_pos=1,
+                       metrics=Metrics(f1=1, accuracy=1, precision=1, recall=1, mcc=1))
+    flags = [OVERLAP_FLAG]
+    stamped = {r.basis: r for r in run._stamp([rec.model_copy(update={"basis": b}) for b in ("identity", "pca")], flags)}
+    assert stamped["pca"].basis_flags == [OVERLAP_FLAG] and stamped["pca"].basis_key == run.fitted[("pca", "mlp", 0)].key
+    assert stamped["identity"].basis_flags == [] and stamped["identity"].basis_key is None

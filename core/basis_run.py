@@ -20,6 +20,7 @@ from .schema import BasisRecord, ExtractionPlan, ProbeConfig, Provenance, Result
 
 BASES_FILE = "bases.ndjson"  # not *.jsonl: results.read_records globs those as ResultRecords
 OVERLAP_FLAG = "train-overlaps-test"
+TRAINING_ROWS_RULE = "position>0;norm<=10*median"  # part of every fit key: see training_rows
 
 
 @dataclass
@@ -64,7 +65,8 @@ class BasisRun:
                     plan = ExtractionPlan(model=loaded.name, dataset=built.name, sites=list(sites), layers=list(layers),
                                           aggregation="each", max_tokens=built.card.max_tokens)
                     corpus_store, _ = extract(loaded, built, plan, progress=progress)
-                return np.asarray(corpus_store.layer(site, layer), dtype=np.float32)
+                return training_rows(np.asarray(corpus_store.layer(site, layer), dtype=np.float32),
+                                     corpus_store.rows()["position"])
             return get
 
         for site in sites:
@@ -73,7 +75,8 @@ class BasisRun:
                 for spec in parsed:
                     basis = make_basis(spec, factories, width=width, seed=seed)
                     key_parts = {"model": loaded.name, "revision": loaded.revision, "dtype": loaded.dtype,
-                                 "site": site, "layer": layer, "corpus": run.corpus_hash}
+                                 "site": site, "layer": layer, "corpus": run.corpus_hash,
+                                 "rows": TRAINING_ROWS_RULE}
                     fb = fit_or_load(spec, basis, key_parts, training(site, layer) if built else None, store)
                     if fb.key is not None:
                         log(f"bases: {spec.label} {site} L{layer} "
@@ -162,6 +165,18 @@ class BasisRun:
         records = [r for r in read_records(records_path) if r.provenance.dataset == built.name]
         flags = self.flags(built, test_side_examples(built, store, cfg))
         return append_basis_records(Path(out) / BASES_FILE, self.metrics(store, built, provenance, cfg, records, flags))
+
+
+def training_rows(X: np.ndarray, positions: np.ndarray, max_norm_ratio: float = 10.0) -> np.ndarray:
+    """Corpus rows a basis trains on: not the first token of a passage, and no massive-activation row.
+
+    Causal LMs park huge values on the first token and a few others (SmolLM2's residual reaches
+    ~26,000 there, against ~100 elsewhere); left in, they dominate the variance, so PCA and the
+    SAE spend their capacity on them and FVU looks near perfect while ordinary tokens are lost.
+    """
+    norms = np.linalg.norm(X, axis=1)
+    keep = (np.asarray(positions) > 0) & (norms <= max_norm_ratio * float(np.median(norms)))
+    return X[keep]
 
 
 def test_side_examples(built: BuiltDataset, store: Any, cfg: ProbeConfig) -> set[int]:

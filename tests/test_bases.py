@@ -230,3 +230,12 @@ def test_trained_bases_are_flagged_when_training_text_overlaps_a_test_text(tmp_p
     stamped = {r.basis: r for r in run._stamp([rec.model_copy(update={"basis": b}) for b in ("identity", "pca")], flags)}
     assert stamped["pca"].basis_flags == [OVERLAP_FLAG] and stamped["pca"].basis_key == run.fitted[("pca", "mlp", 0)].key
     assert stamped["identity"].basis_flags == [] and stamped["identity"].basis_key is None
+
+
+def test_training_rows_drop_first_tokens_and_massive_activations() -> None:
+    from probebank.basis_run import training_rows
+
+    X = np.ones((6, 4), np.float32)
+    X[3] = 500.0  # a massive-activation token
+    kept = training_rows(X, np.array([0, 1, 2, 3, 0, 5]))
+    assert kept.shape == (3, 4) and kept.max() == 1.0

@@ -4,7 +4,7 @@ Measures, on activations of a given width (SmolLM2-135M: mlp 1536, resid 576):
   - TopK SAE training: seconds for a measured run of N tokens x E epochs, extrapolated to
     seconds per million training tokens (token-steps), linear in tokens (fixed batch size);
   - TopK SAE encoding: seconds per million tokens;
-  - PCA fit (full SVD) on the same N tokens, and PCA encoding per million tokens.
+  - PCA fit (covariance eigendecomposition) on the same N tokens, and PCA encoding per million tokens.
 The activations are Gaussian with a decaying spectrum (cost does not depend on the values).
 
     python bench/bases.py --width 1536 --tokens 20000
@@ -56,7 +56,7 @@ def main() -> None:
     enc_m = 1e6 / args.tokens
     rows = [("TopK SAE train", sae_train, sae_train * per_m, f"{report.tokens_seen} token-steps measured"),
             ("TopK SAE encode", sae_encode, sae_encode * enc_m, ""),
-            ("PCA fit (full SVD)", pca_fit, None, "one fit on the same tokens; grows ~linearly with tokens"),
+            ("PCA fit (covariance eigh)", pca_fit, None, "one fit on the same tokens (d x d eigh + n x d^2 product)"),
             ("PCA encode", pca_encode, pca_encode * enc_m, "")]
     print(f"{'step':22s} {'measured s':>11s} {'s per 1M tokens (extrapolated)':>32s}")
     for name, measured, per_million, note in rows:

@@ -70,17 +70,21 @@ def _selected(config: RunConfig, catalog: Catalog) -> tuple[list[str], int | Non
 
 
 def _probe(store, built: BuiltDataset, provenance: Provenance, probe_cfg: ProbeConfig, config: RunConfig,
-           layers: list[int], methods: dict, records_path: Path) -> int:
+           layers: list[int], methods: dict, records_path: Path, bases=None) -> int:
     """Probe one stored dataset, or reuse the records of an identical earlier probe (same store,
     settings and probing code), so a repeated run finishes in seconds."""
     key = probe_key(store.key, provenance, probe_cfg, config.sites, layers, built.card,
                     [methods.get(m) for m in probe_cfg.methods])
+    if bases is not None:  # a BasisRun (issue 6): its fitted bases' keys are part of the records' key
+        key = bases.probe_key(key)
     cached = cache_dir("records") / f"{key}.jsonl"
     if not cached.is_file():
         tmp = cached.with_suffix(".tmp")
         tmp.write_text("")
-        append_records(tmp, evaluate_store(store, built, provenance, probe_cfg, config.sites, layers,
-                                           progress=config.progress, registry_methods=methods))
+        records = evaluate_store(store, built, provenance, probe_cfg, config.sites, layers,
+                                 progress=config.progress, registry_methods=methods,
+                                 encoders=bases.encoders() if bases is not None else None)
+        append_records(tmp, bases.annotate(records, built, store, probe_cfg) if bases is not None else records)
         tmp.replace(cached)
     text = cached.read_text(encoding="utf-8")
     with open(records_path, "a", encoding="utf-8") as f:
@@ -111,6 +115,12 @@ def run(config: RunConfig, *, log: Callable[[str], None] = print) -> RunOutcome:
                                                      "include": [str(p) for p in config.include]},
         "model": {"name": loaded.name, "revision": loaded.revision, "dtype": loaded.dtype, "notes": loaded.notes},
         "datasets": names, "limit": limit}, indent=1, default=str))
+    bases = None
+    if config.bases and config.bases != ["identity"]:  # fit or reuse each basis per site x layer (issue 6)
+        from .basis_run import BASES_FILE, BasisRun
+        bases = BasisRun.create(config.bases, loaded, config.sites, layers, registered.bases,
+                                progress=config.progress, log=log)
+        (out / BASES_FILE).write_text("")
     alignment, skipped, n_records = {}, {}, 0
     for name in names:
         entry = catalog.get(name)
@@ -130,7 +140,9 @@ def run(config: RunConfig, *, log: Callable[[str], None] = print) -> RunOutcome:
                                 model_dtype=loaded.dtype, model_notes=loaded.notes, dataset=name,
                                 dataset_version=entry.card.version, dataset_hash=built.content_hash,
                                 store_key=store.key)
-        added = _probe(store, built, provenance, probe_cfg, config, layers, registered.methods, records_path)
+        added = _probe(store, built, provenance, probe_cfg, config, layers, registered.methods, records_path, bases)
+        if bases is not None and added:
+            bases.write_metrics(out, store, built, provenance, probe_cfg, records_path)
         if not added:
             skipped[name] = (f"no feature has {probe_cfg.min_rows_per_class}+ positive rows on both sides of the "
                              f"split; use a larger --limit")

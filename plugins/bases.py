@@ -1,4 +1,9 @@
-"""Unsupervised bases. v1 ships the identity basis (the neurons themselves)."""
+"""Built-in unsupervised bases: identity, random rotation, PCA, ICA, sparse dictionary, TopK SAE,
+and SAE weights loaded from a local folder. See probebank.bases for the protocol.
+
+Every factory takes the layer width and a seed, plus its own keyword settings (all JSON-able, so
+they enter the content key of a fitted basis). Defaults are sized for a 2-core CPU.
+"""
 from __future__ import annotations
 
 import numpy as np
@@ -10,6 +15,10 @@ class IdentityBasis:
     """Units are the model's own neurons: encode is the identity."""
 
     name = "identity"
+    trainable = False
+
+    def __init__(self, width: int | None = None, seed: int = 0) -> None:
+        self.width = width
 
     def fit(self, activations: np.ndarray) -> "IdentityBasis":
         return self
@@ -20,7 +29,252 @@ class IdentityBasis:
     def decode(self, codes: np.ndarray) -> np.ndarray:
         return codes
 
+    def params(self) -> dict:
+        return {}
+
+
+class RandomRotationBasis:
+    """A seeded random orthogonal matrix (QR of a Gaussian): the neurons' random-basis control."""
+
+    name = "random-rotation"
+    trainable = False
+
+    def __init__(self, width: int, seed: int = 0) -> None:
+        rng = np.random.default_rng(seed)
+        q, r = np.linalg.qr(rng.standard_normal((width, width)))
+        self.Q = (q * np.sign(np.diag(r))).astype(np.float32)  # sign fix: Haar-distributed
+        self.seed = seed
+
+    def encode(self, X: np.ndarray) -> np.ndarray:
+        return np.asarray(X, np.float32) @ self.Q
+
+    def decode(self, codes: np.ndarray) -> np.ndarray:
+        return np.asarray(codes, np.float32) @ self.Q.T
+
+    def params(self) -> dict:
+        return {"seed": self.seed}
+
+
+class _LinearFitBasis:
+    """Shared encode/decode for bases that learn codes = (X - mean) @ W and X ~ codes @ D + mean."""
+
+    trainable = True
+
+    def encode(self, X: np.ndarray) -> np.ndarray:
+        return (np.asarray(X, np.float32) - self.mean_) @ self.W_
+
+    def decode(self, codes: np.ndarray) -> np.ndarray:
+        return np.asarray(codes, np.float32) @ self.D_ + self.mean_
+
+    def state(self) -> dict[str, np.ndarray]:
+        return {"mean": self.mean_, "W": self.W_, "D": self.D_}
+
+    def load_state(self, arrays: dict[str, np.ndarray]) -> None:
+        self.mean_, self.W_, self.D_ = arrays["mean"], arrays["W"], arrays["D"]
+
+
+class PCABasis(_LinearFitBasis):
+    """Principal components (all of them unless n_components is set); units sorted by variance.
+
+    Fitted by an eigendecomposition of the covariance (one n x d^2 product, then a d x d eigh),
+    several times faster than an SVD of the data when tokens far outnumber the width.
+    """
+
+    name = "pca"
+
+    def __init__(self, width: int, seed: int = 0, n_components: int | None = None) -> None:
+        self.width, self.seed, self.n_components = width, seed, n_components
+
+    def params(self) -> dict:
+        return {"n_components": self.n_components, "seed": self.seed}
+
+    def fit(self, X: np.ndarray) -> "PCABasis":
+        X = np.asarray(X, np.float32)
+        mean = X.mean(0, dtype=np.float64)
+        centred = X - mean.astype(np.float32)
+        cov = (centred.T @ centred).astype(np.float64) / max(X.shape[0] - 1, 1)
+        values, vectors = np.linalg.eigh(cov)
+        n = min(self.n_components or self.width, X.shape[1])
+        order = np.argsort(values)[::-1][:n]
+        components = vectors[:, order].T
+        # Deterministic signs (as scikit-learn): the largest |loading| of each component is positive.
+        signs = np.sign(components[np.arange(n), np.abs(components).argmax(1)])
+        components *= np.where(signs == 0, 1.0, signs)[:, None]
+        self.mean_ = mean.astype(np.float32)
+        self.W_ = np.ascontiguousarray(components.T, dtype=np.float32)
+        self.D_ = np.ascontiguousarray(components, dtype=np.float32)
+        return self
+
+
+class ICABasis(_LinearFitBasis):
+    """FastICA (PCA-whitened, then rotated to maximise non-Gaussianity).
+
+    Defaults are sized for a 2-core CPU: 128 components (FastICA's cost grows with the square of
+    the component count) fitted on at most 10,000 training rows (a seeded subsample).
+    """
+
+    name = "ica"
+
+    def __init__(self, width: int, seed: int = 0, n_components: int = 128, max_iter: int = 200,
+                 tol: float = 1e-3, max_rows: int = 10_000) -> None:
+        self.width, self.seed = width, seed
+        self.n_components, self.max_iter, self.tol = min(n_components, width), max_iter, tol
+        self.max_rows = max_rows
+
+    def params(self) -> dict:
+        return {"n_components": self.n_components, "max_iter": self.max_iter, "tol": self.tol,
+                "max_rows": self.max_rows, "seed": self.seed}
+
+    def fit(self, X: np.ndarray) -> "ICABasis":
+        import warnings
+
+        from sklearn.decomposition import FastICA
+        from sklearn.exceptions import ConvergenceWarning
+
+        if X.shape[0] > self.max_rows:
+            X = X[np.random.default_rng(self.seed).choice(X.shape[0], self.max_rows, replace=False)]
+        ica = FastICA(n_components=min(self.n_components, X.shape[0]), whiten="unit-variance",
+                      whiten_solver="eigh", max_iter=self.max_iter, tol=self.tol, random_state=self.seed)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)  # a partial rotation is still a basis
+            ica.fit(X.astype(np.float64))
+        self.mean_ = ica.mean_.astype(np.float32)
+        self.W_ = ica.components_.T.astype(np.float32).copy()   # unmixing: sources = (X - mean) @ W
+        self.D_ = ica.mixing_.T.astype(np.float32).copy()       # X ~ sources @ mixing.T + mean
+        return self
+
+
+class DictionaryBasis:
+    """Sparse dictionary learning (scikit-learn MiniBatchDictionaryLearning), OMP codes.
+
+    Inputs are centred and scaled to unit mean squared norm per row so that `alpha` means
+    the same thing at every layer; the scale is saved with the dictionary.
+    """
+
+    name = "dictionary"
+    trainable = True
+
+    def __init__(self, width: int, seed: int = 0, n_components: int = 512, alpha: float = 0.1,
+                 nonzero: int = 16, max_iter: int = 10, batch_size: int = 256) -> None:
+        self.width, self.seed = width, seed
+        self.n_components, self.alpha, self.nonzero = n_components, alpha, nonzero
+        self.max_iter, self.batch_size = max_iter, batch_size
+
+    def params(self) -> dict:
+        return {"n_components": self.n_components, "alpha": self.alpha, "nonzero": self.nonzero,
+                "max_iter": self.max_iter, "batch_size": self.batch_size, "seed": self.seed}
+
+    def _prep(self, X: np.ndarray) -> np.ndarray:
+        return (np.asarray(X, np.float32) - self.mean_) * self.scale_[0]
+
+    def fit(self, X: np.ndarray) -> "DictionaryBasis":
+        from sklearn.decomposition import MiniBatchDictionaryLearning
+
+        self.mean_ = X.mean(0).astype(np.float32)
+        centred = X - self.mean_
+        self.scale_ = np.array([1.0 / np.sqrt(max(float((centred ** 2).sum(1).mean()), 1e-12))], np.float32)
+        dl = MiniBatchDictionaryLearning(n_components=self.n_components, alpha=self.alpha,
+                                         batch_size=self.batch_size, max_iter=self.max_iter,
+                                         random_state=self.seed, fit_algorithm="cd")
+        dl.fit(self._prep(X))
+        self.D_ = dl.components_.astype(np.float32)
+        return self
+
+    def encode(self, X: np.ndarray) -> np.ndarray:
+        from sklearn.decomposition import sparse_encode
+
+        return sparse_encode(self._prep(X), self.D_, algorithm="omp",
+                             n_nonzero_coefs=min(self.nonzero, self.D_.shape[0])).astype(np.float32)
+
+    def decode(self, codes: np.ndarray) -> np.ndarray:
+        return np.asarray(codes, np.float32) @ self.D_ / self.scale_[0] + self.mean_
+
+    def state(self) -> dict[str, np.ndarray]:
+        return {"mean": self.mean_, "scale": self.scale_, "D": self.D_}
+
+    def load_state(self, arrays: dict[str, np.ndarray]) -> None:
+        self.mean_, self.scale_, self.D_ = arrays["mean"], arrays["scale"], arrays["D"]
+
+
+class TopKSAEBasis:
+    """A TopK sparse autoencoder trained in torch (probebank.sae); expansion x width latents.
+
+    Defaults are sized for a 2-core CPU (bench/bases.py measures the cost): 2x latents, k=32,
+    2 epochs over the training corpus. Wider SAEs: sae-topk:expansion=8:epochs=4.
+    """
+
+    name = "sae-topk"
+    trainable = True
+
+    def __init__(self, width: int, seed: int = 0, expansion: int = 2, k: int = 32, epochs: int = 2,
+                 batch_size: int = 512, lr: float = 1e-3) -> None:
+        self.width, self.seed = width, seed
+        self.expansion, self.k, self.epochs, self.batch_size, self.lr = expansion, k, epochs, batch_size, lr
+        self.weights = None
+        self.report = None
+
+    def params(self) -> dict:
+        return {"expansion": self.expansion, "k": self.k, "epochs": self.epochs, "batch_size": self.batch_size,
+                "lr": self.lr, "seed": self.seed}
+
+    def fit(self, X: np.ndarray, progress: bool = True) -> "TopKSAEBasis":
+        from probebank.sae import TopKTrainConfig, train_topk_sae
+
+        cfg = TopKTrainConfig(d_sae=self.expansion * self.width, k=self.k, epochs=self.epochs,
+                              batch_size=self.batch_size, lr=self.lr, seed=self.seed,
+                              dead_after_tokens=min(20_000, max(X.shape[0] // 2, self.batch_size)))
+        self.weights, self.report = train_topk_sae(X, cfg, progress=progress)
+        return self
+
+    def encode(self, X: np.ndarray) -> np.ndarray:
+        return self.weights.encode(X)
+
+    def decode(self, codes: np.ndarray) -> np.ndarray:
+        return self.weights.decode(codes)
+
+    def state(self) -> dict[str, np.ndarray]:
+        return self.weights.arrays()
+
+    def load_state(self, arrays: dict[str, np.ndarray]) -> None:
+        from probebank.sae import SAEWeights
+
+        self.weights = SAEWeights(arrays["W_enc"], arrays["b_enc"], arrays["W_dec"], arrays["b_dec"],
+                                  activation="topk", k=self.k)
+
+
+class SAEFolderBasis:
+    """SAE weights from a local folder in the common safetensors layout: `sae:/path/to/folder`."""
+
+    name = "sae"
+    trainable = False
+
+    def __init__(self, width: int, seed: int = 0, path: str | None = None) -> None:
+        from probebank.bases import BasisError
+        from probebank.sae_io import load_sae_folder
+
+        if not path:
+            raise BasisError("the sae basis needs a folder", field="--bases", fix="write sae:/path/to/folder")
+        self.path = path
+        self.weights, self.sha256 = load_sae_folder(path, width)
+
+    def content_key(self) -> str:
+        return self.sha256[:24]
+
+    def params(self) -> dict:
+        return {"path": self.path}
+
+    def encode(self, X: np.ndarray) -> np.ndarray:
+        return self.weights.encode(X)
+
+    def decode(self, codes: np.ndarray) -> np.ndarray:
+        return self.weights.decode(codes)
+
+
+BUILTIN_BASES = {cls.name: cls for cls in (IdentityBasis, RandomRotationBasis, PCABasis, ICABasis, DictionaryBasis,
+                                           TopKSAEBasis, SAEFolderBasis)}
+
 
 @hookimpl
 def register_bases(register):
-    register("identity", IdentityBasis)
+    for name, cls in BUILTIN_BASES.items():
+        register(name, cls)

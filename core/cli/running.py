@@ -22,7 +22,9 @@ def run(model: str = typer.Option("smollm2-135m", help="Registered model name, a
         batch_size: int = typer.Option(16, help="Sequences per forward pass."),
         out: Path = typer.Option(Path("probebank-out"), help="Results folder."),
         include: Optional[List[Path]] = IncludeOpt,
-        progress: bool = typer.Option(True, help="Show progress bars.")) -> None:
+        progress: bool = typer.Option(True, help="Show progress bars."),
+        bases: str = typer.Option("identity", help="Comma-separated bases to probe, e.g. identity,pca,sae-topk "
+                                                   "or sae:/path/to/folder (`probebank bases` lists them).")) -> None:
     """Build datasets, extract activations, run k-sparse probes and print the summary table."""
     from ..results import render_summary
     from ..run import RunConfig, run as run_job
@@ -34,7 +36,7 @@ def run(model: str = typer.Option("smollm2-135m", help="Registered model name, a
     config = RunConfig(model=model, datasets=_csv(datasets), suite=suite, sites=site_list,
                        layers=_ints(layers, "--layers"), methods=_csv(methods) or ["mean_diff"], limit=limit,
                        seeds=_ints(seeds, "--seeds") or [0], batch_size=batch_size, out=out,
-                       include=list(include or []), progress=progress)
+                       include=list(include or []), progress=progress, bases=_csv(bases) or ["identity"])
     outcome = run_job(config, log=lambda msg: err_console.print(msg))
     console.print(render_summary(outcome.summary, title=f"{model}: best layer per feature"))
     console.print(f"{outcome.n_records} records in {outcome.out / 'records.jsonl'}; "

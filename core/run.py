@@ -71,9 +71,9 @@ def _selected(config: RunConfig, catalog: Catalog) -> tuple[list[str], int | Non
 
 
 def _probe(store, built: BuiltDataset, provenance: Provenance, probe_cfg: ProbeConfig, config: RunConfig,
-           layers: list[int], methods: dict, *, controls: bool) -> list[ResultRecord]:
+           layers: list[int], methods: dict, *, controls: bool) -> Path:
     """Probe one stored dataset, or reuse the records of an identical earlier probe (same store,
-    settings and probing code), so a repeated run finishes in seconds."""
+    settings and probing code), so a repeated run finishes in seconds. Returns the records file."""
     key = probe_key(store.key, provenance, probe_cfg, config.sites, layers, built.card,
                     [methods.get(m) for m in probe_cfg.methods], controls=controls)
     cached = cache_dir("records") / f"{key}.jsonl"
@@ -84,7 +84,7 @@ def _probe(store, built: BuiltDataset, provenance: Provenance, probe_cfg: ProbeC
                                            progress=config.progress, registry_methods=methods,
                                            controls=controls))
         tmp.replace(cached)
-    return read_records(cached)
+    return cached
 
 
 def _fill_random_init(records: list[ResultRecord], random_records: list[ResultRecord]) -> int:
@@ -145,9 +145,9 @@ def run(config: RunConfig, *, log: Callable[[str], None] = print) -> RunOutcome:
                                 model_dtype=loaded.dtype, model_notes=loaded.notes, dataset=name,
                                 dataset_version=entry.card.version, dataset_hash=built.content_hash,
                                 store_key=store.key)
-        records = _probe(store, built, provenance, probe_cfg, config, layers, registered.methods,
-                         controls=config.controls)
-        if config.random_init and records:
+        cached = _probe(store, built, provenance, probe_cfg, config, layers, registered.methods,
+                        controls=config.controls)
+        if config.random_init:
             if random_loaded is None:
                 log(f"loading random-init:{config.model} ...")
                 random_loaded = load_model(f"random-init:{config.model}")
@@ -156,9 +156,15 @@ def run(config: RunConfig, *, log: Callable[[str], None] = print) -> RunOutcome:
             r_prov = provenance.model_copy(update={"model": random_loaded.name, "model_revision": random_loaded.revision,
                                                    "model_notes": random_loaded.notes, "store_key": r_store.key})
             # The random-init model gets the plain probes only: its controls would not be read.
-            _fill_random_init(records, _probe(r_store, built, r_prov, probe_cfg, config, layers,
-                                              registered.methods, controls=False))
-        added = append_records(records_path, records)
+            r_cached = _probe(r_store, built, r_prov, probe_cfg, config, layers, registered.methods, controls=False)
+            records = read_records(cached)
+            _fill_random_init(records, read_records(r_cached))
+            added = append_records(records_path, records)
+        else:  # copy the text as is: parsing every record twice would dominate a repeated run
+            text = cached.read_text(encoding="utf-8")
+            with open(records_path, "a", encoding="utf-8") as f:
+                f.write(text)
+            added = text.count("\n")
         if not added:
             skipped[name] = (f"no feature has {probe_cfg.min_rows_per_class}+ positive rows on both sides of the "
                              f"split; use a larger --limit")

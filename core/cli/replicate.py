@@ -21,8 +21,9 @@ def replicate(model: str = typer.Option("smollm2-135m", help="Model to check (de
     with k, selectivity) and print a findings table; exit 1 when a finding fails."""
     from ..replicate import ReplicateConfig, render_findings, replicate as run_replicate
 
-    if limit < 4:
-        raise ConfigError(f"--limit {limit} is too small to split", field="--limit", fix="use at least 4")
+    if limit < 10:  # the shuffled copy needs every language in several articles on both sides of the split
+        raise ConfigError(f"--limit {limit} is too small for grouped splits of 12 languages", field="--limit",
+                          fix="use at least 10")
     config = ReplicateConfig(model=model, layers=_ints(layers, "--layers"), limit=limit,
                              seeds=_ints(seeds, "--seeds") or [0], out=out, progress=progress)
     found, seconds = run_replicate(config, log=lambda msg: err_console.print(msg))

@@ -62,8 +62,11 @@ def grouped_shuffle(y_train: np.ndarray, y_test: np.ndarray, groups_train: np.nd
 
 @lru_cache(maxsize=8)
 def _rotation(width: int, seed: int) -> np.ndarray:
+    from .probe import BLAS_THREADS, _blas_limit
+
     rng = np.random.default_rng([seed, width, 104729])
-    q, r = np.linalg.qr(rng.standard_normal((width, width)))
+    with _blas_limit(BLAS_THREADS):  # idle BLAS threads spinning on a busy 2-core machine cost ~10x here
+        q, r = np.linalg.qr(rng.standard_normal((width, width)))
     q *= np.sign(np.diag(r))  # Haar measure: fix the signs of QR's arbitrary column scaling
     q.setflags(write=False)
     return q.astype(np.float32)

@@ -13,14 +13,14 @@ PROV = Provenance(probebank_version="t", model="m", model_revision="0", model_dt
 
 def _rec(feature: str, layer: int, k: int, f1: float, rot: float, sel: float, seed: int = 0) -> ResultRecord:
     return ResultRecord(provenance=PROV, feature=feature, site="mlp", layer=layer, aggregation="mean",
-                        method="mean_diff", k=k, seed=seed, n_train=60, n_test=40, n_train_pos=30, n_test_pos=20,
+                        method="f_stat", k=k, seed=seed, n_train=60, n_test=40, n_train_pos=30, n_test_pos=20,
                         metrics=Metrics(f1=f1, accuracy=f1, precision=f1, recall=f1, mcc=0.0), units=[k],
                         controls=Controls(shuffled_f1=f1 - sel, selectivity=sel, rotation_f1=rot))
 
 
 def _real(k1: float = 0.9, rot: float = 0.6, k_growth: float = 0.02, sel: float = 0.4) -> list[ResultRecord]:
-    return [_rec(f, layer, k, min(1.0, k1 + k_growth * i - 0.1 * (layer == 0)), rot, sel)
-            for f in ("eng", "fra") for layer in (0, 1) for i, k in enumerate((1, 2, 4, 8))]
+    return [_rec(f, layer, k, min(1.0, k1 + k_growth * i - 0.1 * (layer == 0)), rot, sel, seed)
+            for f in ("eng", "fra") for layer in (0, 1) for i, k in enumerate((1, 2, 4, 8)) for seed in range(5)]
 
 
 def _shuffled(sel: float = 0.02) -> list[ResultRecord]:
@@ -36,7 +36,9 @@ def test_findings_pass_on_paper_like_records() -> None:
 
 def test_each_finding_can_fail() -> None:
     assert not findings(_real(k1=0.5), _shuffled())[0].passed
-    assert not findings(_real(rot=0.89), _shuffled())[1].passed
+    assert not findings(_real(rot=0.89), _shuffled())[1].passed  # neuron 0.8 / 0.9 by layer: loses on average
+    few = [r for r in _real() if r.seed == 0]  # 4 pairs: a sign-rank test cannot reach p < 0.01
+    assert not findings(few, _shuffled())[1].passed
     assert not findings(_real(k_growth=-0.03), _shuffled())[2].passed
     assert not findings(_real(sel=0.1), _shuffled())[3].passed
     assert not findings(_real(), _shuffled(sel=0.3))[3].passed

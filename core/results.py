@@ -158,15 +158,17 @@ COLUMNS = (("F1 k=1", "f1_k1", "f"), ("F1 k=16", "f1_k16", "f"), ("F1 dense", "f
            ("gain 1->8", "gain_1_8", "f"), ("units F1>=.9", "n_mono", "k"))
 
 
-def _cell(row: dict, key: str, kind: str) -> str:
+def _cell(row: dict, key: str, kind: str, with_ci: bool = True) -> str:
+    """'mean±half-width of the 95% interval' (with_ci=False: the mean only, for the narrow terminal)."""
     v = row.get(key)
     if v is None:
         return "-"
-    ci = row.get(key + "_ci")
+    ci = row.get(key + "_ci") if with_ci else None
+    half = None if not ci else (ci[1] - ci[0]) / 2
     if kind == "k":
         text = f"{v:.0f}" if float(v).is_integer() else f"{v:.1f}"
-        return text if not ci else f"{text}±{(ci[1] - ci[0]) / 2:.1f}"
-    return f"{v:.3f}" if not ci else f"{v:.3f}±{(ci[1] - ci[0]) / 2:.3f}"
+        return text if half is None else f"{text}±{half:.1f}"
+    return f"{v:.3f}" if half is None else f"{v:.3f}±{half:.3f}"
 
 
 def _stability(row: dict) -> str:
@@ -183,18 +185,20 @@ def _columns(rows: list[dict]) -> list[tuple[str, str, str]]:
 def render_summary(rows: list[dict], title: str = "probebank results") -> "object":
     from rich.table import Table
 
-    table = Table(title=title, show_lines=False)
+    seeds = max((r.get("seeds", 1) for r in rows), default=1)
+    table = Table(title=f"{title}\n(means over {seeds} seed(s); 95% intervals in summary.md and --format md/json)",
+                  show_lines=False)
     cols = _columns(rows)
     for col, just in (("dataset", "left"), ("feature", "left"), ("method", "left"), ("layer", "right")):
         table.add_column(col, justify=just)
     for title_, _, _ in cols:
-        table.add_column(title_, justify="right")
+        table.add_column(title_.replace(" ", "\n"), justify="right", no_wrap=True)
     table.add_column("Jaccard", justify="right")
-    table.add_column("neuron (k=1)", justify="right")
+    table.add_column("neuron\n(k=1)", justify="right")
     for r in rows:
         method = r["method"] if r.get("basis", "identity") == "identity" else f"{r['method']}@{r['basis']}"
         table.add_row(r["dataset"], r["feature"], method, f"{r['site']} {r['best_layer']}",
-                      *[_cell(r, key, kind) for _, key, kind in cols], _stability(r),
+                      *[_cell(r, key, kind, with_ci=False) for _, key, kind in cols], _stability(r),
                       ",".join(str(u) for u in r["units_k1"]) or "-")
     return table
 

@@ -123,7 +123,7 @@ def evaluate_store(store: ActivationStore, built: BuiltDataset, provenance: Prov
     selectors = {name: (registry_methods[name]() if registry_methods and name in registry_methods
                         else get_selector(name)) for name in cfg.methods}
     encoders = dict(encoders or {"identity": identity_encoder})
-    split_controls = _split_controls(built, rows, splits) if controls else {}
+    split_controls = _split_controls(built, rows, splits) if controls else []
     jobs = [(site, layer) for site in sites for layer in layers]
     for site, layer in tqdm(jobs, desc=f"probe {built.name}", unit="layer", disable=not progress, leave=False):
         X_layer = np.asarray(store.layer(site, layer), dtype=np.float32)  # fp16 on disk -> fp32 once per layer

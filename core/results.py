@@ -8,11 +8,11 @@ from typing import Iterable
 
 from pydantic import ValidationError
 
+from . import kcurve, stats
 from .errors import ConfigError
 from .schema import ResultRecord
 
 RECORDS_FILE = "records.jsonl"
-SUMMARY_KS = (1, 16)
 
 
 def append_records(path: Path, records: Iterable[ResultRecord]) -> int:
@@ -50,70 +50,175 @@ def _mean(values: list[float]) -> float:
     return sum(values) / len(values)
 
 
-def summarise(records: list[ResultRecord], method: str | None = None) -> list[dict]:
-    """Per (model, dataset, feature, site, method): the layer with the best k=1 F1 and its k=1/k=16/dense F1.
+# Per-seed metrics of a summary row: each gets a mean and a 95% interval (probebank.stats).
+F1_METRICS = ("f1_k1", "f1_k16", "f1_dense")
+METRICS = F1_METRICS + ("selectivity_k1", "shuffled_k1", "rotation_k1", "token_identity_f1", "random_init_k1",
+                        "auc_log2k", "k95", "gap_k1", "gain_1_8", "n_mono")
+NON_PROBE_METHODS = ("dense", "single_unit")  # baselines and signals, not selection methods
 
-    F1 is averaged over seeds. The best layer is picked on test F1, as Gurnee et al. report it.
+
+def _seed_metrics(curve: dict[int, ResultRecord], dense: ResultRecord | None,
+                  single: ResultRecord | None) -> dict[str, float | None]:
+    """Every summary metric of one (feature, layer, seed) from its records."""
+    f1 = {k: r.metrics.f1 for k, r in curve.items()}
+    d = dense.metrics.f1 if dense else None
+    c1 = curve[1].controls if 1 in curve else None
+    token = next((r.controls.token_identity_f1 for r in curve.values() if r.controls), None)
+    return {
+        "f1_k1": f1.get(1), "f1_k16": f1.get(16), "f1_dense": d,
+        "selectivity_k1": c1.selectivity if c1 else None, "shuffled_k1": c1.shuffled_f1 if c1 else None,
+        "rotation_k1": c1.rotation_f1 if c1 else None, "token_identity_f1": token,
+        "random_init_k1": c1.random_init_f1 if c1 else None,
+        "auc_log2k": kcurve.auc_log2k(f1), "k95": kcurve.k_reaching(f1, d), "gap_k1": kcurve.k1_gap(f1, d),
+        "gain_1_8": kcurve.gain(f1, 1, 8),
+        "n_mono": float(single.method_params.get("n_units", 0)) if single else None,
+    }
+
+
+def _interval(name: str, values: list[float | None], records: list[ResultRecord | None]) -> tuple:
+    """(mean, low, high): t interval over seeds; with one seed a bootstrap over test rows for F1."""
+    vals = [v for v in values if v is not None]
+    if not vals:
+        return None, None, None
+    mean, lo, hi = stats.t_interval(vals)
+    if lo is None and name in F1_METRICS and len(values) == 1 and records[0] is not None:
+        r = records[0]
+        cells = stats.confusion_from_metrics(r.n_test, r.n_test_pos, r.metrics.precision, r.metrics.recall)
+        lo, hi = stats.bootstrap_f1_interval(*cells, seed=r.seed)
+    return mean, lo, hi
+
+
+def summarise(records: list[ResultRecord], method: str | None = None) -> list[dict]:
+    """Per (model, dataset, feature, site, basis, method): the layer with the best mean k=1 F1 and its figures.
+
+    Every metric is averaged over seeds with a 95% interval (`<metric>_ci`, see probebank.stats).
+    The best layer is picked on test F1, as Gurnee et al. report it (an optimistic choice: with
+    30 layers the maximum of noisy test F1s is biased upwards; the interval does not cover that).
+    Also: k-curve summaries (probebank.kcurve), the k=1 -> 8 gain at every layer (`gain_1_8_by_layer`),
+    the stability of the supports across seeds (mean pairwise Jaccard at k=16, and whether the
+    k=1 unit changes), and the number of units that alone reach F1 >= 0.9 (`n_mono`).
     """
-    f1: dict[tuple, dict[int, dict[int, list[float]]]] = defaultdict(lambda: defaultdict(lambda: defaultdict(list)))
-    dense: dict[tuple, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
-    units: dict[tuple, dict[int, tuple[int, list[int]]]] = defaultdict(dict)  # layer -> (seed, units)
+    Key = tuple
+    curves: dict[Key, dict[int, dict[int, dict[int, ResultRecord]]]] = defaultdict(
+        lambda: defaultdict(lambda: defaultdict(dict)))          # key -> layer -> seed -> k -> record
+    dense: dict[tuple, ResultRecord] = {}                        # (base, layer, seed) -> record
+    single: dict[tuple, ResultRecord] = {}
     for r in records:
-        base = (r.provenance.model, r.provenance.dataset, r.feature, r.site)
-        if r.method == "dense":
-            dense[base][r.layer].append(r.metrics.f1)
+        base = (r.provenance.model, r.provenance.dataset, r.feature, r.site, r.basis)
+        if r.method in NON_PROBE_METHODS:
+            (dense if r.method == "dense" else single)[base + (r.layer, r.seed)] = r
             continue
         if method and r.method != method:
             continue
-        key = base + (r.method,)
-        f1[key][r.layer][r.k].append(r.metrics.f1)
-        if r.k == 1 and (r.layer not in units[key] or r.seed < units[key][r.layer][0]):
-            units[key][r.layer] = (r.seed, r.units)  # the first seed's neuron
+        curves[base + (r.method,)][r.layer][r.seed][r.k] = r
     rows = []
-    for key, by_layer in sorted(f1.items()):
-        best_layer = max(by_layer, key=lambda layer: (_mean(by_layer[layer].get(1, [0.0])), -layer))
-        at = by_layer[best_layer]
-        d = dense[key[:4]].get(best_layer)
-        rows.append({
-            "model": key[0], "dataset": key[1], "feature": key[2], "site": key[3], "method": key[4],
-            "best_layer": best_layer,
-            "f1_k1": _mean(at[1]) if 1 in at else None,
-            "f1_k16": _mean(at[16]) if 16 in at else None,
-            "f1_dense": _mean(d) if d else None,
-            "units_k1": units[key].get(best_layer, (0, []))[1],
-            "layers": len(by_layer),
-        })
+    for key, by_layer in sorted(curves.items()):
+        base = key[:5]
+
+        def k1_mean(layer: int) -> float:
+            vals = [c[1].metrics.f1 for c in by_layer[layer].values() if 1 in c]
+            return _mean(vals) if vals else 0.0
+
+        best_layer = max(by_layer, key=lambda layer: (k1_mean(layer), -layer))
+        seeds = sorted(by_layer[best_layer])
+        per_seed = {s: _seed_metrics(by_layer[best_layer][s], dense.get(base + (best_layer, s)),
+                                     single.get(base + (best_layer, s))) for s in seeds}
+        row: dict = {"model": key[0], "dataset": key[1], "feature": key[2], "site": key[3], "basis": key[4],
+                     "method": key[5], "best_layer": best_layer, "seeds": len(seeds)}
+        f1_records = {"f1_k1": [by_layer[best_layer][s].get(1) for s in seeds],
+                      "f1_k16": [by_layer[best_layer][s].get(16) for s in seeds],
+                      "f1_dense": [dense.get(base + (best_layer, s)) for s in seeds]}
+        for name in METRICS:
+            mean, lo, hi = _interval(name, [per_seed[s][name] for s in seeds], f1_records.get(name, [None]))
+            row[name] = mean
+            row[name + "_ci"] = None if lo is None else [lo, hi]
+        k1_units = [by_layer[best_layer][s][1].units for s in seeds if 1 in by_layer[best_layer][s]]
+        row["units_k1"] = k1_units[0] if k1_units else []
+        row["k1_unit_changes"] = stats.k1_unit_changes(k1_units) if len(k1_units) > 1 else False
+        k_stab = max((k for k in by_layer[best_layer][seeds[0]] if k <= 16), default=None)
+        row["jaccard_k"] = k_stab
+        row["jaccard"] = stats.mean_pairwise_jaccard(
+            [by_layer[best_layer][s][k_stab].units for s in seeds if k_stab in by_layer[best_layer][s]])
+        gains = {}
+        for layer in sorted(by_layer):
+            g = [kcurve.gain({k: r.metrics.f1 for k, r in c.items()}) for c in by_layer[layer].values()]
+            g = [v for v in g if v is not None]
+            gains[layer] = _mean(g) if g else None
+        row["gain_1_8_by_layer"] = gains
+        row["layers"] = len(by_layer)
+        rows.append(row)
     return rows
+
+
+# (column title, row key, kind) of the tables; kind "f" = value with interval, "k" = integer k
+COLUMNS = (("F1 k=1", "f1_k1", "f"), ("F1 k=16", "f1_k16", "f"), ("F1 dense", "f1_dense", "f"),
+           ("select. k=1", "selectivity_k1", "f"), ("rotation k=1", "rotation_k1", "f"),
+           ("token id", "token_identity_f1", "f"), ("rand-init k=1", "random_init_k1", "f"),
+           ("AUC log2k", "auc_log2k", "f"), ("k@95% dense", "k95", "k"), ("gap k=1", "gap_k1", "f"),
+           ("gain 1->8", "gain_1_8", "f"), ("units F1>=.9", "n_mono", "k"))
+
+
+def _cell(row: dict, key: str, kind: str, with_ci: bool = True) -> str:
+    """'mean±half-width of the 95% interval' (with_ci=False: the mean only, for the narrow terminal)."""
+    v = row.get(key)
+    if v is None:
+        return "-"
+    ci = row.get(key + "_ci") if with_ci else None
+    half = None if not ci else (ci[1] - ci[0]) / 2
+    if kind == "k":
+        text = f"{v:.0f}" if float(v).is_integer() else f"{v:.1f}"
+        return text if half is None else f"{text}±{half:.1f}"
+    return f"{v:.3f}" if half is None else f"{v:.3f}±{half:.3f}"
+
+
+def _stability(row: dict) -> str:
+    j = row.get("jaccard")
+    text = "-" if j is None else f"{j:.2f}"
+    return text + (" k1 changes" if row.get("k1_unit_changes") else "")
+
+
+def _columns(rows: list[dict]) -> list[tuple[str, str, str]]:
+    """Drop the columns no row has a value for (e.g. controls off, no --random-init)."""
+    return [c for c in COLUMNS if any(r.get(c[1]) is not None for r in rows)] or list(COLUMNS[:3])
 
 
 def render_summary(rows: list[dict], title: str = "probebank results") -> "object":
     from rich.table import Table
 
-    table = Table(title=title, show_lines=False)
-    for col, just in (("dataset", "left"), ("feature", "left"), ("site", "left"), ("method", "left"),
-                      ("best layer", "right"), ("F1 k=1", "right"), ("F1 k=16", "right"),
-                      ("F1 dense", "right"), ("neuron (k=1)", "right")):
+    seeds = max((r.get("seeds", 1) for r in rows), default=1)
+    table = Table(title=f"{title}\n(means over {seeds} seed(s); 95% intervals in summary.md and --format md/json)",
+                  show_lines=False)
+    cols = _columns(rows)
+    for col, just in (("dataset", "left"), ("feature", "left"), ("method", "left"), ("layer", "right")):
         table.add_column(col, justify=just)
-
-    def fmt(v: float | None) -> str:
-        return "-" if v is None else f"{v:.3f}"
-
+    for title_, _, _ in cols:
+        table.add_column(title_.replace(" ", "\n"), justify="right", no_wrap=True)
+    table.add_column("Jaccard", justify="right")
+    table.add_column("neuron\n(k=1)", justify="right")
     for r in rows:
-        table.add_row(r["dataset"], r["feature"], r["site"], r["method"], str(r["best_layer"]),
-                      fmt(r["f1_k1"]), fmt(r["f1_k16"]), fmt(r["f1_dense"]),
+        method = r["method"] if r.get("basis", "identity") == "identity" else f"{r['method']}@{r['basis']}"
+        table.add_row(r["dataset"], r["feature"], method, f"{r['site']} {r['best_layer']}",
+                      *[_cell(r, key, kind, with_ci=False) for _, key, kind in cols], _stability(r),
                       ",".join(str(u) for u in r["units_k1"]) or "-")
     return table
 
 
 def write_summary_markdown(rows: list[dict], path: Path) -> None:
-    head = "| model | dataset | feature | site | method | best layer | F1 k=1 | F1 k=16 | F1 dense | neuron (k=1) |"
-    lines = [head, "|" + "---|" * 10]
+    cols = _columns(rows)
+    head = ["model", "dataset", "feature", "site", "basis", "method", "best layer", "seeds"]
+    head += [c[0] for c in cols] + ["Jaccard", "neuron (k=1)"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
-        cells = [r["model"], r["dataset"], r["feature"], r["site"], r["method"], str(r["best_layer"])]
-        cells += ["-" if r[k] is None else f"{r[k]:.3f}" for k in ("f1_k1", "f1_k16", "f1_dense")]
-        cells.append(",".join(map(str, r["units_k1"])) or "-")
+        cells = [r["model"], r["dataset"], r["feature"], r["site"], r.get("basis", "identity"), r["method"],
+                 str(r["best_layer"]), str(r.get("seeds", 1))]
+        cells += [_cell(r, key, kind) for _, key, kind in cols]
+        cells += [_stability(r), ",".join(map(str, r["units_k1"])) or "-"]
         lines.append("| " + " | ".join(cells) + " |")
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    note = ("\nValues are means over seeds ± half the 95% interval (t over seeds; with one seed a bootstrap "
+            "over test rows for F1). select. = F1 - shuffled-label F1; k@95% dense = smallest k reaching "
+            "95% of the dense F1; Jaccard = mean pairwise Jaccard of the k=16 supports across seeds. "
+            "See docs/controls.md.\n")
+    path.write_text("\n".join(lines) + "\n" + note, encoding="utf-8")
 
 
 def summary_json(rows: list[dict]) -> str:

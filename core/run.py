@@ -19,12 +19,13 @@ from .models import LoadedModel, load_model
 from .paths import cache_dir
 from .plugins import get_registered
 from .registry import Catalog, load_catalog
-from .results import RECORDS_FILE, append_records, summarise, write_summary_markdown
-from .schema import DEFAULT_K_GRID, ExtractionPlan, ProbeConfig, Provenance
+from .results import RECORDS_FILE, append_records, read_records, summarise, write_summary_markdown
+from .schema import DEFAULT_K_GRID, Controls, ExtractionPlan, ProbeConfig, Provenance, ResultRecord
 from .sources import SourceUnavailable
 
 DEFAULT_MODEL = "smollm2-135m"
 DEFAULT_SUITE = "quick"
+DEFAULT_SEEDS = (0, 1, 2)  # three grouped splits: the 95% intervals of the summary are t intervals over them
 
 
 @dataclass
@@ -38,7 +39,7 @@ class RunConfig:
     limit: int | None = None
     out: Path = Path("probebank-out")
     include: list[Path] = field(default_factory=list)
-    seeds: list[int] = field(default_factory=lambda: [0])
+    seeds: list[int] = field(default_factory=lambda: list(DEFAULT_SEEDS))
     k_grid: list[int] = field(default_factory=lambda: list(DEFAULT_K_GRID))
     batch_size: int = 16
     dense: bool = True
@@ -70,11 +71,11 @@ def _selected(config: RunConfig, catalog: Catalog) -> tuple[list[str], int | Non
 
 
 def _probe(store, built: BuiltDataset, provenance: Provenance, probe_cfg: ProbeConfig, config: RunConfig,
-           layers: list[int], methods: dict, records_path: Path, bases=None) -> int:
+           layers: list[int], methods: dict, *, controls: bool, bases=None) -> Path:
     """Probe one stored dataset, or reuse the records of an identical earlier probe (same store,
-    settings and probing code), so a repeated run finishes in seconds."""
+    settings and probing code), so a repeated run finishes in seconds. Returns the records file."""
     key = probe_key(store.key, provenance, probe_cfg, config.sites, layers, built.card,
-                    [methods.get(m) for m in probe_cfg.methods])
+                    [methods.get(m) for m in probe_cfg.methods], controls=controls)
     if bases is not None:  # a BasisRun (issue 6): its fitted bases' keys are part of the records' key
         key = bases.probe_key(key)
     cached = cache_dir("records") / f"{key}.jsonl"
@@ -82,14 +83,26 @@ def _probe(store, built: BuiltDataset, provenance: Provenance, probe_cfg: ProbeC
         tmp = cached.with_suffix(".tmp")
         tmp.write_text("")
         records = evaluate_store(store, built, provenance, probe_cfg, config.sites, layers,
-                                 progress=config.progress, registry_methods=methods,
+                                 progress=config.progress, registry_methods=methods, controls=controls,
                                  encoders=bases.encoders() if bases is not None else None)
         append_records(tmp, bases.annotate(records, built, store, probe_cfg) if bases is not None else records)
         tmp.replace(cached)
-    text = cached.read_text(encoding="utf-8")
-    with open(records_path, "a", encoding="utf-8") as f:
-        f.write(text)
-    return text.count("\n")
+    return cached
+
+
+def _fill_random_init(records: list[ResultRecord], random_records: list[ResultRecord]) -> int:
+    """Copy each random-init probe's F1 into the matching record's controls; returns how many matched."""
+    def match(r: ResultRecord) -> tuple:
+        return (r.feature, r.site, r.layer, r.basis, r.method, r.k, r.seed)
+
+    f1 = {match(r): r.metrics.f1 for r in random_records if r.method != "single_unit"}
+    n = 0
+    for r in records:
+        value = f1.get(match(r))
+        if value is not None and r.method != "single_unit":
+            r.controls = (r.controls or Controls()).model_copy(update={"random_init_f1": value})
+            n += 1
+    return n
 
 
 def run(config: RunConfig, *, log: Callable[[str], None] = print) -> RunOutcome:
@@ -121,6 +134,7 @@ def run(config: RunConfig, *, log: Callable[[str], None] = print) -> RunOutcome:
         bases = BasisRun.create(config.bases, loaded, config.sites, layers, registered.bases,
                                 progress=config.progress, log=log)
         (out / BASES_FILE).write_text("")
+    random_loaded: LoadedModel | None = None  # loaded on first use (--random-init)
     alignment, skipped, n_records = {}, {}, 0
     for name in names:
         entry = catalog.get(name)
@@ -140,7 +154,26 @@ def run(config: RunConfig, *, log: Callable[[str], None] = print) -> RunOutcome:
                                 model_dtype=loaded.dtype, model_notes=loaded.notes, dataset=name,
                                 dataset_version=entry.card.version, dataset_hash=built.content_hash,
                                 store_key=store.key)
-        added = _probe(store, built, provenance, probe_cfg, config, layers, registered.methods, records_path, bases)
+        cached = _probe(store, built, provenance, probe_cfg, config, layers, registered.methods,
+                        controls=config.controls, bases=bases)
+        if config.random_init:
+            if random_loaded is None:
+                log(f"loading random-init:{config.model} ...")
+                random_loaded = load_model(f"random-init:{config.model}")
+            r_plan = plan.model_copy(update={"model": random_loaded.name})
+            r_store, _ = extract(random_loaded, built, r_plan, progress=config.progress)
+            r_prov = provenance.model_copy(update={"model": random_loaded.name, "model_revision": random_loaded.revision,
+                                                   "model_notes": random_loaded.notes, "store_key": r_store.key})
+            # The random-init model gets the plain probes only (neuron basis): its controls would not be read.
+            r_cached = _probe(r_store, built, r_prov, probe_cfg, config, layers, registered.methods, controls=False)
+            records = read_records(cached)
+            _fill_random_init(records, read_records(r_cached))
+            added = append_records(records_path, records)
+        else:  # copy the text as is: parsing every record twice would dominate a repeated run
+            text = cached.read_text(encoding="utf-8")
+            with open(records_path, "a", encoding="utf-8") as f:
+                f.write(text)
+            added = text.count("\n")
         if bases is not None and added:
             bases.write_metrics(out, store, built, provenance, probe_cfg, records_path)
         if not added:
@@ -149,7 +182,6 @@ def run(config: RunConfig, *, log: Callable[[str], None] = print) -> RunOutcome:
             log(f"{name}: skipped: {skipped[name]}")
         n_records += added
         (out / "alignment.json").write_text(json.dumps(alignment, indent=1))
-    from .results import read_records
     rows = summarise(read_records(records_path)) if n_records else []
     write_summary_markdown(rows, out / "summary.md")
     if skipped:

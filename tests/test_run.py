@@ -19,9 +19,13 @@ def test_run_writes_records_summary_and_reuses_them(bank, tmp_path: Path, monkey
     first = run(_config(folder, tmp_path / "a", methods=["mean_diff", "f_stat"]), log=lambda m: None)
     records = [json.loads(line) for line in (tmp_path / "a" / "records.jsonl").read_text().splitlines()]
     assert first.n_records == len(records) > 0
-    assert {r["method"] for r in records} == {"mean_diff", "f_stat", "dense"}
+    assert {r["method"] for r in records} == {"mean_diff", "f_stat", "dense", "single_unit"}
+    assert {r["seed"] for r in records} == {0, 1, 2}  # three seeds by default
+    sparse = [r for r in records if r["method"] in ("mean_diff", "f_stat")]
+    assert all(r["controls"]["selectivity"] is not None and r["controls"]["rotation_f1"] is not None
+               and r["controls"]["token_identity_f1"] is not None for r in sparse)
     assert {r["layer"] for r in records} == {0, 1, 2, 3}
-    k1 = [r for r in records if r["k"] == 1]
+    k1 = [r for r in records if r["k"] == 1 and r["method"] != "single_unit"]
     assert all(len(r["units"]) == 1 and len(r["coef"]) == 1 for r in k1)
     assert records[0]["provenance"]["model"] == "tiny-llama" and records[0]["provenance"]["dataset_version"] == "1.0"
     assert {row["method"] for row in first.summary} == {"mean_diff", "f_stat"}
@@ -76,3 +80,34 @@ def test_results_command_reads_a_folder(bank, tmp_path: Path, capsys) -> None:
     (tmp_path / "bad" / "records.jsonl").write_text('{"feature": 1}\n')
     assert main(["results", str(tmp_path / "bad")]) == 2
     assert "records.jsonl:1" in capsys.readouterr().err
+
+
+def test_control_flags(bank, tmp_path: Path, capsys) -> None:
+    folder = bank()
+    args = ["run", "--model", "tiny:llama", "--datasets", "toy-words", "--include", str(folder), "--no-progress",
+            "--seeds", "0", "--layers", "1"]
+    assert main([*args, "--no-controls", "--out", str(tmp_path / "plain")]) == 0
+    plain = [json.loads(line) for line in (tmp_path / "plain" / "records.jsonl").read_text().splitlines()]
+    assert plain and all(r["controls"] is None for r in plain) and {r["method"] for r in plain} == {"mean_diff", "dense"}
+    assert main([*args, "--random-init", "--out", str(tmp_path / "ri")]) == 0
+    ri = [json.loads(line) for line in (tmp_path / "ri" / "records.jsonl").read_text().splitlines()]
+    assert all(r["controls"]["random_init_f1"] is not None for r in ri if r["method"] == "mean_diff")
+    summary = (tmp_path / "ri" / "summary.md").read_text()
+    assert "select. k=1" in summary and "rand-init k=1" in summary
+    assert "rand-init" not in (tmp_path / "plain" / "summary.md").read_text()  # empty columns are dropped
+
+
+def test_random_init_provider_redraws_weights_deterministically() -> None:
+    import torch
+
+    from probebank.models import load_model
+
+    base = load_model("tiny:llama")
+    a, b = load_model("random-init:tiny:llama"), load_model("random-init:tiny:llama")
+    assert a.name == "random-init-tiny-llama" and a.widths == base.widths and a.n_layers == base.n_layers
+    pa, pb, p0 = (dict(m.model.named_parameters()) for m in (a, b, base))
+    assert pa.keys() == p0.keys()
+    assert all(torch.equal(pa[k], pb[k]) for k in pa)  # same seed, same weights
+    assert any(not torch.equal(pa[k], p0[k]) for k in pa if "norm" not in k)
+    c = load_model("random-init:tiny:llama@1")
+    assert any(not torch.equal(pa[k], v) for k, v in c.model.named_parameters())

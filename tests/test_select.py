@@ -233,7 +233,9 @@ def test_get_selector_by_name_and_instance() -> None:
         get_selector("nope")
 
 
-def test_methods_plugin_registers_the_six_builtins() -> None:
+def test_methods_plugin_registers_the_builtins() -> None:
+    from probebank.milp import MilpSelector
+
     import probebank_plugins.methods as methods_plugin
 
     pm = pluggy.PluginManager("probebank")
@@ -242,7 +244,7 @@ def test_methods_plugin_registers_the_six_builtins() -> None:
     table: dict[str, object] = {}
     pm.hook.register_methods(register=lambda name, obj: table.__setitem__(name, obj))
     assert table == {"mean_diff": MeanDiff, "f_stat": FStat, "mutual_info": MutualInfo, "l1": L1Path,
-                     "adaptive": Adaptive, "random": RandomUnits}
+                     "adaptive": Adaptive, "random": RandomUnits, "milp": MilpSelector}
 
 
 def test_registry_lookup_resolves_builtins() -> None:

@@ -24,7 +24,10 @@ def main(argv: Optional[list[str]] = None) -> int:
     """Entry point: run the app and map errors to exit codes (2 = invalid input)."""
     warnings.simplefilter("default")
     try:
-        app(args=argv, standalone_mode=False)
+        # standalone_mode=False makes click return (not raise) the code of a typer.Exit
+        code = app(args=argv, standalone_mode=False)
+        if isinstance(code, int) and code:
+            return code
     except ProbebankError as exc:
         if STATE["debug"]:
             raise

@@ -18,7 +18,10 @@ def run(model: str = typer.Option("smollm2-135m", help="Registered model name, a
         layers: Optional[str] = typer.Option(None, help="Layers, e.g. 0,4,8 or 0-11 (default: all)."),
         methods: str = typer.Option("mean_diff", help="Comma-separated selection methods."),
         limit: Optional[int] = typer.Option(None, help="Max examples per class (default: the suite's)."),
-        seeds: str = typer.Option("0", help="Comma-separated split seeds."),
+        seeds: str = typer.Option("0,1,2", help="Comma-separated split seeds (intervals are over seeds)."),
+        controls: bool = typer.Option(True, help="Shuffled-label, random-rotation and token-identity controls."),
+        random_init: bool = typer.Option(False, "--random-init",
+                                         help="Also probe a random-init copy of the model (a second extraction)."),
         batch_size: int = typer.Option(16, help="Sequences per forward pass."),
         out: Path = typer.Option(Path("probebank-out"), help="Results folder."),
         include: Optional[List[Path]] = IncludeOpt,
@@ -36,7 +39,8 @@ def run(model: str = typer.Option("smollm2-135m", help="Registered model name, a
     config = RunConfig(model=model, datasets=_csv(datasets), suite=suite, sites=site_list,
                        layers=_ints(layers, "--layers"), methods=_csv(methods) or ["mean_diff"], limit=limit,
                        seeds=_ints(seeds, "--seeds") or [0], batch_size=batch_size, out=out,
-                       include=list(include or []), progress=progress, bases=_csv(bases) or ["identity"])
+                       include=list(include or []), progress=progress, controls=controls, random_init=random_init,
+                       bases=_csv(bases) or ["identity"])
     outcome = run_job(config, log=lambda msg: err_console.print(msg))
     console.print(render_summary(outcome.summary, title=f"{model}: best layer per feature"))
     console.print(f"{outcome.n_records} records in {outcome.out / 'records.jsonl'}; "

@@ -1,0 +1,100 @@
+"""Statistics over seeds, k-curve summaries and the summary table, on hand-made values and records."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import stats as sps
+
+from probebank import kcurve, stats
+from probebank.results import render_summary, summarise, write_summary_markdown
+from probebank.schema import Controls, Metrics, Provenance, ResultRecord
+
+
+def test_t_interval_matches_scipy() -> None:
+    values = [0.71, 0.78, 0.74, 0.69]
+    mean, lo, hi = stats.t_interval(values)
+    ref = sps.t.interval(0.95, len(values) - 1, loc=np.mean(values), scale=sps.sem(values))
+    assert mean == pytest.approx(np.mean(values))
+    assert (lo, hi) == pytest.approx(ref)
+    assert stats.t_interval([0.5]) == (0.5, None, None)
+
+
+def test_bootstrap_f1_interval_over_test_rows() -> None:
+    cells = stats.confusion_from_metrics(n_test=100, n_pos=50, precision=40 / 45, recall=40 / 50)
+    assert cells == (40, 5, 10, 45)
+    lo, hi = stats.bootstrap_f1_interval(*cells)
+    f1 = 2 * 40 / (80 + 5 + 10)
+    assert lo < f1 < hi and hi - lo < 0.2
+    lo4, hi4 = stats.bootstrap_f1_interval(*(4 * c for c in cells))
+    assert hi4 - lo4 < (hi - lo) * 0.7  # four times the rows: about half the width
+
+
+def test_jaccard_and_k1_flag() -> None:
+    assert stats.mean_pairwise_jaccard([[1, 2], [1, 2], [1, 2]]) == 1.0
+    assert stats.mean_pairwise_jaccard([[1, 2], [2, 3], [1, 2]]) == pytest.approx((1 / 3 + 1 + 1 / 3) / 3)
+    assert stats.mean_pairwise_jaccard([[1]]) is None
+    assert not stats.k1_unit_changes([[7], [7], [7]])
+    assert stats.k1_unit_changes([[7], [7], [8]])
+
+
+def test_k_curve_summaries_on_hand_made_curves() -> None:
+    flat = {1: 0.8, 2: 0.8, 4: 0.8, 16: 0.8}
+    assert kcurve.auc_log2k(flat) == pytest.approx(0.8)
+    ramp = {1: 0.5, 2: 0.6, 4: 0.8, 8: 0.9}  # log2 k = 0, 1, 2, 3
+    assert kcurve.auc_log2k(ramp) == pytest.approx(((0.5 + 0.6) / 2 + (0.6 + 0.8) / 2 + (0.8 + 0.9) / 2) / 3)
+    assert kcurve.k_reaching(ramp, dense_f1=0.9) == 8       # 0.95 * 0.9 = 0.855
+    assert kcurve.k_reaching(ramp, dense_f1=0.84) == 4      # 0.798 <= 0.8
+    assert kcurve.k_reaching(ramp, dense_f1=1.0) is None
+    assert kcurve.k_reaching(ramp, dense_f1=None) is None
+    assert kcurve.k1_gap(ramp, 0.95) == pytest.approx(0.45)
+    assert kcurve.gain(ramp) == pytest.approx(0.4)
+    assert kcurve.gain({1: 0.5}) is None
+
+
+PROV = Provenance(probebank_version="t", model="m", model_revision="0", model_dtype="float32", dataset="d",
+                  dataset_version="1", dataset_hash="h")
+
+
+def _rec(layer: int, seed: int, k: int, f1: float, units: list[int], method: str = "mean_diff",
+         sel: float | None = 0.3) -> ResultRecord:
+    p = r = f1  # precision = recall = F1 keeps the record consistent
+    return ResultRecord(provenance=PROV, feature="x", site="mlp", layer=layer, aggregation="mean", method=method,
+                        k=k, seed=seed, n_train=60, n_test=40, n_train_pos=30, n_test_pos=20,
+                        metrics=Metrics(f1=f1, accuracy=f1, precision=p, recall=r, mcc=0.0), units=units,
+                        controls=Controls(shuffled_f1=None if sel is None else f1 - sel, selectivity=sel,
+                                          rotation_f1=0.5, token_identity_f1=0.6))
+
+
+def test_summary_on_hand_made_records(tmp_path) -> None:
+    recs = []
+    for seed, f1s in enumerate([(0.6, 0.7, 0.9), (0.62, 0.72, 0.92), (0.58, 0.68, 0.88)]):
+        for k, f1, units in zip((1, 8, 16), f1s, ([3], [3, 4], [3, 4, 5 + seed])):
+            recs.append(_rec(2, seed, k, f1, units if seed < 2 else [9] + units[1:]))
+            recs.append(_rec(0, seed, k, f1 - 0.2, [1]))  # a worse layer
+        recs.append(_rec(2, seed, 1536, 0.95, [], method="dense", sel=None))
+    recs.append(recs[0].model_copy(update={"method": "single_unit", "method_params": {"n_units": 2}}))
+    (row,) = summarise(recs)
+    assert row["best_layer"] == 2 and row["seeds"] == 3
+    assert row["f1_k1"] == pytest.approx(0.6)
+    lo, hi = row["f1_k1_ci"]
+    assert (lo, hi) == pytest.approx(sps.t.interval(0.95, 2, loc=0.6, scale=sps.sem([0.6, 0.62, 0.58])))
+    assert row["k95"] == 16  # reached by seed 1 only (0.92 >= 0.95 * 0.95)
+    assert row["gap_k1"] == pytest.approx(0.35)
+    assert row["gain_1_8"] == pytest.approx(0.1) and row["gain_1_8_by_layer"] == {0: pytest.approx(0.1),
+                                                                                  2: pytest.approx(0.1)}
+    assert row["selectivity_k1"] == pytest.approx(0.3) and row["rotation_k1"] == pytest.approx(0.5)
+    assert row["k1_unit_changes"] is True  # seed 2 picked unit 9
+    assert row["jaccard_k"] == 16 and row["jaccard"] == pytest.approx((0.5 + 0.2 + 0.2) / 3)
+    assert row["n_mono"] == 2  # the single_unit record of seed 0, layer 2
+    write_summary_markdown([row], tmp_path / "s.md")
+    text = (tmp_path / "s.md").read_text()
+    assert "0.600±" in text and "k1 changes" in text and "AUC log2k" in text
+    assert render_summary([row]).row_count == 1
+
+
+def test_one_seed_gets_a_bootstrap_interval() -> None:
+    recs = [_rec(0, 0, 1, 0.8, [1]), _rec(0, 0, 16, 0.9, [1, 2])]
+    (row,) = summarise(recs)
+    lo, hi = row["f1_k1_ci"]
+    assert lo < 0.8 < hi
+    assert row["selectivity_k1_ci"] is None and row["jaccard"] is None and row["k1_unit_changes"] is False

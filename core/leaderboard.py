@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Iterable, Literal, Sequence
 
 from .errors import ConfigError, ProbebankError
-from .results import RECORDS_FILE, read_records
+from .results import NON_PROBE_METHODS, RECORDS_FILE, read_records
 from .schema import ResultRecord
 
 By = Literal["model", "method", "layer", "basis"]
@@ -148,7 +148,7 @@ def _varying(records: Sequence[ResultRecord], by: str, models: dict[tuple[str, s
     for r in records:
         values["model"].add(models[(r.provenance.model, r.provenance.model_revision)])
         values["basis"].add(r.basis)
-        if r.method != "dense":
+        if r.method not in NON_PROBE_METHODS:
             values["method"].add(r.method)
     return [f for f in ("model", "method", "basis") if f != by and len(values[f]) > 1]
 
@@ -187,6 +187,8 @@ def feature_scores(records: Sequence[ResultRecord], *, by: str = "model",
         base = (p.model, p.model_revision, p.dataset, r.feature, r.site, r.basis)
         if r.method == "dense":
             dense[base][r.layer].append(r.metrics.f1)
+            continue
+        if r.method in NON_PROBE_METHODS:  # the best-single-unit signal: not a probe to rank
             continue
         group_layer = r.layer if by == "layer" else None
         key = (entry_name(r, by, extra, models), p.dataset, r.feature, r.site, group_layer) + base

@@ -186,11 +186,13 @@ def check_folder(folder: Path, *, protocol: Protocol = CANONICAL, include: Seque
         if r.method == "dense":
             widths[group] = r.k
             continue
-        if r.k not in grid:
-            reject("k", f"k={r.k} is not in the canonical k grid {list(protocol.k_grid)}")
         if protocol.balance and r.n_train - r.n_train_pos > r.n_train_pos:
             reject("n_train", f"{r.n_train - r.n_train_pos} negatives for {r.n_train_pos} positives: "
                               "the canonical protocol balances one-vs-rest negatives to the positives' count")
+        if r.method == "single_unit":  # the best-single-unit signal (one record per probe group), not a k sweep
+            continue
+        if r.k not in grid:
+            reject("k", f"k={r.k} is not in the canonical k grid {list(protocol.k_grid)}")
         groups[group + (r.method,)].append((line_no, r))
 
     # Each probed (feature, site, layer, basis, method, seed) must cover the canonical grid, below the width.

@@ -183,7 +183,7 @@ def _stats_html(name: str, feats: Sequence[FeatureScore], lb: Leaderboard) -> st
     # probe sizes from the records (first seed, best layer of each feature); alignment from the folders' alignment.json
     sizes: dict[tuple[str, str], tuple[int, int, int, int]] = {}
     for r in lb.results.records:
-        if r.provenance.dataset == name and r.k == 1 and r.method != "dense":
+        if r.provenance.dataset == name and r.k == 1 and r.method not in ("dense", "single_unit"):
             sizes.setdefault((r.provenance.model, r.feature), (r.n_train, r.n_train_pos, r.n_test, r.n_test_pos))
     rows = [f"<tr><td>{escape(m)}</td><td>{escape(f)}</td><td class=\"num\">{a}</td><td class=\"num\">{b}</td>"
             f"<td class=\"num\">{c}</td><td class=\"num\">{d}</td></tr>" for (m, f), (a, b, c, d) in sorted(sizes.items())]

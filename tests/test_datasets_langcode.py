@@ -8,14 +8,13 @@ Pygments 2.16.1 sdist; set PROBEBANK_CACHE to reuse them. Nothing here skips.
 from __future__ import annotations
 
 import keyword
-import os
 import re
 from collections import Counter
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import pytest
+from dataset_fixtures import direct_sources  # noqa: F401  (fixture)
 
 from probebank.examples import BuildContext, BuiltDataset, build_dataset, labelled_targets, row_labels
 from probebank.registry import load_card
@@ -38,20 +37,7 @@ NAMES = list(N_CLASSES)
 QUICK = 60
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _cache_and_sources(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """A cache folder (PROBEBANK_CACHE if set) and the real pypi/npm fetchers, without the plugin manager."""
-    import probebank.sources as core_sources
-    from probebank_plugins import sources as source_plugin
-
-    mp = pytest.MonkeyPatch()
-    if not os.environ.get("PROBEBANK_CACHE"):
-        mp.setenv("PROBEBANK_CACHE", str(tmp_path_factory.mktemp("pbcache")))
-    fetchers: dict = {}
-    source_plugin.register_sources(lambda kind, fn: fetchers.__setitem__(kind, fn))
-    mp.setattr(core_sources, "fetch_pin", lambda pin, card_dir=None, include=(): fetchers[pin.kind](pin, card_dir))
-    yield
-    mp.undo()
+pytestmark = pytest.mark.usefixtures("direct_sources")
 
 
 def entry(name: str) -> CatalogEntry:

@@ -5,7 +5,6 @@ is set (conftest sets it), else to a session folder; after that the suite runs o
 """
 from __future__ import annotations
 
-import os
 import re
 from collections import Counter, defaultdict
 from pathlib import Path
@@ -13,8 +12,9 @@ from typing import Iterator
 
 import pytest
 
+from dataset_fixtures import build_fresh, registry_entries
 from probebank.examples import BuiltDataset, build_dataset, labelled_targets
-from probebank.registry import CatalogEntry, load_registry_file
+from probebank.registry import CatalogEntry
 from probebank.sources import fetch_pin
 from probebank.yamlio import load_yaml
 from probebank_plugins.datasets import bias, factual, safety, syntax
@@ -32,29 +32,15 @@ CLASSES = {
 NAMES = list(CLASSES)
 
 
-@pytest.fixture(scope="session", autouse=True)
-def cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """Honour an existing PROBEBANK_CACHE (downloads reused across runs); else a session folder."""
-    if os.environ.get("PROBEBANK_CACHE"):
-        yield Path(os.environ["PROBEBANK_CACHE"])
-        return
-    with pytest.MonkeyPatch.context() as mp:
-        folder = tmp_path_factory.mktemp("probebank-cache")
-        mp.setenv("PROBEBANK_CACHE", str(folder))
-        yield folder
-
-
 @pytest.fixture(scope="session")
 def entries() -> dict[str, CatalogEntry]:
-    catalog = load_registry_file(REPO / "registry.yaml")
-    return {name: catalog.get(name) for name in NAMES}
+    return registry_entries(NAMES)
 
 
 @pytest.fixture(scope="session")
 def built(entries: dict[str, CatalogEntry]) -> dict[tuple[str, int | None], BuiltDataset]:
     """Each dataset built fresh (not from an older cached build) at limit=60 and at full size."""
-    return {(name, limit): build_dataset(entries[name], builders=BUILDERS, limit=limit, force=True, progress=False)
-            for name in NAMES for limit in (LIMIT, None)}
+    return build_fresh(entries, BUILDERS, (LIMIT, None))
 
 
 def rows(b: BuiltDataset) -> list[dict]:

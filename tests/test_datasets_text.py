@@ -7,7 +7,6 @@ set it to reuse downloads). npm is required: without it the tests fail, they do 
 """
 from __future__ import annotations
 
-import os
 import re
 import unicodedata
 from collections import Counter, defaultdict
@@ -16,6 +15,7 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
+from dataset_fixtures import direct_sources  # noqa: F401  (fixture)
 
 from probebank.errors import ProbebankError
 from probebank.examples import BuiltDataset, build_dataset, labelled_targets, row_labels
@@ -36,25 +36,7 @@ QUICK = 60  # the quick suite's per-class limit
 # ----------------------------------------------------------------------------- fixtures
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _cache_and_sources(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """A cache folder (PROBEBANK_CACHE if set, else a session folder) and the first-party source plugin.
-
-    Pins are fetched by probebank_plugins.sources (the real pypi/npm fetchers) without going
-    through the plugin manager, so these tests do not depend on the other plugin modules of the
-    bank. Both changes are undone when this module's tests end.
-    """
-    import probebank.sources as core_sources
-    from probebank_plugins import sources as source_plugin
-
-    mp = pytest.MonkeyPatch()
-    if not os.environ.get("PROBEBANK_CACHE"):
-        mp.setenv("PROBEBANK_CACHE", str(tmp_path_factory.mktemp("pbcache")))
-    fetchers: dict = {}
-    source_plugin.register_sources(lambda kind, fn: fetchers.__setitem__(kind, fn))
-    mp.setattr(core_sources, "fetch_pin", lambda pin, card_dir=None, include=(): fetchers[pin.kind](pin, card_dir))
-    yield
-    mp.undo()
+pytestmark = pytest.mark.usefixtures("direct_sources")
 
 
 def catalog_entry(name: str) -> CatalogEntry:

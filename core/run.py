@@ -117,22 +117,25 @@ def run(config: RunConfig, *, log: Callable[[str], None] = print) -> RunOutcome:
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     records_path = out / RECORDS_FILE
-    records_path.write_text("")  # one run = one records file; earlier results of this folder are replaced
     probe_cfg = ProbeConfig(methods=config.methods, k_grid=config.k_grid, seeds=config.seeds, dense=config.dense)
 
     log(f"loading model {config.model} ...")
     loaded: LoadedModel = load_model(config.model)
     layers = resolve_layers(loaded, config.layers)
-    (out / "run.json").write_text(json.dumps({
-        "probebank_version": __version__, "config": {**asdict(config), "out": str(out),
-                                                     "include": [str(p) for p in config.include]},
-        "model": {"name": loaded.name, "revision": loaded.revision, "dtype": loaded.dtype, "notes": loaded.notes},
-        "datasets": names, "limit": limit}, indent=1, default=str))
     bases = None
     if config.bases and config.bases != ["identity"]:  # fit or reuse each basis per site x layer (issue 6)
         from .basis_run import BASES_FILE, BasisRun
         bases = BasisRun.create(config.bases, loaded, config.sites, layers, registered.bases,
                                 progress=config.progress, log=log)
+    # Only now, with the model loaded and the bases fitted, is this folder's earlier output replaced:
+    # a bad option or a failed load leaves it as it was. One run = one records file.
+    (out / "run.json").write_text(json.dumps({
+        "probebank_version": __version__, "config": {**asdict(config), "out": str(out),
+                                                     "include": [str(p) for p in config.include]},
+        "model": {"name": loaded.name, "revision": loaded.revision, "dtype": loaded.dtype, "notes": loaded.notes},
+        "datasets": names, "limit": limit}, indent=1, default=str))
+    records_path.write_text("")
+    if bases is not None:
         (out / BASES_FILE).write_text("")
     random_loaded: LoadedModel | None = None  # loaded on first use (--random-init)
     alignment, skipped, n_records = {}, {}, 0

@@ -111,3 +111,15 @@ def test_random_init_provider_redraws_weights_deterministically() -> None:
     assert any(not torch.equal(pa[k], p0[k]) for k in pa if "norm" not in k)
     c = load_model("random-init:tiny:llama@1")
     assert any(not torch.equal(pa[k], v) for k, v in c.model.named_parameters())
+
+
+@pytest.mark.parametrize("bad", [["--model", "no-such-model"], ["--bases", "identity,no-such-basis"]])
+def test_a_failed_start_keeps_the_folders_earlier_results(bank, tmp_path: Path, capsys, bad: list[str]) -> None:
+    folder = tmp_path / "r"
+    run(_config(bank(), folder), log=lambda m: None)
+    before = {name: (folder / name).read_bytes() for name in ("records.jsonl", "run.json")}
+    assert before["records.jsonl"]
+    code = main(["run", "--datasets", "toy-words", "--include", str(bank()), "--out", str(folder),
+                 "--no-progress", "--model", "tiny:llama", *bad])
+    assert code == 2, capsys.readouterr()
+    assert {name: (folder / name).read_bytes() for name in before} == before

@@ -55,10 +55,13 @@ from .select import (Selector, _check_ks, _f_scores, _mean_diff, _order, balance
 from .schema import SolverReport
 
 __all__ = ["MilpResult", "best_subset_logistic", "naive_bigm_hinge", "MilpSelector", "heuristic_matches",
-           "probe_objective", "candidates", "SCALED_CUTS"]
+           "probe_objective", "candidates", "SCALED_CUTS", "STRATEGIES"]
 
 # Dual scalings t of each fit's cut (see the module docstring). 1.0 is the tangent.
 SCALED_CUTS: tuple[float, ...] = (1.0, 0.8, 0.6, 0.45, 0.3, 0.2, 0.1, 0.05)
+# "bnb": branch and bound over supports (node bounds from the Boolean relaxation's dual);
+# "oa": outer approximation with a HiGHS master (enumeration when there are few supports).
+STRATEGIES: tuple[str, ...] = ("bnb", "oa")
 
 
 @dataclass
@@ -192,7 +195,7 @@ def _greedy(fits: _Fits, k: int, m: int) -> np.ndarray:
 def best_subset_logistic(Z: np.ndarray, y: np.ndarray, k: int, *, C: float = 1.0, tol: float = 1e-4,
                          time_limit: float = 10.0, warm_supports: Sequence[Sequence[int]] = (),
                          local_search: bool = True, enumerate_max: int = 2000,
-                         threads: int = 1) -> MilpResult:
+                         threads: int = 1, strategy: str = "bnb") -> MilpResult:
     """The best k columns of Z for the balanced L2 logistic probe, with a proven gap.
 
     Z: (n, m) standardised candidate columns; y: binary; warm_supports: heuristic supports
@@ -210,6 +213,8 @@ def best_subset_logistic(Z: np.ndarray, y: np.ndarray, k: int, *, C: float = 1.0
         raise ValueError(f"C must be > 0, got {C}")
     if not tol >= 0:
         raise ValueError(f"tol must be >= 0, got {tol}")
+    if strategy not in STRATEGIES:
+        raise ValueError(f"strategy must be one of {STRATEGIES}, got {strategy!r}")
     fits = _Fits(Z, yb.astype(np.float64), C * balanced_sample_weight(yb))
     history: list[tuple[float, float, float]] = []
 
@@ -236,6 +241,9 @@ def best_subset_logistic(Z: np.ndarray, y: np.ndarray, k: int, *, C: float = 1.0
 
     if math.comb(m, k) <= enumerate_max and not _within(_rel_gap(upper, lower), tol):
         return _enumerate(fits, k, best, upper, tol, t0, time_limit, warm, history)
+
+    if strategy == "bnb" and not _within(_rel_gap(upper, lower), tol):
+        return _branch_and_bound(fits, k, best, upper, tol, t0, time_limit, warm, history)
 
     # ---- master MILP over z with every cut gathered so far
     h = hs.Highs()
@@ -367,6 +375,199 @@ def _enumerate(fits: _Fits, k: int, best: np.ndarray, upper: float, tol: float, 
                       gap=gap, time_s=elapsed, time_limited=time_limited and not done,
                       status="optimal" if done else "time_limit", n_candidates=m, warm_start=warm, rounds=0,
                       n_cuts=len(A), n_fits=fits.n_fits, history=history, solver="enumeration")
+
+
+# ---------------------------------------------------------------- branch and bound over supports
+
+class _CutPool:
+    """Every dual point u seen so far as scaled cuts: c(S) >= max_t A_t(u) - t^2 sum_{j in S} q_j(u)."""
+
+    def __init__(self, fits: _Fits, cap: int = 4000) -> None:
+        self.fits, self.cap = fits, cap
+        self.t2 = np.asarray(SCALED_CUTS) ** 2
+        self._A = np.empty((cap, len(SCALED_CUTS)))
+        self._Q = np.empty((cap, fits.Z.shape[1]))
+        self.n = 0  # rows filled; when full, the oldest are overwritten (ring buffer)
+        self.last = -1
+
+    @property
+    def A(self) -> np.ndarray:
+        return self._A[:min(self.n, self.cap)]
+
+    @property
+    def Q(self) -> np.ndarray:
+        return self._Q[:min(self.n, self.cap)]
+
+    def add(self, u: np.ndarray) -> None:
+        cuts = self.fits.cuts(u)
+        i = self.n % self.cap
+        self._A[i] = [c[0] for c in cuts]
+        self._Q[i] = cuts[0][1]  # t = 1: q itself
+        self.n += 1
+        self.last = i
+
+    def single_bounds(self, F: np.ndarray, U: np.ndarray) -> np.ndarray:
+        """For each j in U, the pooled bound on c(F + j) (the r = 1 children of a node)."""
+        Q, A = self.Q, self.A
+        if not len(Q):
+            return np.zeros(U.size)
+        tot = Q[:, F].sum(axis=1)[:, None] + Q[:, U]  # (P, |U|)
+        vals = A[:, :, None] - self.t2[None, :, None] * tot[:, None, :]  # (P, T, |U|)
+        return vals.max(axis=(0, 1))
+
+    def node_bound(self, F: np.ndarray, U: np.ndarray, r: int, rows: slice = slice(None)) -> tuple[float, int]:
+        """max over pooled u of  A(u) - q_F(u) - (sum of the r largest q_j(u) over j in U): a lower
+        bound on c(S) for every S with F in S, S minus F a r-subset of U. Returns (bound, row)."""
+        Q, A = self.Q[rows], self.A[rows]
+        if not len(Q):
+            return 0.0, -1
+        tot = Q[:, F].sum(axis=1)
+        if r > 0:
+            QU = Q[:, U]
+            tot = tot + (np.partition(QU, QU.shape[1] - r, axis=1)[:, -r:].sum(axis=1) if r < QU.shape[1]
+                         else QU.sum(axis=1))
+        vals = (A - self.t2[None, :] * tot[:, None]).max(axis=1)
+        i = int(np.argmax(vals))
+        return float(vals[i]), i
+
+
+def _relaxed_u(fits: _Fits, cols: np.ndarray, zc: np.ndarray,
+               w0: dict[int, float] | None = None) -> tuple[np.ndarray, dict[int, float]]:
+    """A dual point for the perspective relaxation at fractional z (zc on cols):
+    c(z) = min loss + sum w_j^2 / (2 z_j), a plain ridge on the columns Z_j sqrt(z_j).
+
+    Returns (u, {unit: w_j}). The fit is loose (Newton tol 1e-6, warm-started from w0): any
+    dual-feasible u gives a valid bound, a more exact one only a slightly higher one.
+    """
+    sq = np.sqrt(zc)
+    Zs = fits.Z[:, cols] * sq[None, :]
+    init = None if not w0 else np.array([w0.get(int(j), 0.0) for j in cols]) / sq
+    w, b, _, _ = fit_logistic(Zs, fits.yf, fits.cw, 1.0, coef_init=init, intercept_init=w0.get(-1, 0.0) if w0 else 0.0,
+                              tol=1e-6, max_iter=20)
+    f = Zs @ w + b
+    u = fits.cw * (expit(f) - fits.yf)
+    pos, neg = u > 0, u < 0
+    sp, sn = float(u[pos].sum()), float(-u[neg].sum())
+    if sp > sn:
+        u[pos] *= sn / sp
+    elif sn > sp:
+        u[neg] *= sp / sn
+    wo = {int(j): float(v) for j, v in zip(cols, w * sq)}
+    wo[-1] = float(b)
+    return u, wo
+
+
+def _branch_and_bound(fits: _Fits, k: int, best: np.ndarray, upper: float, tol: float, t0: float,
+                      time_limit: float, warm: bool, history: list[tuple[float, float, float]],
+                      fw_iters: int = 6) -> MilpResult:
+    """Depth-first branch and bound over supports (units forced in F, free units U).
+
+    Node bound: the dual of the Boolean (perspective) relaxation restricted to the node,
+    max_u A(u) - q_F(u) - top_r(q_U(u)), evaluated for every pooled dual point u (each fit's
+    u, scaled). When the pool does not prune a node, a few Frank-Wolfe steps on the node's
+    relaxation (each a ridge fit on the columns Z_j sqrt(z_j)) add dual points aimed at it.
+    Every bound is weak duality evaluated in float64, so it is valid whatever the fits' accuracy.
+    """
+    m = fits.Z.shape[1]
+    pool = _CutPool(fits)
+    for key in list(fits.cache):
+        pool.add(fits.cache[key][3])
+    cutoff = upper * (1.0 - tol)
+    pruned_min = np.inf  # smallest bound of a pruned node (every pruned bound >= cutoff at pruning time)
+    # stack of (F, U, inherited bound)
+    stack: list[tuple[np.ndarray, np.ndarray, float]] = [(np.zeros(0, dtype=np.int64), np.arange(m), 0.0)]
+    n_nodes = 0
+    time_limited = False
+    while stack:
+        if time.perf_counter() - t0 > time_limit:
+            time_limited = True
+            break
+        F, U, inherited = stack.pop()
+        n_nodes += 1
+        r = k - F.size
+        if r == 0 or F.size + U.size == k:  # a leaf: one support
+            S = np.sort(np.concatenate([F, U])) if r else np.sort(F)
+            obj, _, _, u = fits.fit(S)
+            pool.add(u)
+            if obj < upper:
+                upper, best = obj, S
+                cutoff = upper * (1.0 - tol)
+            else:
+                pruned_min = min(pruned_min, obj)
+            continue
+        if r == 1:  # the children are single supports: bound them all at once, fit the survivors
+            sb = np.maximum(pool.single_bounds(F, U), inherited)
+            for i in np.argsort(sb, kind="stable"):
+                if sb[i] >= cutoff:
+                    pruned_min = min(pruned_min, float(sb[i]))
+                    continue
+                S = np.sort(np.append(F, U[i]))
+                obj, _, _, u = fits.fit(S)
+                pool.add(u)
+                n_nodes += 1
+                if obj < upper:
+                    upper, best = obj, S
+                    cutoff = upper * (1.0 - tol)
+                else:
+                    pruned_min = min(pruned_min, obj)
+            continue
+        lb, row = pool.node_bound(F, U, r)
+        lb = max(lb, inherited)
+        if lb < cutoff:
+            # Frank-Wolfe on the node's relaxation: z = 1 on F, fractional on U, sum_U z = r.
+            q = pool.Q[row] if row >= 0 else np.zeros(m)
+            zU = np.zeros(U.size)
+            zU[np.argsort(-q[U], kind="stable")[:r]] = 1.0
+            w_prev: dict[int, float] | None = None
+            for it in range(fw_iters):
+                on = zU > 1e-9
+                cols = np.concatenate([F, U[on]])
+                zc = np.concatenate([np.ones(F.size), zU[on]])
+                if it == 0:  # an integral point: the ordinary fit (cached, and a candidate incumbent)
+                    S = np.sort(cols)
+                    obj, w_s, b_s, u = fits.fit(S)
+                    w_prev = {int(j): float(v) for j, v in zip(S, w_s)}
+                    w_prev[-1] = b_s
+                    if obj < upper:
+                        upper, best = obj, S
+                        cutoff = upper * (1.0 - tol)
+                else:
+                    u, w_prev = _relaxed_u(fits, cols, zc, w_prev)
+                pool.add(u)
+                nb, _ = pool.node_bound(F, U, r, rows=slice(pool.last, pool.last + 1))
+                lb = max(lb, nb)
+                if lb >= cutoff:
+                    break
+                qU = pool.Q[pool.last][U]
+                s = np.zeros(U.size)
+                s[np.argsort(-qU, kind="stable")[:r]] = 1.0
+                gamma = 2.0 / (it + 3.0)
+                zU = (1.0 - gamma) * zU + gamma * s
+        if lb >= cutoff:
+            pruned_min = min(pruned_min, lb)
+            continue
+        # branch on the free unit the relaxation wants most (largest pull in the last dual point)
+        qU = pool.Q[pool.last][U]
+        j = int(np.argmax(qU))
+        rest = np.delete(U, j)
+        stack.append((F, rest, lb))  # exclude j (explored later)
+        stack.append((np.append(F, U[j]), rest, lb))  # include j (explored first)
+    elapsed = time.perf_counter() - t0
+    if stack:  # time limit: the open nodes' inherited bounds (and everything pruned) bound the rest
+        lower = min([upper, pruned_min] + [b for _, _, b in stack])
+    else:
+        lower = min(upper, pruned_min)
+    lower = max(0.0, lower)
+    history.append((elapsed, upper, lower))
+    obj, w, b, _ = fits.fit(best)
+    order = np.argsort(-np.abs(w), kind="stable")
+    gap = _rel_gap(upper, lower)
+    done = _within(gap, tol)
+    return MilpResult(support=np.asarray(best)[order], coef=w[order], intercept=b, objective=obj, bound=lower,
+                      gap=gap, time_s=elapsed, time_limited=time_limited and not done,
+                      status="optimal" if done else "time_limit", n_candidates=m, warm_start=warm,
+                      rounds=n_nodes, n_cuts=len(pool.A) * len(SCALED_CUTS), n_fits=fits.n_fits, history=history,
+                      solver="branch_and_bound")
 
 
 # ---------------------------------------------------------------- the baseline the issue measured

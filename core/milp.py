@@ -114,14 +114,23 @@ class _Fits:
         self.cache: dict[tuple[int, ...], tuple[float, np.ndarray, float, np.ndarray]] = {}
         self.n_fits = 0
 
-    def fit(self, S: Sequence[int]) -> tuple[float, np.ndarray, float, np.ndarray]:
-        """(objective, coef, intercept, u) of the probe on support S (sorted positions)."""
+    def fit(self, S: Sequence[int], init: tuple[dict[int, float], float] | None = None
+            ) -> tuple[float, np.ndarray, float, np.ndarray]:
+        """(objective, coef, intercept, u) of the probe on support S (sorted positions).
+
+        init: ({unit: coef}, intercept) to start Newton from (e.g. the fit of a subset of S);
+        only the number of Newton steps depends on it, not the optimum.
+        """
         key = tuple(sorted(int(j) for j in S))
         hit = self.cache.get(key)
         if hit is not None:
             return hit
         Zs = self.Z[:, list(key)]
-        w, b, _, _ = fit_logistic(Zs, self.yf, self.cw, 1.0)  # cw already holds C
+        if init is None:
+            w, b, _, _ = fit_logistic(Zs, self.yf, self.cw, 1.0)  # cw already holds C
+        else:
+            w, b, _, _ = fit_logistic(Zs, self.yf, self.cw, 1.0, coef_init=np.array([init[0].get(j, 0.0) for j in key]),
+                                      intercept_init=init[1])
         f = Zs @ w + b
         obj = float(np.dot(self.cw, np.logaddexp(0.0, f) - self.yf * f) + 0.5 * np.dot(w, w))
         u = self.cw * (expit(f) - self.yf)
@@ -432,11 +441,11 @@ class _CutPool:
 
 
 def _relaxed_u(fits: _Fits, cols: np.ndarray, zc: np.ndarray,
-               w0: dict[int, float] | None = None) -> tuple[np.ndarray, dict[int, float]]:
+               w0: dict[int, float] | None = None) -> tuple[float, np.ndarray, dict[int, float]]:
     """A dual point for the perspective relaxation at fractional z (zc on cols):
     c(z) = min loss + sum w_j^2 / (2 z_j), a plain ridge on the columns Z_j sqrt(z_j).
 
-    Returns (u, {unit: w_j}). The fit is loose (Newton tol 1e-6, warm-started from w0): any
+    Returns (c(z) as fitted, u, {unit: w_j}). The fit is loose (Newton tol 1e-6, warm-started from w0): any
     dual-feasible u gives a valid bound, a more exact one only a slightly higher one.
     """
     sq = np.sqrt(zc)
@@ -445,6 +454,7 @@ def _relaxed_u(fits: _Fits, cols: np.ndarray, zc: np.ndarray,
     w, b, _, _ = fit_logistic(Zs, fits.yf, fits.cw, 1.0, coef_init=init, intercept_init=w0.get(-1, 0.0) if w0 else 0.0,
                               tol=1e-6, max_iter=20)
     f = Zs @ w + b
+    obj = float(np.dot(fits.cw, np.logaddexp(0.0, f) - fits.yf * f) + 0.5 * np.dot(w, w))
     u = fits.cw * (expit(f) - fits.yf)
     pos, neg = u > 0, u < 0
     sp, sn = float(u[pos].sum()), float(-u[neg].sum())
@@ -454,12 +464,12 @@ def _relaxed_u(fits: _Fits, cols: np.ndarray, zc: np.ndarray,
         u[neg] *= sp / sn
     wo = {int(j): float(v) for j, v in zip(cols, w * sq)}
     wo[-1] = float(b)
-    return u, wo
+    return obj, u, wo
 
 
 def _branch_and_bound(fits: _Fits, k: int, best: np.ndarray, upper: float, tol: float, t0: float,
                       time_limit: float, warm: bool, history: list[tuple[float, float, float]],
-                      fw_iters: int = 6) -> MilpResult:
+                      fw_iters: int = 20) -> MilpResult:
     """Depth-first branch and bound over supports (units forced in F, free units U).
 
     Node bound: the dual of the Boolean (perspective) relaxation restricted to the node,
@@ -497,12 +507,16 @@ def _branch_and_bound(fits: _Fits, k: int, best: np.ndarray, upper: float, tol: 
             continue
         if r == 1:  # the children are single supports: bound them all at once, fit the survivors
             sb = np.maximum(pool.single_bounds(F, U), inherited)
+            init = None
+            if F.size and (sb < cutoff).any():  # warm-start the children's fits from the fit of F
+                _, wf, bf, _ = fits.fit(np.sort(F))
+                init = (dict(zip(np.sort(F).tolist(), wf.tolist())), bf)
             for i in np.argsort(sb, kind="stable"):
                 if sb[i] >= cutoff:
                     pruned_min = min(pruned_min, float(sb[i]))
                     continue
                 S = np.sort(np.append(F, U[i]))
-                obj, _, _, u = fits.fit(S)
+                obj, _, _, u = fits.fit(S, init)
                 pool.add(u)
                 n_nodes += 1
                 if obj < upper:
@@ -532,11 +546,13 @@ def _branch_and_bound(fits: _Fits, k: int, best: np.ndarray, upper: float, tol: 
                         upper, best = obj, S
                         cutoff = upper * (1.0 - tol)
                 else:
-                    u, w_prev = _relaxed_u(fits, cols, zc, w_prev)
+                    relaxed, u, w_prev = _relaxed_u(fits, cols, zc, w_prev)
                 pool.add(u)
                 nb, _ = pool.node_bound(F, U, r, rows=slice(pool.last, pool.last + 1))
                 lb = max(lb, nb)
                 if lb >= cutoff:
+                    break
+                if it > 0 and relaxed < cutoff:  # the relaxation itself is below the cutoff: branch
                     break
                 qU = pool.Q[pool.last][U]
                 s = np.zeros(U.size)
@@ -553,8 +569,8 @@ def _branch_and_bound(fits: _Fits, k: int, best: np.ndarray, upper: float, tol: 
         stack.append((F, rest, lb))  # exclude j (explored later)
         stack.append((np.append(F, U[j]), rest, lb))  # include j (explored first)
     elapsed = time.perf_counter() - t0
-    if stack:  # time limit: the open nodes' inherited bounds (and everything pruned) bound the rest
-        lower = min([upper, pruned_min] + [b for _, _, b in stack])
+    if stack:  # time limit: the open nodes' bounds (re-evaluated with the final pool) bound the rest
+        lower = min([upper, pruned_min] + [max(b, pool.node_bound(F, U, k - F.size)[0]) for F, U, b in stack])
     else:
         lower = min(upper, pruned_min)
     lower = max(0.0, lower)
@@ -667,7 +683,7 @@ class MilpSelector(Selector):
 
     def __init__(self, m: int = 50, k_max: int = 8, prefilter: str = "f_stat", C: float = 1.0, tol: float = 1e-4,
                  time_limit: float = 5.0, warm_start: bool = True, warm_adaptive: bool = False,
-                 enumerate_max: int = 2000, threads: int = 1) -> None:
+                 enumerate_max: int = 2000, threads: int = 1, strategy: str = "bnb") -> None:
         self.m = m
         self.k_max = k_max
         self.prefilter = prefilter
@@ -678,6 +694,7 @@ class MilpSelector(Selector):
         self.warm_adaptive = warm_adaptive
         self.enumerate_max = enumerate_max
         self.threads = threads
+        self.strategy = strategy
 
     def _check_params(self, d: int) -> tuple[int, int]:
         from .errors import ConfigError
@@ -696,6 +713,9 @@ class MilpSelector(Selector):
         if self.prefilter not in ("f_stat", "mean_diff"):
             raise ConfigError(f"milp: unknown prefilter {self.prefilter!r}", field="prefilter",
                               fix="use 'f_stat' or 'mean_diff'")
+        if self.strategy not in STRATEGIES:
+            raise ConfigError(f"milp: unknown strategy {self.strategy!r}", field="strategy",
+                              fix="use 'bnb' (branch and bound, default) or 'oa' (outer approximation)")
         if not (float(self.time_limit) > 0 and float(self.tol) >= 0 and float(self.C) > 0):
             raise ConfigError("milp: time_limit and C must be > 0 and tol >= 0", field="time_limit",
                               fix="use e.g. time_limit=5.0, tol=1e-4, C=1.0")
@@ -727,7 +747,8 @@ class MilpSelector(Selector):
                 continue
             res = best_subset_logistic(Z, yb, k, C=float(self.C), tol=float(self.tol),
                                        time_limit=float(self.time_limit), warm_supports=warm.get(k, []),
-                                       enumerate_max=int(self.enumerate_max), threads=int(self.threads))
+                                       enumerate_max=int(self.enumerate_max), threads=int(self.threads),
+                                       strategy=str(self.strategy))
             res.support = cand[res.support]
             self.results_[k] = res
             self.reports_[k] = res.report()

@@ -62,6 +62,7 @@ SCALED_CUTS: tuple[float, ...] = (1.0, 0.8, 0.6, 0.45, 0.3, 0.2, 0.1, 0.05)
 # "bnb": branch and bound over supports (node bounds from the Boolean relaxation's dual);
 # "oa": outer approximation with a HiGHS master (enumeration when there are few supports).
 STRATEGIES: tuple[str, ...] = ("bnb", "oa")
+QUICK_LEAVES = True  # bnb: bound leaves from a rough fit before the exact one
 
 
 @dataclass
@@ -145,6 +146,14 @@ class _Fits:
         out = (obj, w, float(b), u)
         self.cache[key] = out
         self.n_fits += 1
+        return out
+
+    def cuts_a(self, u: np.ndarray) -> list[tuple[float, None]]:
+        """The constants A(t u) of the scaled cuts, without q (for a bound on one support)."""
+        out: list[tuple[float, None]] = []
+        for t in SCALED_CUTS:
+            s = self.yf + (t * u) / self.cw
+            out.append((-float(np.dot(self.cw, xlogy(s, s) + xlogy(1.0 - s, 1.0 - s))), None))
         return out
 
     def cuts(self, u: np.ndarray) -> list[tuple[float, np.ndarray]]:
@@ -467,9 +476,28 @@ def _relaxed_u(fits: _Fits, cols: np.ndarray, zc: np.ndarray,
     return obj, u, wo
 
 
+def _leaf_dual_bound(fits: _Fits, S: np.ndarray, init: tuple[dict[int, float], float] | None) -> float:
+    """A lower bound on c(S) from a rough fit: weak duality at its (projected) dual point."""
+    Zs = fits.Z[:, S]
+    w0 = None if init is None else np.array([init[0].get(int(j), 0.0) for j in S])
+    w, b, _, _ = fit_logistic(Zs, fits.yf, fits.cw, 1.0, coef_init=w0, intercept_init=0.0 if init is None else init[1],
+                              tol=1e-4, max_iter=3)
+    f = Zs @ w + b
+    u = fits.cw * (expit(f) - fits.yf)
+    pos, neg = u > 0, u < 0
+    sp, sn = float(u[pos].sum()), float(-u[neg].sum())
+    if sp > sn:
+        u[pos] *= sn / sp
+    elif sn > sp:
+        u[neg] *= sp / sn
+    v = Zs.T @ u
+    qS = 0.5 * float(v @ v)
+    return max(a - (t * t) * qS for (a, _), t in zip(fits.cuts_a(u), SCALED_CUTS))
+
+
 def _branch_and_bound(fits: _Fits, k: int, best: np.ndarray, upper: float, tol: float, t0: float,
                       time_limit: float, warm: bool, history: list[tuple[float, float, float]],
-                      fw_iters: int = 20) -> MilpResult:
+                      fw_iters: int = 20, quick_leaves: bool = QUICK_LEAVES) -> MilpResult:
     """Depth-first branch and bound over supports (units forced in F, free units U).
 
     Node bound: the dual of the Boolean (perspective) relaxation restricted to the node,
@@ -516,9 +544,16 @@ def _branch_and_bound(fits: _Fits, k: int, best: np.ndarray, upper: float, tol: 
                     pruned_min = min(pruned_min, float(sb[i]))
                     continue
                 S = np.sort(np.append(F, U[i]))
+                n_nodes += 1
+                if quick_leaves and tuple(S.tolist()) not in fits.cache:
+                    # a rough fit (3 Newton steps) usually gives a dual point whose bound already
+                    # rules S out; only the others get the exact fit
+                    lb_quick = _leaf_dual_bound(fits, S, init)
+                    if lb_quick >= cutoff:
+                        pruned_min = min(pruned_min, lb_quick)
+                        continue
                 obj, _, _, u = fits.fit(S, init)
                 pool.add(u)
-                n_nodes += 1
                 if obj < upper:
                     upper, best = obj, S
                     cutoff = upper * (1.0 - tol)

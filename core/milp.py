@@ -32,6 +32,9 @@ converge in few rounds:
   * the incumbent as objective cutoff: each master solve only looks for z whose cut value
     beats incumbent * (1 - tol) and stops at the first one; an infeasible master *is* the
     certificate (every support is proven within tol of the incumbent).
+The default strategy="bnb" replaces the HiGHS master by a depth-first branch and bound over
+supports whose node bounds are the dual of the node's Boolean relaxation (pooled dual points plus
+Frank-Wolfe steps at the node; see _branch_and_bound); strategy="oa" is the master above.
 A time limit never raises: the best support found comes back with its proven gap and
 time_limited=True.
 

@@ -7,7 +7,8 @@
 For each (dataset, layer, one-vs-rest feature) of a stored SmolLM2 activation store: the
 top-m candidates by F-statistic (m=50), then best_subset_logistic (outer approximation,
 HiGHS master) for k = 1..8 with --time-limit seconds per k; prints per-solve rows and a
-summary: median / max solve time, how many solves proved gap <= 1e-4, the median gap, and
+summary per strategy (--strategies bnb,oa: branch and bound and outer approximation side by
+side on the same features): median / max solve time, how many solves proved gap <= 1e-4, the median gap, and
 how often mean_diff / f_stat / adaptive already had a certified-optimal support. The naive
 big-M hinge MILP (the issue's and the paper's formulation, one HiGHS solve, no warm start)
 runs side by side on --naive-ks with --naive-time-limit (the paper used Gurobi with 60 s).
@@ -59,8 +60,15 @@ def planted(n: int, d: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def bench_feature(tag: str, X: np.ndarray, y: np.ndarray, args: argparse.Namespace, rows: list[dict]) -> None:
+    for strategy in args.strategies.split(","):
+        bench_strategy(tag, X, y, args, rows, strategy)
+
+
+def bench_strategy(tag: str, X: np.ndarray, y: np.ndarray, args: argparse.Namespace, rows: list[dict],
+                   strategy: str) -> None:
     ks = list(range(1, args.k_max + 1))
-    sel = MilpSelector(m=args.m, k_max=args.k_max, time_limit=args.time_limit, warm_adaptive=True, C=args.C)
+    sel = MilpSelector(m=args.m, k_max=args.k_max, time_limit=args.time_limit, warm_adaptive=True, C=args.C,
+                       strategy=strategy)
     sel.supports(X, y, ks)
     match = heuristic_matches(X, y, sel, HEURISTICS)
     Xc, yb = check_xy(X, y)
@@ -69,16 +77,16 @@ def bench_feature(tag: str, X: np.ndarray, y: np.ndarray, args: argparse.Namespa
     Z = (Xc[:, cand] - mean) / scale
     for k in ks:
         r = sel.results_[k]
-        row = {"tag": tag, "k": k, "time": r.time_s, "gap": r.gap, "proven": r.status == "optimal",
+        row = {"tag": tag, "strategy": strategy, "k": k, "time": r.time_s, "objective": r.objective, "gap": r.gap, "proven": r.status == "optimal",
                "rounds": r.rounds, "fits": r.n_fits, **{h: match[k][h]["as_good"] for h in HEURISTICS},
                **{h + "_cert": match[k][h]["certified"] for h in HEURISTICS},
                "naive_time": None, "naive_gap": None}
-        if k in args.naive_ks and args.naive_time_limit > 0:
+        if k in args.naive_ks and args.naive_time_limit > 0 and strategy == args.strategies.split(",")[0]:
             nv = naive_bigm_hinge(Z, yb, k, time_limit=args.naive_time_limit, C=args.C)
             row["naive_time"], row["naive_gap"] = nv.time_s, nv.gap
         rows.append(row)
         nt = "" if row["naive_time"] is None else f"  naive {row['naive_time']:6.2f}s gap {row['naive_gap']:.1e}"
-        print(f"{tag:34s} k={k}  {r.time_s:6.2f}s  gap {r.gap:.1e}  {'proven' if row['proven'] else 'LIMIT '}  "
+        print(f"{tag:34s} {strategy:3s} k={k}  {r.time_s:6.2f}s  gap {r.gap:.1e}  {'proven' if row['proven'] else 'LIMIT '}  "
               f"rounds {r.rounds:3d} fits {r.n_fits:4d}  heur " +
               "".join(("C" if row[h + "_cert"] else "Y") if row[h] else "." for h in HEURISTICS) + nt, flush=True)
 
@@ -114,6 +122,8 @@ def main() -> None:
     ap.add_argument("--k-max", type=int, default=8)
     ap.add_argument("--C", type=float, default=1.0, help="inverse L2 strength of the probe objective (probe default 1)")
     ap.add_argument("--time-limit", type=float, default=5.0, help="seconds per exact solve")
+    ap.add_argument("--strategies", default="bnb,oa",
+                    help="best_subset_logistic strategies run side by side on the same features (bnb, oa)")
     ap.add_argument("--naive-ks", default="1,4,8")
     ap.add_argument("--naive-time-limit", type=float, default=20.0, help="0 = skip the naive model")
     ap.add_argument("--naive-features", type=int, default=1, help="features per (dataset, layer) given the naive model")
@@ -155,12 +165,24 @@ def main() -> None:
           f"certified optimal in b (per-solve flags: Y = as good, C = certified, . = worse)")
     everything: list[dict] = []
     for label, rows in all_rows.items():
-        summary(rows, label)
+        for st in args.strategies.split(","):
+            summary([r for r in rows if r["strategy"] == st], f"{label} {st}")
         everything += rows
     real = [r for label, rows in all_rows.items() if not label.startswith("synthetic") for r in rows]
-    summary(real, "all SmolLM2 features")
-    for k in range(1, args.k_max + 1):
-        summary([r for r in real if r["k"] == k], f"  SmolLM2, k={k}")
+    strategies = args.strategies.split(",")
+    for st in strategies:
+        summary([r for r in real if r["strategy"] == st], f"all SmolLM2 features, {st}")
+        for k in range(1, args.k_max + 1):
+            summary([r for r in real if r["k"] == k and r["strategy"] == st], f"  SmolLM2 {st}, k={k}")
+    if len(strategies) > 1:  # same features, same k: do the strategies agree, and how much faster?
+        a, b = strategies[0], strategies[1]
+        pair = {(r["tag"], r["k"]): r for r in real if r["strategy"] == b}
+        both = [(r, pair[(r["tag"], r["k"])]) for r in real if r["strategy"] == a and (r["tag"], r["k"]) in pair]
+        if both:
+            worse = sum(ra["objective"] > rb["objective"] * (1 + 1e-4) + 1e-9 for ra, rb in both)
+            ratio = np.array([rb["time"] / ra["time"] for ra, rb in both])
+            print(f"{a} vs {b} on {len(both)} SmolLM2 solves: median time ratio {b}/{a} {np.median(ratio):.1f}x, "
+                  f"{a} objective worse than {b}'s in {worse}")
     print(f"total bench time {time.perf_counter() - t0:.0f}s")
 
 

@@ -32,6 +32,9 @@ converge in few rounds:
   * the incumbent as objective cutoff: each master solve only looks for z whose cut value
     beats incumbent * (1 - tol) and stops at the first one; an infeasible master *is* the
     certificate (every support is proven within tol of the incumbent).
+The default strategy="bnb" replaces the HiGHS master by a depth-first branch and bound over
+supports whose node bounds are the dual of the node's Boolean relaxation (pooled dual points plus
+Frank-Wolfe steps at the node; see _branch_and_bound); strategy="oa" is the master above.
 A time limit never raises: the best support found comes back with its proven gap and
 time_limited=True.
 
@@ -55,10 +58,14 @@ from .select import (Selector, _check_ks, _f_scores, _mean_diff, _order, balance
 from .schema import SolverReport
 
 __all__ = ["MilpResult", "best_subset_logistic", "naive_bigm_hinge", "MilpSelector", "heuristic_matches",
-           "probe_objective", "candidates", "SCALED_CUTS"]
+           "probe_objective", "candidates", "SCALED_CUTS", "STRATEGIES"]
 
 # Dual scalings t of each fit's cut (see the module docstring). 1.0 is the tangent.
 SCALED_CUTS: tuple[float, ...] = (1.0, 0.8, 0.6, 0.45, 0.3, 0.2, 0.1, 0.05)
+# "bnb": branch and bound over supports (node bounds from the Boolean relaxation's dual);
+# "oa": outer approximation with a HiGHS master (enumeration when there are few supports).
+STRATEGIES: tuple[str, ...] = ("bnb", "oa")
+QUICK_LEAVES = True  # bnb: bound leaves from a rough fit before the exact one
 
 
 @dataclass
@@ -111,14 +118,23 @@ class _Fits:
         self.cache: dict[tuple[int, ...], tuple[float, np.ndarray, float, np.ndarray]] = {}
         self.n_fits = 0
 
-    def fit(self, S: Sequence[int]) -> tuple[float, np.ndarray, float, np.ndarray]:
-        """(objective, coef, intercept, u) of the probe on support S (sorted positions)."""
+    def fit(self, S: Sequence[int], init: tuple[dict[int, float], float] | None = None
+            ) -> tuple[float, np.ndarray, float, np.ndarray]:
+        """(objective, coef, intercept, u) of the probe on support S (sorted positions).
+
+        init: ({unit: coef}, intercept) to start Newton from (e.g. the fit of a subset of S);
+        only the number of Newton steps depends on it, not the optimum.
+        """
         key = tuple(sorted(int(j) for j in S))
         hit = self.cache.get(key)
         if hit is not None:
             return hit
         Zs = self.Z[:, list(key)]
-        w, b, _, _ = fit_logistic(Zs, self.yf, self.cw, 1.0)  # cw already holds C
+        if init is None:
+            w, b, _, _ = fit_logistic(Zs, self.yf, self.cw, 1.0)  # cw already holds C
+        else:
+            w, b, _, _ = fit_logistic(Zs, self.yf, self.cw, 1.0, coef_init=np.array([init[0].get(j, 0.0) for j in key]),
+                                      intercept_init=init[1])
         f = Zs @ w + b
         obj = float(np.dot(self.cw, np.logaddexp(0.0, f) - self.yf * f) + 0.5 * np.dot(w, w))
         u = self.cw * (expit(f) - self.yf)
@@ -133,6 +149,14 @@ class _Fits:
         out = (obj, w, float(b), u)
         self.cache[key] = out
         self.n_fits += 1
+        return out
+
+    def cuts_a(self, u: np.ndarray) -> list[tuple[float, None]]:
+        """The constants A(t u) of the scaled cuts, without q (for a bound on one support)."""
+        out: list[tuple[float, None]] = []
+        for t in SCALED_CUTS:
+            s = self.yf + (t * u) / self.cw
+            out.append((-float(np.dot(self.cw, xlogy(s, s) + xlogy(1.0 - s, 1.0 - s))), None))
         return out
 
     def cuts(self, u: np.ndarray) -> list[tuple[float, np.ndarray]]:
@@ -192,7 +216,7 @@ def _greedy(fits: _Fits, k: int, m: int) -> np.ndarray:
 def best_subset_logistic(Z: np.ndarray, y: np.ndarray, k: int, *, C: float = 1.0, tol: float = 1e-4,
                          time_limit: float = 10.0, warm_supports: Sequence[Sequence[int]] = (),
                          local_search: bool = True, enumerate_max: int = 2000,
-                         threads: int = 1) -> MilpResult:
+                         threads: int = 1, strategy: str = "bnb") -> MilpResult:
     """The best k columns of Z for the balanced L2 logistic probe, with a proven gap.
 
     Z: (n, m) standardised candidate columns; y: binary; warm_supports: heuristic supports
@@ -210,6 +234,8 @@ def best_subset_logistic(Z: np.ndarray, y: np.ndarray, k: int, *, C: float = 1.0
         raise ValueError(f"C must be > 0, got {C}")
     if not tol >= 0:
         raise ValueError(f"tol must be >= 0, got {tol}")
+    if strategy not in STRATEGIES:
+        raise ValueError(f"strategy must be one of {STRATEGIES}, got {strategy!r}")
     fits = _Fits(Z, yb.astype(np.float64), C * balanced_sample_weight(yb))
     history: list[tuple[float, float, float]] = []
 
@@ -236,6 +262,9 @@ def best_subset_logistic(Z: np.ndarray, y: np.ndarray, k: int, *, C: float = 1.0
 
     if math.comb(m, k) <= enumerate_max and not _within(_rel_gap(upper, lower), tol):
         return _enumerate(fits, k, best, upper, tol, t0, time_limit, warm, history)
+
+    if strategy == "bnb" and not _within(_rel_gap(upper, lower), tol):
+        return _branch_and_bound(fits, k, best, upper, tol, t0, time_limit, warm, history)
 
     # ---- master MILP over z with every cut gathered so far
     h = hs.Highs()
@@ -369,6 +398,232 @@ def _enumerate(fits: _Fits, k: int, best: np.ndarray, upper: float, tol: float, 
                       n_cuts=len(A), n_fits=fits.n_fits, history=history, solver="enumeration")
 
 
+# ---------------------------------------------------------------- branch and bound over supports
+
+class _CutPool:
+    """Every dual point u seen so far as scaled cuts: c(S) >= max_t A_t(u) - t^2 sum_{j in S} q_j(u)."""
+
+    def __init__(self, fits: _Fits, cap: int = 4000) -> None:
+        self.fits, self.cap = fits, cap
+        self.t2 = np.asarray(SCALED_CUTS) ** 2
+        self._A = np.empty((cap, len(SCALED_CUTS)))
+        self._Q = np.empty((cap, fits.Z.shape[1]))
+        self.n = 0  # rows filled; when full, the oldest are overwritten (ring buffer)
+        self.last = -1
+
+    @property
+    def A(self) -> np.ndarray:
+        return self._A[:min(self.n, self.cap)]
+
+    @property
+    def Q(self) -> np.ndarray:
+        return self._Q[:min(self.n, self.cap)]
+
+    def add(self, u: np.ndarray) -> None:
+        cuts = self.fits.cuts(u)
+        i = self.n % self.cap
+        self._A[i] = [c[0] for c in cuts]
+        self._Q[i] = cuts[0][1]  # t = 1: q itself
+        self.n += 1
+        self.last = i
+
+    def single_bounds(self, F: np.ndarray, U: np.ndarray) -> np.ndarray:
+        """For each j in U, the pooled bound on c(F + j) (the r = 1 children of a node)."""
+        Q, A = self.Q, self.A
+        if not len(Q):
+            return np.zeros(U.size)
+        tot = Q[:, F].sum(axis=1)[:, None] + Q[:, U]  # (P, |U|)
+        vals = A[:, :, None] - self.t2[None, :, None] * tot[:, None, :]  # (P, T, |U|)
+        return vals.max(axis=(0, 1))
+
+    def node_bound(self, F: np.ndarray, U: np.ndarray, r: int, rows: slice = slice(None)) -> tuple[float, int]:
+        """max over pooled u of  A(u) - q_F(u) - (sum of the r largest q_j(u) over j in U): a lower
+        bound on c(S) for every S with F in S, S minus F a r-subset of U. Returns (bound, row)."""
+        Q, A = self.Q[rows], self.A[rows]
+        if not len(Q):
+            return 0.0, -1
+        tot = Q[:, F].sum(axis=1)
+        if r > 0:
+            QU = Q[:, U]
+            tot = tot + (np.partition(QU, QU.shape[1] - r, axis=1)[:, -r:].sum(axis=1) if r < QU.shape[1]
+                         else QU.sum(axis=1))
+        vals = (A - self.t2[None, :] * tot[:, None]).max(axis=1)
+        i = int(np.argmax(vals))
+        return float(vals[i]), i
+
+
+def _relaxed_u(fits: _Fits, cols: np.ndarray, zc: np.ndarray,
+               w0: dict[int, float] | None = None) -> tuple[float, np.ndarray, dict[int, float]]:
+    """A dual point for the perspective relaxation at fractional z (zc on cols):
+    c(z) = min loss + sum w_j^2 / (2 z_j), a plain ridge on the columns Z_j sqrt(z_j).
+
+    Returns (c(z) as fitted, u, {unit: w_j}). The fit is loose (Newton tol 1e-6, warm-started from w0): any
+    dual-feasible u gives a valid bound, a more exact one only a slightly higher one.
+    """
+    sq = np.sqrt(zc)
+    Zs = fits.Z[:, cols] * sq[None, :]
+    init = None if not w0 else np.array([w0.get(int(j), 0.0) for j in cols]) / sq
+    w, b, _, _ = fit_logistic(Zs, fits.yf, fits.cw, 1.0, coef_init=init, intercept_init=w0.get(-1, 0.0) if w0 else 0.0,
+                              tol=1e-6, max_iter=20)
+    f = Zs @ w + b
+    obj = float(np.dot(fits.cw, np.logaddexp(0.0, f) - fits.yf * f) + 0.5 * np.dot(w, w))
+    u = fits.cw * (expit(f) - fits.yf)
+    pos, neg = u > 0, u < 0
+    sp, sn = float(u[pos].sum()), float(-u[neg].sum())
+    if sp > sn:
+        u[pos] *= sn / sp
+    elif sn > sp:
+        u[neg] *= sp / sn
+    wo = {int(j): float(v) for j, v in zip(cols, w * sq)}
+    wo[-1] = float(b)
+    return obj, u, wo
+
+
+def _leaf_dual_bound(fits: _Fits, S: np.ndarray, init: tuple[dict[int, float], float] | None) -> float:
+    """A lower bound on c(S) from a rough fit: weak duality at its (projected) dual point."""
+    Zs = fits.Z[:, S]
+    w0 = None if init is None else np.array([init[0].get(int(j), 0.0) for j in S])
+    w, b, _, _ = fit_logistic(Zs, fits.yf, fits.cw, 1.0, coef_init=w0, intercept_init=0.0 if init is None else init[1],
+                              tol=1e-4, max_iter=3)
+    f = Zs @ w + b
+    u = fits.cw * (expit(f) - fits.yf)
+    pos, neg = u > 0, u < 0
+    sp, sn = float(u[pos].sum()), float(-u[neg].sum())
+    if sp > sn:
+        u[pos] *= sn / sp
+    elif sn > sp:
+        u[neg] *= sp / sn
+    v = Zs.T @ u
+    qS = 0.5 * float(v @ v)
+    return max(a - (t * t) * qS for (a, _), t in zip(fits.cuts_a(u), SCALED_CUTS))
+
+
+def _branch_and_bound(fits: _Fits, k: int, best: np.ndarray, upper: float, tol: float, t0: float,
+                      time_limit: float, warm: bool, history: list[tuple[float, float, float]],
+                      fw_iters: int = 20, quick_leaves: bool = QUICK_LEAVES) -> MilpResult:
+    """Depth-first branch and bound over supports (units forced in F, free units U).
+
+    Node bound: the dual of the Boolean (perspective) relaxation restricted to the node,
+    max_u A(u) - q_F(u) - top_r(q_U(u)), evaluated for every pooled dual point u (each fit's
+    u, scaled). When the pool does not prune a node, a few Frank-Wolfe steps on the node's
+    relaxation (each a ridge fit on the columns Z_j sqrt(z_j)) add dual points aimed at it.
+    Every bound is weak duality evaluated in float64, so it is valid whatever the fits' accuracy.
+    """
+    m = fits.Z.shape[1]
+    pool = _CutPool(fits)
+    for key in list(fits.cache):
+        pool.add(fits.cache[key][3])
+    cutoff = upper * (1.0 - tol)
+    pruned_min = np.inf  # smallest bound of a pruned node (every pruned bound >= cutoff at pruning time)
+    # stack of (F, U, inherited bound)
+    stack: list[tuple[np.ndarray, np.ndarray, float]] = [(np.zeros(0, dtype=np.int64), np.arange(m), 0.0)]
+    n_nodes = 0
+    time_limited = False
+    while stack:
+        if time.perf_counter() - t0 > time_limit:
+            time_limited = True
+            break
+        F, U, inherited = stack.pop()
+        n_nodes += 1
+        r = k - F.size
+        if r == 0 or F.size + U.size == k:  # a leaf: one support
+            S = np.sort(np.concatenate([F, U])) if r else np.sort(F)
+            obj, _, _, u = fits.fit(S)
+            pool.add(u)
+            if obj < upper:
+                upper, best = obj, S
+                cutoff = upper * (1.0 - tol)
+            else:
+                pruned_min = min(pruned_min, obj)
+            continue
+        if r == 1:  # the children are single supports: bound them all at once, fit the survivors
+            sb = np.maximum(pool.single_bounds(F, U), inherited)
+            init = None
+            if F.size and (sb < cutoff).any():  # warm-start the children's fits from the fit of F
+                _, wf, bf, _ = fits.fit(np.sort(F))
+                init = (dict(zip(np.sort(F).tolist(), wf.tolist())), bf)
+            for i in np.argsort(sb, kind="stable"):
+                if sb[i] >= cutoff:
+                    pruned_min = min(pruned_min, float(sb[i]))
+                    continue
+                S = np.sort(np.append(F, U[i]))
+                n_nodes += 1
+                if quick_leaves and tuple(S.tolist()) not in fits.cache:
+                    # a rough fit (3 Newton steps) usually gives a dual point whose bound already
+                    # rules S out; only the others get the exact fit
+                    lb_quick = _leaf_dual_bound(fits, S, init)
+                    if lb_quick >= cutoff:
+                        pruned_min = min(pruned_min, lb_quick)
+                        continue
+                obj, _, _, u = fits.fit(S, init)
+                pool.add(u)
+                if obj < upper:
+                    upper, best = obj, S
+                    cutoff = upper * (1.0 - tol)
+                else:
+                    pruned_min = min(pruned_min, obj)
+            continue
+        lb, row = pool.node_bound(F, U, r)
+        lb = max(lb, inherited)
+        if lb < cutoff:
+            # Frank-Wolfe on the node's relaxation: z = 1 on F, fractional on U, sum_U z = r.
+            q = pool.Q[row] if row >= 0 else np.zeros(m)
+            zU = np.zeros(U.size)
+            zU[np.argsort(-q[U], kind="stable")[:r]] = 1.0
+            w_prev: dict[int, float] | None = None
+            for it in range(fw_iters):
+                on = zU > 1e-9
+                cols = np.concatenate([F, U[on]])
+                zc = np.concatenate([np.ones(F.size), zU[on]])
+                if it == 0:  # an integral point: the ordinary fit (cached, and a candidate incumbent)
+                    S = np.sort(cols)
+                    obj, w_s, b_s, u = fits.fit(S)
+                    w_prev = {int(j): float(v) for j, v in zip(S, w_s)}
+                    w_prev[-1] = b_s
+                    if obj < upper:
+                        upper, best = obj, S
+                        cutoff = upper * (1.0 - tol)
+                else:
+                    relaxed, u, w_prev = _relaxed_u(fits, cols, zc, w_prev)
+                pool.add(u)
+                nb, _ = pool.node_bound(F, U, r, rows=slice(pool.last, pool.last + 1))
+                lb = max(lb, nb)
+                if lb >= cutoff:
+                    break
+                if it > 0 and relaxed < cutoff:  # the relaxation itself is below the cutoff: branch
+                    break
+                qU = pool.Q[pool.last][U]
+                s = np.zeros(U.size)
+                s[np.argsort(-qU, kind="stable")[:r]] = 1.0
+                gamma = 2.0 / (it + 3.0)
+                zU = (1.0 - gamma) * zU + gamma * s
+        if lb >= cutoff:
+            pruned_min = min(pruned_min, lb)
+            continue
+        # branch on the free unit the relaxation wants most (largest pull in the last dual point)
+        qU = pool.Q[pool.last][U]
+        j = int(np.argmax(qU))
+        rest = np.delete(U, j)
+        stack.append((F, rest, lb))  # exclude j (explored later)
+        stack.append((np.append(F, U[j]), rest, lb))  # include j (explored first)
+    elapsed = time.perf_counter() - t0
+    if stack:  # time limit: the open nodes' bounds (re-evaluated with the final pool) bound the rest
+        lower = min([upper, pruned_min] + [max(b, pool.node_bound(F, U, k - F.size)[0]) for F, U, b in stack])
+    else:
+        lower = min(upper, pruned_min)
+    lower = max(0.0, lower)
+    history.append((elapsed, upper, lower))
+    obj, w, b, _ = fits.fit(best)
+    order = np.argsort(-np.abs(w), kind="stable")
+    gap = _rel_gap(upper, lower)
+    done = _within(gap, tol)
+    return MilpResult(support=np.asarray(best)[order], coef=w[order], intercept=b, objective=obj, bound=lower,
+                      gap=gap, time_s=elapsed, time_limited=time_limited and not done,
+                      status="optimal" if done else "time_limit", n_candidates=m, warm_start=warm,
+                      rounds=n_nodes, n_cuts=len(pool.A) * len(SCALED_CUTS), n_fits=fits.n_fits, history=history,
+                      solver="branch_and_bound")
+
+
 # ---------------------------------------------------------------- the baseline the issue measured
 
 def naive_bigm_hinge(Z: np.ndarray, y: np.ndarray, k: int, *, C: float = 1.0, big_m: float = 100.0,
@@ -466,7 +721,7 @@ class MilpSelector(Selector):
 
     def __init__(self, m: int = 50, k_max: int = 8, prefilter: str = "f_stat", C: float = 1.0, tol: float = 1e-4,
                  time_limit: float = 5.0, warm_start: bool = True, warm_adaptive: bool = False,
-                 enumerate_max: int = 2000, threads: int = 1) -> None:
+                 enumerate_max: int = 2000, threads: int = 1, strategy: str = "bnb") -> None:
         self.m = m
         self.k_max = k_max
         self.prefilter = prefilter
@@ -477,6 +732,7 @@ class MilpSelector(Selector):
         self.warm_adaptive = warm_adaptive
         self.enumerate_max = enumerate_max
         self.threads = threads
+        self.strategy = strategy
 
     def _check_params(self, d: int) -> tuple[int, int]:
         from .errors import ConfigError
@@ -495,6 +751,9 @@ class MilpSelector(Selector):
         if self.prefilter not in ("f_stat", "mean_diff"):
             raise ConfigError(f"milp: unknown prefilter {self.prefilter!r}", field="prefilter",
                               fix="use 'f_stat' or 'mean_diff'")
+        if self.strategy not in STRATEGIES:
+            raise ConfigError(f"milp: unknown strategy {self.strategy!r}", field="strategy",
+                              fix="use 'bnb' (branch and bound, default) or 'oa' (outer approximation)")
         if not (float(self.time_limit) > 0 and float(self.tol) >= 0 and float(self.C) > 0):
             raise ConfigError("milp: time_limit and C must be > 0 and tol >= 0", field="time_limit",
                               fix="use e.g. time_limit=5.0, tol=1e-4, C=1.0")
@@ -526,7 +785,8 @@ class MilpSelector(Selector):
                 continue
             res = best_subset_logistic(Z, yb, k, C=float(self.C), tol=float(self.tol),
                                        time_limit=float(self.time_limit), warm_supports=warm.get(k, []),
-                                       enumerate_max=int(self.enumerate_max), threads=int(self.threads))
+                                       enumerate_max=int(self.enumerate_max), threads=int(self.threads),
+                                       strategy=str(self.strategy))
             res.support = cand[res.support]
             self.results_[k] = res
             self.reports_[k] = res.report()

@@ -7,6 +7,7 @@ by earlier runs), the (dataset, feature, k) probes that selected this neuron.
 """
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,7 +16,7 @@ from typing import Iterable, Iterator, Sequence
 import numpy as np
 
 from .errors import ConfigError
-from .paths import cache_dir, cache_root
+from .paths import bank_root, cache_dir, cache_root
 from .schema import ResultRecord
 from .store import STORE_FORMAT, ActivationStore
 
@@ -98,26 +99,46 @@ def known_models() -> list[str]:
     return sorted(names)
 
 
+# A report writes up to hundreds of neuron cards, each reading every store of a layer: the
+# builds, the class names and the layer arrays are read once per process, not once per card.
+_BUILT: dict[tuple[str, str, str], object] = {}
+
+
 def _built_dataset(name: str, content_hash: str):
     """The cached build (datasets.Dataset) whose content hash is the store's, or None."""
     from datasets import load_from_disk
 
     folder = cache_root() / "built" / name
+    if (str(folder), name, content_hash) in _BUILT:
+        return _BUILT[(str(folder), name, content_hash)]
     for meta_path in sorted(folder.glob("*/meta.json")) if folder.is_dir() else []:
         try:
             if json.loads(meta_path.read_text()).get("content_hash") == content_hash:
-                return load_from_disk(str(meta_path.parent / "data"))
+                built = _BUILT[(str(folder), name, content_hash)] = load_from_disk(str(meta_path.parent / "data"))
+                return built
         except (ValueError, OSError):
             continue
-    return None
+    return None  # not remembered: a later build in this process may still provide it
+
+
+@functools.lru_cache(maxsize=8)
+def _catalog_classes(bank: str) -> dict[str, list[str]]:
+    from .registry import load_catalog
+    catalog = load_catalog([])
+    return {name: list(catalog.entries[name].card.labels.classes) for name in catalog.names()}
 
 
 def _classes(name: str) -> list[str] | None:
     try:
-        from .registry import load_catalog
-        return list(load_catalog([]).get(name).card.labels.classes)
+        return _catalog_classes(str(bank_root())).get(name)
     except Exception:
         return None
+
+
+@functools.lru_cache(maxsize=64)
+def _layer_array(store_path: str, site: str, layer: int) -> np.ndarray:
+    path = Path(store_path)
+    return np.asarray(ActivationStore(path.parent, path.name).layer(site, layer))
 
 
 def dataset_view(store: ActivationStore, site: str, layer: int, neuron: int, top_n: int = 8) -> DatasetView:
@@ -125,7 +146,7 @@ def dataset_view(store: ActivationStore, site: str, layer: int, neuron: int, top
     if not 0 <= neuron < width:
         raise ConfigError(f"neuron {neuron} does not exist at {site} (width {width})", field="NEURON",
                           fix=f"use 0..{width - 1}")
-    acts = np.asarray(store.layer(site, layer)[:, neuron], dtype=np.float64)
+    acts = np.asarray(_layer_array(str(store.path), site, layer)[:, neuron], dtype=np.float64)
     rows = store.rows()
     ds_meta = store.meta["parts"]["dataset"]
     classes = _classes(ds_meta["name"])

@@ -117,3 +117,11 @@ def test_console_errors_are_caught(site: Path, tmp_path: Path) -> None:
         assert errors and "undefinedFunction" in " ".join(errors)
     finally:
         browser.close()
+
+
+def test_bar_chart_with_all_values_equal_to_the_axis_bound() -> None:
+    """Selectivity bars are drawn with hi=0: a dataset whose selectivities are all 0 must still render."""
+    from probebank.report import svg
+
+    out = svg.bar_chart(["a", "b"], [("sel", [0.0, 0.0], "#333")], title="selectivity", lo=None, hi=0.0)
+    assert out.startswith("<svg") and "nan" not in out and out.count("<rect") >= 3

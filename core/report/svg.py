@@ -113,6 +113,8 @@ def bar_chart(groups: Sequence[str], series: Sequence[tuple[str, Sequence[float 
     vals = [v for _, vs, _ in series for v in vs if v is not None]
     lo = min(0.0, min(vals, default=0.0)) if lo is None else lo
     hi = max(hi, max(vals, default=hi))
+    if hi - lo < 1e-9:  # e.g. every selectivity exactly 0: keep a visible, non-degenerate axis
+        hi = lo + 1.0
     left, top, bottom = 34, 22, 70
     n = max(1, len(series))
     group_w = max(14, 8 * n + 6)

@@ -68,6 +68,26 @@ STRATEGIES: tuple[str, ...] = ("bnb", "oa")
 QUICK_LEAVES = True  # bnb: bound leaves from a rough fit before the exact one
 
 
+def objective_and_dual(Zs: np.ndarray, w: np.ndarray, b: float, yf: np.ndarray,
+                       cw: np.ndarray) -> tuple[float, np.ndarray]:
+    """The probe's objective at (w, b) and a dual-feasible point u built from its gradient.
+
+    Dual feasibility needs sum u = 0 exactly (the free intercept): the larger side is shrunk
+    towards zero, which keeps every y_i + u_i / cw_i inside [0, 1]. Any such u gives a valid
+    lower bound; one from a more exact fit gives a slightly higher one.
+    """
+    f = Zs @ w + b
+    obj = float(np.dot(cw, np.logaddexp(0.0, f) - yf * f) + 0.5 * np.dot(w, w))
+    u = cw * (expit(f) - yf)
+    pos, neg = u > 0, u < 0
+    sp, sn = float(u[pos].sum()), float(-u[neg].sum())
+    if sp > sn:
+        u[pos] *= sn / sp
+    elif sn > sp:
+        u[neg] *= sp / sn
+    return obj, u
+
+
 @dataclass
 class MilpResult:
     """One exact solve. support: positions in the candidate columns, largest |coef| first."""
@@ -135,17 +155,7 @@ class _Fits:
         else:
             w, b, _, _ = fit_logistic(Zs, self.yf, self.cw, 1.0, coef_init=np.array([init[0].get(j, 0.0) for j in key]),
                                       intercept_init=init[1])
-        f = Zs @ w + b
-        obj = float(np.dot(self.cw, np.logaddexp(0.0, f) - self.yf * f) + 0.5 * np.dot(w, w))
-        u = self.cw * (expit(f) - self.yf)
-        # Dual feasibility needs sum u = 0 exactly (the free intercept): shrink the larger side
-        # towards zero, which keeps every y_i + u_i / cw_i inside [0, 1].
-        pos, neg = u > 0, u < 0
-        sp, sn = float(u[pos].sum()), float(-u[neg].sum())
-        if sp > sn:
-            u[pos] *= sn / sp
-        elif sn > sp:
-            u[neg] *= sp / sn
+        obj, u = objective_and_dual(Zs, w, b, self.yf, self.cw)
         out = (obj, w, float(b), u)
         self.cache[key] = out
         self.n_fits += 1
@@ -465,15 +475,7 @@ def _relaxed_u(fits: _Fits, cols: np.ndarray, zc: np.ndarray,
     init = None if not w0 else np.array([w0.get(int(j), 0.0) for j in cols]) / sq
     w, b, _, _ = fit_logistic(Zs, fits.yf, fits.cw, 1.0, coef_init=init, intercept_init=w0.get(-1, 0.0) if w0 else 0.0,
                               tol=1e-6, max_iter=20)
-    f = Zs @ w + b
-    obj = float(np.dot(fits.cw, np.logaddexp(0.0, f) - fits.yf * f) + 0.5 * np.dot(w, w))
-    u = fits.cw * (expit(f) - fits.yf)
-    pos, neg = u > 0, u < 0
-    sp, sn = float(u[pos].sum()), float(-u[neg].sum())
-    if sp > sn:
-        u[pos] *= sn / sp
-    elif sn > sp:
-        u[neg] *= sp / sn
+    obj, u = objective_and_dual(Zs, w, b, fits.yf, fits.cw)
     wo = {int(j): float(v) for j, v in zip(cols, w * sq)}
     wo[-1] = float(b)
     return obj, u, wo

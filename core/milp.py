@@ -487,14 +487,7 @@ def _leaf_dual_bound(fits: _Fits, S: np.ndarray, init: tuple[dict[int, float], f
     w0 = None if init is None else np.array([init[0].get(int(j), 0.0) for j in S])
     w, b, _, _ = fit_logistic(Zs, fits.yf, fits.cw, 1.0, coef_init=w0, intercept_init=0.0 if init is None else init[1],
                               tol=1e-4, max_iter=3)
-    f = Zs @ w + b
-    u = fits.cw * (expit(f) - fits.yf)
-    pos, neg = u > 0, u < 0
-    sp, sn = float(u[pos].sum()), float(-u[neg].sum())
-    if sp > sn:
-        u[pos] *= sn / sp
-    elif sn > sp:
-        u[neg] *= sp / sn
+    _, u = objective_and_dual(Zs, w, b, fits.yf, fits.cw)
     v = Zs.T @ u
     qS = 0.5 * float(v @ v)
     return max(a - (t * t) * qS for (a, _), t in zip(fits.cuts_a(u), SCALED_CUTS))

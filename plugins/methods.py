@@ -16,4 +16,4 @@ def register_methods(register):
     # mean_diff, f_stat, mutual_info, l1, adaptive, random
     for name, selector_cls in BUILTIN_SELECTORS.items():
         register(name, selector_cls)
-    register("milp", MilpSelector)  # exact k-sparse probes with a certificate (HiGHS)
+    register("milp", MilpSelector)  # exact k-sparse probes with a certificate

@@ -111,7 +111,7 @@ def test_heuristic_comparison():
     with pytest.raises(ValueError, match="supports"):
         heuristic_matches(X, y, MilpSelector())
     # a heuristic that ties an unproven MILP is as good but not certified
-    hard = MilpSelector(m=30, time_limit=0.01, enumerate_max=0)
+    hard = MilpSelector(m=30, time_limit=0.01, enumerate_max=0, objective="logistic")
     Xh, yh, _ = planted(n=600, d=30, seed=1)
     hard.supports(Xh, yh, [6])
     assert hard.results_[6].time_limited

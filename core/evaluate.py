@@ -166,7 +166,7 @@ def evaluate_store(store: ActivationStore, built: BuiltDataset, provenance: Prov
                             method_params=selectors[method].get_params() if p.method != "dense" else {},
                             k=p.k, metrics=p.metrics, units=[int(u) for u in p.units],
                             coef=[float(c) for c in p.coef], intercept=float(p.intercept),
-                            wall_time_s=float(p.wall_time_s), controls=ctrl, solver=p.solver)
+                            wall_time_s=float(p.wall_time_s), controls=ctrl, solver=p.solver, train_f1=p.train_f1)
 
 
 ROTATION_SEED = 0  # one random rotation per layer width, the same for every feature, layer and seed

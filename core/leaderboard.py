@@ -165,11 +165,21 @@ def entry_name(r: ResultRecord, by: str, extra: Sequence[str], models: dict[tupl
     return " / ".join([value(by)] + [value(f) for f in extra])
 
 
+LAYER_BY = ("test", "train")
+
+
 def feature_scores(records: Sequence[ResultRecord], *, by: str = "model",
-                   categories: dict[str, str] | None = None) -> list[FeatureScore]:
-    """Best-layer (or, for --by layer, per-layer) scores of every (entry, dataset, feature, site)."""
+                   categories: dict[str, str] | None = None, layer_by: str = "test") -> list[FeatureScore]:
+    """Best-layer (or, for --by layer, per-layer) scores of every (entry, dataset, feature, site).
+
+    layer_by="test": the best layer is the one with the best k=1 test F1, as Gurnee et al. report
+    it (optimistic); "train": the one with the best k=1 *training* F1, so the scores never looked
+    at the test rows (needs records with `train_f1`, written since session 3).
+    """
     if by not in BY_FIELDS:
         raise ConfigError(f"cannot rank by '{by}'", field="--by", fix=f"use one of: {', '.join(BY_FIELDS)}")
+    if layer_by not in LAYER_BY:
+        raise ConfigError(f"unknown layer choice '{layer_by}'", field="--layer-by", fix="use test or train")
     categories = categories or {}
     models = _model_labels(records)
     extra = _varying(records, by, models)
@@ -178,6 +188,7 @@ def feature_scores(records: Sequence[ResultRecord], *, by: str = "model",
     # (group key) -> layer -> k -> [F1 over seeds]
     f1: dict[tuple, dict[int, dict[int, list[float]]]] = defaultdict(lambda: defaultdict(lambda: defaultdict(list)))
     sel: dict[tuple, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
+    train1: dict[tuple, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))  # k=1 training F1
     units: dict[tuple, dict[int, tuple[int, list[int]]]] = defaultdict(dict)
     flags: dict[tuple, set[str]] = defaultdict(set)
     meta: dict[tuple, tuple[str, str, str]] = {}
@@ -197,6 +208,8 @@ def feature_scores(records: Sequence[ResultRecord], *, by: str = "model",
         f1[key][r.layer][r.k].append(r.metrics.f1)
         if r.controls is not None and r.controls.selectivity is not None and r.k == 1:
             sel[key][r.layer].append(r.controls.selectivity)
+        if r.k == 1 and r.train_f1 is not None:
+            train1[key][r.layer].append(r.train_f1)
         flags[key].update(r.basis_flags)
         if r.k == 1 and (r.layer not in units[key] or r.seed < units[key][r.layer][0]):
             units[key][r.layer] = (r.seed, list(r.units))
@@ -210,8 +223,16 @@ def feature_scores(records: Sequence[ResultRecord], *, by: str = "model",
         entry, dataset, feature, site = key[:4]
         base = key[5:]
         curves = {layer: {k: sum(v) / len(v) for k, v in ks.items()} for layer, ks in by_layer.items()}
-        # best layer on k=1 test F1, as Gurnee et al. report it; ties go to the earlier layer
-        best = max(curves, key=lambda layer: (curves[layer].get(1, -1.0), -layer))
+        # best layer on k=1 test F1, as Gurnee et al. report it, or on k=1 training F1; ties: earlier layer
+        if layer_by == "train":
+            if not train1[key]:
+                raise ConfigError(f"{entry} on {dataset}/{feature} has no training F1 to pick a layer with "
+                                  f"(results written before probebank recorded train_f1)", field="--layer-by",
+                                  fix="re-run those results, or use --layer-by test")
+            tr = {layer: sum(v) / len(v) for layer, v in train1[key].items()}
+            best = max(tr, key=lambda layer: (tr[layer], -layer))
+        else:
+            best = max(curves, key=lambda layer: (curves[layer].get(1, -1.0), -layer))
         curve = curves[best]
         d = dense[base].get(best)
         model, method, basis = meta[key]
@@ -311,6 +332,7 @@ class Leaderboard:
     features: list[FeatureScore]
     datasets: list[DatasetScore]
     rankings: list[CategoryRanking]
+    layer_by: str = "test"  # how each feature's best layer was picked: test or training k=1 F1
 
 
 def dataset_categories(names: Iterable[str], include: Sequence[Path] = ()) -> dict[str, str]:
@@ -329,11 +351,11 @@ def dataset_categories(names: Iterable[str], include: Sequence[Path] = ()) -> di
 
 def build_leaderboard(folders: Sequence[Path], *, by: str = "model", category: str | None = None,
                       metric: str = "f1_k1", include: Sequence[Path] = (),
-                      categories: dict[str, str] | None = None) -> Leaderboard:
+                      categories: dict[str, str] | None = None, layer_by: str = "test") -> Leaderboard:
     results = load_results(folders)
     if categories is None:
         categories = dataset_categories({r.provenance.dataset for r in results.records}, include)
-    feats = feature_scores(results.records, by=by, categories=categories)
+    feats = feature_scores(results.records, by=by, categories=categories, layer_by=layer_by)
     if category:
         known = sorted({f.category for f in feats})
         feats = [f for f in feats if f.category == category]
@@ -341,4 +363,4 @@ def build_leaderboard(folders: Sequence[Path], *, by: str = "model", category: s
             raise ConfigError(f"no results in category '{category}'", field="--category",
                               fix=f"use one of: {', '.join(known)}")
     ds = dataset_scores(feats)
-    return Leaderboard(by, metric, results, feats, ds, rank_categories(ds, metric))
+    return Leaderboard(by, metric, results, feats, ds, rank_categories(ds, metric), layer_by)

@@ -330,6 +330,8 @@ class SweepPoint:
     wall_time_s is this point's fit + scoring plus an equal share of the sweep's common
     work (validation, selection, standardisation), so the points sum to the sweep's time.
     solver is the selector's SolverReport for this k when it has one (`reports_`, e.g. milp).
+    train_f1 is the same probe's F1 on its own training rows: a score for choosing a layer that
+    never looks at the test rows.
     """
 
     method: str
@@ -340,6 +342,14 @@ class SweepPoint:
     metrics: dict[str, float | None]
     wall_time_s: float
     solver: SolverReport | None = None  # the certificate, for exact selectors (e.g. milp)
+    train_f1: float | None = None
+
+
+def _f1(y: np.ndarray, pred: np.ndarray) -> float:
+    """Binary F1 (0 when there is no true or predicted positive)."""
+    tp = float(np.sum(y & pred))
+    denom = float(np.sum(y) + np.sum(pred))
+    return 2.0 * tp / denom if denom else 0.0
 
 
 def _method_name(method: str | Selector) -> str:
@@ -427,7 +437,7 @@ def _sweep(X_train: np.ndarray, y_train: np.ndarray, X_test: np.ndarray, y_test:
         scores = Zte[:, units] @ w + b
         m = binary_metrics(yte, scores > 0, scores)
         points.append(SweepPoint(name, k, units.tolist(), w.tolist(), float(b), m, time.perf_counter() - t1,
-                                 solver=reports.get(k)))
+                                 solver=reports.get(k), train_f1=_f1(ytr, Ztr[:, units] @ w + b > 0)))
         if not ok:
             unconverged.append(k)
     if dense:
@@ -437,7 +447,8 @@ def _sweep(X_train: np.ndarray, y_train: np.ndarray, X_test: np.ndarray, y_test:
         w, b, _, ok = fit_logistic(Ztr, ytr, sw, C, max_iter=max_iter)
         scores = Zte @ w + b
         m = binary_metrics(yte, scores > 0, scores)
-        points.append(SweepPoint("dense", d, [], [], float(b), m, time.perf_counter() - t1))
+        points.append(SweepPoint("dense", d, [], [], float(b), m, time.perf_counter() - t1,
+                                 train_f1=_f1(ytr, Ztr @ w + b > 0)))
         if not ok:
             unconverged.append(d)
     if unconverged:

@@ -88,12 +88,25 @@ def _interval(name: str, values: list[float | None], records: list[ResultRecord 
     return mean, lo, hi
 
 
+def _layer_by_train(by_layer: dict[int, dict[int, dict[int, ResultRecord]]]) -> int | None:
+    """The layer with the best mean k=1 *training* F1 (ties: earlier layer); None without train F1s."""
+    scores = {}
+    for layer, seeds in by_layer.items():
+        vals = [c[1].train_f1 for c in seeds.values() if 1 in c and c[1].train_f1 is not None]
+        if vals:
+            scores[layer] = _mean(vals)
+    return max(scores, key=lambda layer: (scores[layer], -layer)) if scores else None
+
+
 def summarise(records: list[ResultRecord], method: str | None = None) -> list[dict]:
     """Per (model, dataset, feature, site, basis, method): the layer with the best mean k=1 F1 and its figures.
 
     Every metric is averaged over seeds with a 95% interval (`<metric>_ci`, see probebank.stats).
     The best layer is picked on test F1, as Gurnee et al. report it (an optimistic choice: with
     30 layers the maximum of noisy test F1s is biased upwards; the interval does not cover that).
+    So each row also has the layer picked on the probes' *training* F1 (`layer_by_train`, mean
+    k=1 train F1 over seeds) and the test k=1 F1 there (`f1_k1_by_train`, with its interval): a
+    figure that never looked at the test rows. `layer_optimism` = f1_k1 - f1_k1_by_train.
     Also: k-curve summaries (probebank.kcurve), the k=1 -> 8 gain at every layer (`gain_1_8_by_layer`),
     the stability of the supports across seeds (mean pairwise Jaccard at k=16, and whether the
     k=1 unit changes), and the number of units that alone reach F1 >= 0.9 (`n_mono`).
@@ -120,6 +133,7 @@ def summarise(records: list[ResultRecord], method: str | None = None) -> list[di
             return _mean(vals) if vals else 0.0
 
         best_layer = max(by_layer, key=lambda layer: (k1_mean(layer), -layer))
+        by_train = _layer_by_train(by_layer)
         seeds = sorted(by_layer[best_layer])
         per_seed = {s: _seed_metrics(by_layer[best_layer][s], dense.get(base + (best_layer, s)),
                                      single.get(base + (best_layer, s))) for s in seeds}
@@ -132,6 +146,15 @@ def summarise(records: list[ResultRecord], method: str | None = None) -> list[di
             mean, lo, hi = _interval(name, [per_seed[s][name] for s in seeds], f1_records.get(name, [None]))
             row[name] = mean
             row[name + "_ci"] = None if lo is None else [lo, hi]
+        row["layer_by_train"] = by_train
+        row["f1_k1_by_train"] = row["f1_k1_by_train_ci"] = row["layer_optimism"] = None
+        if by_train is not None:
+            recs = [c.get(1) for c in by_layer[by_train].values()]
+            mean, lo, hi = _interval("f1_k1", [r.metrics.f1 if r else None for r in recs], recs)
+            row["f1_k1_by_train"] = mean
+            row["f1_k1_by_train_ci"] = None if lo is None else [lo, hi]
+            if mean is not None and row["f1_k1"] is not None:
+                row["layer_optimism"] = row["f1_k1"] - mean
         k1_units = [by_layer[best_layer][s][1].units for s in seeds if 1 in by_layer[best_layer][s]]
         row["units_k1"] = k1_units[0] if k1_units else []
         row["k1_unit_changes"] = stats.k1_unit_changes(k1_units) if len(k1_units) > 1 else False
@@ -151,7 +174,7 @@ def summarise(records: list[ResultRecord], method: str | None = None) -> list[di
 
 
 # (column title, row key, kind) of the tables; kind "f" = value with interval, "k" = integer k
-COLUMNS = (("F1 k=1", "f1_k1", "f"), ("F1 k=16", "f1_k16", "f"), ("F1 dense", "f1_dense", "f"),
+COLUMNS = (("F1 k=1", "f1_k1", "f"), ("F1 k=1 layer by train", "f1_k1_by_train", "f"), ("F1 k=16", "f1_k16", "f"), ("F1 dense", "f1_dense", "f"),
            ("select. k=1", "selectivity_k1", "f"), ("rotation k=1", "rotation_k1", "f"),
            ("token id", "token_identity_f1", "f"), ("rand-init k=1", "random_init_k1", "f"),
            ("AUC log2k", "auc_log2k", "f"), ("k@95% dense", "k95", "k"), ("gap k=1", "gap_k1", "f"),
@@ -205,17 +228,20 @@ def render_summary(rows: list[dict], title: str = "probebank results") -> "objec
 
 def write_summary_markdown(rows: list[dict], path: Path) -> None:
     cols = _columns(rows)
-    head = ["model", "dataset", "feature", "site", "basis", "method", "best layer", "seeds"]
+    head = ["model", "dataset", "feature", "site", "basis", "method", "best layer", "layer by train", "seeds"]
     head += [c[0] for c in cols] + ["Jaccard", "neuron (k=1)"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         cells = [r["model"], r["dataset"], r["feature"], r["site"], r.get("basis", "identity"), r["method"],
-                 str(r["best_layer"]), str(r.get("seeds", 1))]
+                 str(r["best_layer"]), "-" if r.get("layer_by_train") is None else str(r["layer_by_train"]),
+                 str(r.get("seeds", 1))]
         cells += [_cell(r, key, kind) for _, key, kind in cols]
         cells += [_stability(r), ",".join(map(str, r["units_k1"])) or "-"]
         lines.append("| " + " | ".join(cells) + " |")
     note = ("\nValues are means over seeds ± half the 95% interval (t over seeds; with one seed a bootstrap "
-            "over test rows for F1). select. = F1 - shuffled-label F1; k@95% dense = smallest k reaching "
+            "over test rows for F1). best layer = the layer with the best mean test k=1 F1, as the paper "
+            "reports it; F1 k=1 layer by train = test k=1 F1 at the layer picked on training F1, which never "
+            "saw the test rows (their difference is the optimism of picking on test). select. = F1 - shuffled-label F1; k@95% dense = smallest k reaching "
             "95% of the dense F1; Jaccard = mean pairwise Jaccard of the k=16 supports across seeds. "
             "See docs/controls.md.\n")
     path.write_text("\n".join(lines) + "\n" + note, encoding="utf-8")

@@ -245,6 +245,8 @@ class ResultRecord(Strict):
     wall_time_s: float = 0.0
     controls: Controls | None = None
     solver: SolverReport | None = None
+    train_f1: float | None = Field(None, description="F1 of the same probe on its own training rows (to choose "
+                                                      "a layer without looking at the test rows).")
     basis_key: str | None = Field(None, description="Content key of a trained basis (what it was fit on, how).")
     basis_flags: list[str] = Field(default_factory=list,
                                    description="Warnings about the basis, e.g. 'train-overlaps-test'.")

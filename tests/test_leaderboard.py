@@ -50,6 +50,23 @@ def test_best_layer_scores_and_ranks_by_mean_and_borda(three_models: list[Path])
     assert [r.entry for r in syntax.rows] == ["C", "A", "B"] and syntax.rows[0].borda == 2.0
 
 
+def test_best_layer_can_be_picked_on_training_f1(tmp_path: Path) -> None:
+    # Layer 2 has the best test F1, layer 0 the best training F1: --layer-by train scores layer 0.
+    recs = sweep("A", "d1", "x", lambda layer, k: 0.5 + 0.1 * layer)
+    recs = [r.model_copy(update={"train_f1": 0.9 - 0.1 * r.layer}) for r in recs]
+    folder = write_folder(tmp_path / "A", recs)
+    test_pick = next(f for f in build_leaderboard([folder], categories=CATS).features)
+    train_pick = next(f for f in build_leaderboard([folder], categories=CATS, layer_by="train").features)
+    assert test_pick.best_layer == 2 and test_pick.f1_k1 == pytest.approx(0.7)
+    assert train_pick.best_layer == 0 and train_pick.f1_k1 == pytest.approx(0.5)
+    old = write_folder(tmp_path / "old", sweep("B", "d1", "x", lambda layer, k: 0.5))  # no train_f1 recorded
+    with pytest.raises(ConfigError, match="training F1") as err:
+        build_leaderboard([old], categories=CATS, layer_by="train")
+    assert err.value.field == "--layer-by"
+    with pytest.raises(ConfigError, match="layer choice"):
+        build_leaderboard([folder], categories=CATS, layer_by="valid")
+
+
 def test_borda_gives_half_points_for_ties() -> None:
     assert borda({"d": {"x": 0.5, "y": 0.5, "z": 0.1}}) == {"x": 1.5, "y": 1.5, "z": 0.0}
 

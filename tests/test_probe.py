@@ -231,8 +231,15 @@ def test_sweep_feature_points(data: tuple[np.ndarray, np.ndarray]) -> None:
     grid = [16, 1, 2, 3, 3, 8, 120, 256]
     pts = sweep_feature(Xtr, ytr, Xte, yte, method="mean_diff", k_grid=grid, seed=0)
     assert [f.name for f in dataclasses.fields(SweepPoint)] == [
-        "method", "k", "units", "coef", "intercept", "metrics", "wall_time_s", "solver"]
+        "method", "k", "units", "coef", "intercept", "metrics", "wall_time_s", "solver", "train_f1"]
     assert all(p.solver is None for p in pts)  # only exact selectors (milp) report a solver
+    # train F1 is the probe's own F1 on the training rows: recompute it for k=8 from its coefficients
+    p8 = next(p for p in pts if p.k == 8)
+    cols = Xtr[:, p8.units]
+    z = (cols - cols.mean(0)) / cols.std(0)
+    pred = z @ np.asarray(p8.coef) + p8.intercept > 0
+    assert p8.train_f1 == pytest.approx(binary_metrics(ytr.astype(bool), pred, None)["f1"], abs=1e-9)
+    assert all(0.0 <= p.train_f1 <= 1.0 for p in pts)
     assert [p.k for p in pts] == [1, 2, 3, 8, 16, d]  # k >= d dropped, sorted, unique; dense last
     sparse, dense = pts[:-1], pts[-1]
     assert all(p.method == "mean_diff" for p in sparse)

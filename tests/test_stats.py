@@ -92,6 +92,25 @@ def test_summary_on_hand_made_records(tmp_path) -> None:
     assert render_summary([row]).row_count == 1
 
 
+def test_layer_picked_on_training_f1_never_sees_the_test_rows(tmp_path) -> None:
+    # Layer 5 has the best test F1 but a poor training F1; layer 3 the best training F1.
+    recs = []
+    for seed in range(3):
+        for layer, test_f1, train_f1 in ((3, 0.80 + 0.01 * seed, 0.95), (5, 0.90, 0.70), (7, 0.60, 0.80)):
+            recs.append(_rec(layer, seed, 1, test_f1, [1]).model_copy(update={"train_f1": train_f1}))
+    (row,) = summarise(recs)
+    assert row["best_layer"] == 5 and row["f1_k1"] == pytest.approx(0.90)
+    assert row["layer_by_train"] == 3 and row["f1_k1_by_train"] == pytest.approx(0.81)
+    assert row["layer_optimism"] == pytest.approx(0.09)
+    assert row["f1_k1_by_train_ci"][0] < 0.81 < row["f1_k1_by_train_ci"][1]
+    write_summary_markdown([row], tmp_path / "s.md")
+    text = (tmp_path / "s.md").read_text()
+    assert "layer by train" in text and "0.810±" in text
+    # records written before train F1 existed: no train-picked layer, and no column for it
+    (old,) = summarise([r.model_copy(update={"train_f1": None}) for r in recs])
+    assert old["layer_by_train"] is None and old["f1_k1_by_train"] is None and old["layer_optimism"] is None
+
+
 def test_one_seed_gets_a_bootstrap_interval() -> None:
     recs = [_rec(0, 0, 1, 0.8, [1]), _rec(0, 0, 16, 0.9, [1, 2])]
     (row,) = summarise(recs)

@@ -17,6 +17,9 @@ def leaderboard(folders: List[Path] = typer.Argument(..., help="Results folders 
                 by: str = typer.Option("model", "--by", help="Compare by: model, method, layer or basis."),
                 category: Optional[str] = typer.Option(None, "--category", help="Only this dataset category."),
                 metric: str = typer.Option("f1_k1", "--metric", help="Ranking metric: f1_k1, f1_k16, f1_dense, k_auc."),
+                layer_by: str = typer.Option("test", "--layer-by",
+                                             help="Pick each feature's best layer on k=1 test F1 (the paper's way) or "
+                                                  "on training F1 (never looks at the test rows)."),
                 format: str = typer.Option("table", "--format", help="table, md, csv or html."),
                 out: Optional[Path] = typer.Option(None, "--out", help="Output: a folder for html, a file for md/csv."),
                 neurons: bool = typer.Option(True, help="html: write a neuron card page per k=1 neuron."),
@@ -29,7 +32,8 @@ def leaderboard(folders: List[Path] = typer.Argument(..., help="Results folders 
         raise ConfigError(f"unknown format '{format}'", field="--format", fix=f"use one of: {', '.join(FORMATS)}")
     if format == "html" and out is None:
         raise ConfigError("--format html writes a folder of pages", field="--out", fix="add --out SITE/")
-    lb = build_leaderboard(folders, by=by, category=category, metric=metric, include=list(include or []))
+    lb = build_leaderboard(folders, by=by, category=category, metric=metric, include=list(include or []),
+                           layer_by=layer_by)
     if format == "html":
         from ..report import write_site
 

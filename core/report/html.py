@@ -126,7 +126,8 @@ def _index(lb: Leaderboard, datasets: Sequence[str], gates: GatesArg) -> str:
             + escape(", ".join(str(f) for f in res.folders))
             + (f"; {res.duplicates} duplicate records counted once" if res.duplicates else "")
             + f". Entries compared by <b>{escape(lb.by)}</b>; ranking metric: {escape(METRICS[lb.metric])} "
-              "(best layer per feature, mean over features, then over the category's datasets). "
+              f"(best layer per feature, picked on {escape(lb.layer_by)} k=1 F1; mean over features, then over the "
+              "category's datasets). "
               "k-curve AUC = area under F1 against log2 k over the k grid, divided by its span.</p>")
     body = [info, "<h2>Rankings per category</h2>", _ranking_html(lb),
             "<h2>Per dataset</h2>", _table(DATASET_HEADERS, _dataset_rows(lb.datasets)),

@@ -166,6 +166,7 @@ def entry_name(r: ResultRecord, by: str, extra: Sequence[str], models: dict[tupl
 
 
 LAYER_BY = ("test", "train")
+LAYER_WORD = {"test": "test", "train": "training"}  # for "picked on <word> k=1 F1"
 
 
 def feature_scores(records: Sequence[ResultRecord], *, by: str = "model",

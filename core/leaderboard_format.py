@@ -4,7 +4,7 @@ from __future__ import annotations
 import csv
 import io
 
-from .leaderboard import METRICS, Leaderboard
+from .leaderboard import LAYER_WORD, METRICS, Leaderboard
 
 
 def _f(v: float | None) -> str:
@@ -37,7 +37,8 @@ def render_markdown(lb: Leaderboard) -> str:
     def table(cols, rows) -> list[str]:
         return ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)] + ["| " + " | ".join(r) + " |" for r in rows]
 
-    lines = [f"Ranking by {lb.by}, metric {METRICS[lb.metric]} (best layer per feature, picked on {lb.layer_by} "
+    picked = LAYER_WORD[lb.layer_by]
+    lines = [f"Ranking by {lb.by}, metric {METRICS[lb.metric]} (best layer per feature, picked on {picked} "
              "k=1 F1; mean over features and "
              "then over the category's datasets; Borda: one point per entry beaten on a dataset, half per tie).", ""]
     lines += table(RANK_COLUMNS, _rank_cells(lb))
@@ -72,7 +73,8 @@ def render_rich(lb: Leaderboard) -> list:
         ranks.add_column(col, justify="left" if col in ("category", "entry") else "right")
     for cells in _rank_cells(lb):
         ranks.add_row(*cells)
-    per_ds = Table(title=f"per dataset: best layer per feature (picked on {lb.layer_by} k=1 F1), mean over features")
+    per_ds = Table(title=f"per dataset: best layer per feature (picked on {LAYER_WORD[lb.layer_by]} k=1 F1), "
+                         "mean over features")
     for col in DATASET_COLUMNS:
         per_ds.add_column(col, justify="left" if col in ("dataset", "category", "entry") else "right")
     for cells in _dataset_cells(lb):

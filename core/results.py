@@ -174,7 +174,8 @@ def summarise(records: list[ResultRecord], method: str | None = None) -> list[di
 
 
 # (column title, row key, kind) of the tables; kind "f" = value with interval, "k" = integer k
-COLUMNS = (("F1 k=1", "f1_k1", "f"), ("F1 k=1 layer by train", "f1_k1_by_train", "f"), ("F1 k=16", "f1_k16", "f"), ("F1 dense", "f1_dense", "f"),
+COLUMNS = (("F1 k=1", "f1_k1", "f"), ("F1 k=1 layer by train", "f1_k1_by_train", "f"),
+           ("F1 k=16", "f1_k16", "f"), ("F1 dense", "f1_dense", "f"),
            ("select. k=1", "selectivity_k1", "f"), ("rotation k=1", "rotation_k1", "f"),
            ("token id", "token_identity_f1", "f"), ("rand-init k=1", "random_init_k1", "f"),
            ("AUC log2k", "auc_log2k", "f"), ("k@95% dense", "k95", "k"), ("gap k=1", "gap_k1", "f"),

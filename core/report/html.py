@@ -10,7 +10,7 @@ from itertools import combinations
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from ..leaderboard import METRICS, DatasetScore, FeatureScore, Leaderboard
+from ..leaderboard import LAYER_WORD, METRICS, DatasetScore, FeatureScore, Leaderboard
 from . import svg
 
 GatesArg = Mapping[str, Mapping[str, Any]] | None  # dataset -> gate name -> result (see render_gates)
@@ -126,7 +126,7 @@ def _index(lb: Leaderboard, datasets: Sequence[str], gates: GatesArg) -> str:
             + escape(", ".join(str(f) for f in res.folders))
             + (f"; {res.duplicates} duplicate records counted once" if res.duplicates else "")
             + f". Entries compared by <b>{escape(lb.by)}</b>; ranking metric: {escape(METRICS[lb.metric])} "
-              f"(best layer per feature, picked on {escape(lb.layer_by)} k=1 F1; mean over features, then over the "
+              f"(best layer per feature, picked on {LAYER_WORD[lb.layer_by]} k=1 F1; mean over features, then over the "
               "category's datasets). "
               "k-curve AUC = area under F1 against log2 k over the k grid, divided by its span.</p>")
     body = [info, "<h2>Rankings per category</h2>", _ranking_html(lb),

@@ -34,6 +34,16 @@ def test_findings_pass_on_paper_like_records() -> None:
     assert "0.900" in found[0].figures  # best layer 1: k=1 F1 0.9
 
 
+def test_single_neuron_finding_uses_the_layer_picked_on_training_f1() -> None:
+    # Layer 1 wins on test (0.9) but layer 0 wins on training F1: the finding scores layer 0 (0.8).
+    real = [r.model_copy(update={"train_f1": 1.0 if r.layer == 0 else 0.7}) for r in _real()]
+    found = findings(real, _shuffled())[0]
+    assert "mean 0.800" in found.figures and "picked on training F1" in found.figures and found.passed
+    assert not findings([r.model_copy(update={"metrics": r.metrics.model_copy(update={"f1": 0.5})})
+                         if r.layer == 0 else r for r in real], _shuffled())[0].passed
+    assert "picked on test F1" in findings(_real(), _shuffled())[0].figures  # records without train_f1
+
+
 def test_each_finding_can_fail() -> None:
     assert not findings(_real(k1=0.5), _shuffled())[0].passed
     assert not findings(_real(rot=0.89), _shuffled())[1].passed  # neuron 0.8 / 0.9 by layer: loses on average

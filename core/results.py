@@ -227,7 +227,25 @@ def render_summary(rows: list[dict], title: str = "probebank results") -> "objec
     return table
 
 
-def write_summary_markdown(rows: list[dict], path: Path) -> None:
+def certificates(records: Iterable[ResultRecord]) -> str | None:
+    """One line on the exact (milp) probes' certificates, or None when no record has a solver report."""
+    reps = [r.solver for r in records if r.solver is not None]
+    if not reps:
+        return None
+    proven = [s for s in reps if s.status == "optimal"]
+    times = sorted(s.time_s for s in reps)
+    solvers = ", ".join(sorted({s.solver for s in reps}))
+    line = (f"exact probes ({solvers}): {len(reps)} solves, {len(proven)} proven optimal"
+            + (f" (max gap {max(s.gap for s in proven):.1e})" if proven else "")
+            + f", median {times[len(times) // 2]:.3f} s, max {times[-1]:.2f} s")
+    limited = len(reps) - len(proven)
+    if limited:
+        worst = max(s.gap for s in reps if s.status != "optimal")
+        line += f"; {limited} stopped by the time limit (largest proven gap {worst:.1e})"
+    return line
+
+
+def write_summary_markdown(rows: list[dict], path: Path, footer: str | None = None) -> None:
     cols = _columns(rows)
     head = ["model", "dataset", "feature", "site", "basis", "method", "best layer", "layer by train", "seeds"]
     head += [c[0] for c in cols] + ["Jaccard", "neuron (k=1)"]
@@ -245,6 +263,8 @@ def write_summary_markdown(rows: list[dict], path: Path) -> None:
             "saw the test rows (their difference is the optimism of picking on test). select. = F1 - shuffled-label F1; k@95% dense = smallest k reaching "
             "95% of the dense F1; Jaccard = mean pairwise Jaccard of the k=16 supports across seeds. "
             "See docs/controls.md.\n")
+    if footer:
+        note += f"\n{footer}\n"
     path.write_text("\n".join(lines) + "\n" + note, encoding="utf-8")
 
 

@@ -19,7 +19,7 @@ from .models import LoadedModel, load_model
 from .paths import cache_dir
 from .plugins import get_registered
 from .registry import Catalog, load_catalog
-from .results import RECORDS_FILE, append_records, read_records, summarise, write_summary_markdown
+from .results import RECORDS_FILE, append_records, certificates, read_records, summarise, write_summary_markdown
 from .schema import DEFAULT_K_GRID, Controls, ExtractionPlan, ProbeConfig, Provenance, ResultRecord
 from .sources import SourceUnavailable
 
@@ -56,6 +56,7 @@ class RunOutcome:
     skipped: dict[str, str]
     n_records: int
     seconds: float
+    certificates: str | None = None  # the exact probes' certificate digest, when --methods has milp
 
 
 def _selected(config: RunConfig, catalog: Catalog) -> tuple[list[str], int | None]:
@@ -185,8 +186,10 @@ def run(config: RunConfig, *, log: Callable[[str], None] = print) -> RunOutcome:
             log(f"{name}: skipped: {skipped[name]}")
         n_records += added
         (out / "alignment.json").write_text(json.dumps(alignment, indent=1))
-    rows = summarise(read_records(records_path)) if n_records else []
-    write_summary_markdown(rows, out / "summary.md")
+    records = read_records(records_path) if n_records else []
+    rows = summarise(records) if records else []
+    digest = certificates(records)
+    write_summary_markdown(rows, out / "summary.md", footer=digest)
     if skipped:
         (out / "skipped.json").write_text(json.dumps(skipped, indent=1))
-    return RunOutcome(out, rows, skipped, n_records, time.perf_counter() - started)
+    return RunOutcome(out, rows, skipped, n_records, time.perf_counter() - started, digest)

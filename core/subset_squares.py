@@ -87,31 +87,44 @@ class SquaresProblem:
         w = np.linalg.solve(self.A[np.ix_(S, S)], self.c[S])
         return w, float(self._mean_y - self._mean_z[S] @ w)
 
+    def gains(self, S: Sequence[int]) -> tuple[float, np.ndarray]:
+        """e(S) and, for every unit j, e(S + j) (-inf for j in S), from one k x k solve."""
+        S = np.asarray(S, dtype=np.int64)
+        if S.size == 0:
+            return 0.0, self.c ** 2 / np.diag(self.A)
+        A_SS = self.A[np.ix_(S, S)]
+        M = np.linalg.solve(A_SS, self.A[S])  # A_SS^-1 A_S:, (k, m)
+        base = float(self.c[S] @ np.linalg.solve(A_SS, self.c[S]))
+        resid_diag = np.diag(self.A) - np.einsum("km,km->m", self.A[S], M)
+        resid_c = self.c - M.T @ self.c[S]
+        out = base + resid_c ** 2 / np.maximum(resid_diag, 1e-300)
+        out[S] = -np.inf
+        return base, out
+
 
 def _greedy_swap(p: SquaresProblem, k: int, starts: list[np.ndarray]) -> tuple[np.ndarray, float]:
-    """Forward selection, then best-improvement single swaps from it and from every start."""
+    """Forward selection, then best-improvement single swaps from it and from every start.
+
+    Each step scores every candidate at once from the residual (Schur complement) formula.
+    """
     S: list[int] = []
     for _ in range(k):
-        gains = [(p.explained(S + [j]), j) for j in range(p.m) if j not in S]
-        S.append(max(gains)[1])
+        S.append(int(np.argmax(p.gains(S)[1])))
     best_S, best_e = np.sort(np.array(S, dtype=np.int64)), p.explained(S)
     for start in [best_S] + starts:
         cur, cur_e = np.sort(start), p.explained(start)
-        improved = True
-        while improved:
-            improved = False
+        while True:
+            move, move_e = None, cur_e * (1 + 1e-12) + 1e-300
             for pos in range(k):
                 rest = np.delete(cur, pos)
-                for j in range(p.m):
-                    if j in cur:
-                        continue
-                    T = np.sort(np.append(rest, j))
-                    e = p.explained(T)
-                    if e > cur_e * (1 + 1e-12) + 1e-300:
-                        cur, cur_e, improved = T, e, True
-                        break
-                if improved:
-                    break
+                e = p.gains(rest)[1]
+                e[cur[pos]] = -np.inf
+                j = int(np.argmax(e))
+                if e[j] > move_e:
+                    move, move_e = np.sort(np.append(rest, j)), float(e[j])
+            if move is None:
+                break
+            cur, cur_e = move, p.explained(move)
         if cur_e > best_e:
             best_S, best_e = cur, cur_e
     return best_S, best_e

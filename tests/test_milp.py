@@ -183,3 +183,18 @@ def test_branch_and_bound_time_limit_keeps_a_valid_gap():
         best_subset_logistic(standardise(X), y, 2, strategy="nope")
     with pytest.raises(ConfigError, match="strategy"):
         MilpSelector(m=10, strategy="nope").supports(X, y, [1])
+
+
+def test_run_with_milp_reports_certificates(tmp_path) -> None:
+    from probebank.results import read_records
+    from probebank.run import RunConfig, run
+
+    out = run(RunConfig(model="tiny:llama", datasets=["factual-country-continent"], limit=20, methods=["milp"],
+                        layers=[1], seeds=[0], k_grid=[1, 2, 4, 16], out=tmp_path / "r", progress=False,
+                        controls=False),
+              log=lambda m: None)
+    solved = [r for r in read_records(out.out) if r.solver is not None]
+    assert solved and all(r.solver.solver == "leaps-bnb" and r.solver.status == "optimal" for r in solved)
+    assert {r.k for r in solved} == {1, 2, 4} and all(r.solver.gap <= 1e-6 for r in solved)  # 16 > k_max: no proof
+    assert out.certificates.startswith(f"exact probes (leaps-bnb): {len(solved)} solves, {len(solved)} proven")
+    assert out.certificates in (out.out / "summary.md").read_text()

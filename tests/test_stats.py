@@ -117,3 +117,21 @@ def test_one_seed_gets_a_bootstrap_interval() -> None:
     lo, hi = row["f1_k1_ci"]
     assert lo < 0.8 < hi
     assert row["selectivity_k1_ci"] is None and row["jaccard"] is None and row["k1_unit_changes"] is False
+
+
+def test_certificate_digest_of_exact_probes(tmp_path) -> None:
+    from probebank.results import certificates
+    from probebank.schema import SolverReport
+
+    def rep(status: str, gap: float, t: float) -> SolverReport:
+        return SolverReport(solver="leaps-bnb", status=status, objective=1.0, bound=1.0 - gap, gap=gap, time_s=t,
+                            time_limited=status != "optimal", n_candidates=50)
+
+    recs = [_rec(0, 0, k, 0.8, [1]).model_copy(update={"method": "milp", "solver": r})
+            for k, r in ((1, rep("optimal", 0.0, 0.01)), (2, rep("optimal", 2e-7, 0.02)), (3, rep("time_limit", 0.3, 5.0)))]
+    line = certificates(recs + [_rec(0, 0, 4, 0.8, [1])])
+    assert line.startswith("exact probes (leaps-bnb): 3 solves, 2 proven optimal (max gap 2.0e-07)")
+    assert "median 0.020 s, max 5.00 s" in line and "1 stopped by the time limit (largest proven gap 3.0e-01)" in line
+    assert certificates([_rec(0, 0, 1, 0.8, [1])]) is None
+    write_summary_markdown(summarise(recs), tmp_path / "s.md", footer=line)
+    assert line in (tmp_path / "s.md").read_text()

@@ -43,6 +43,8 @@ def run(model: str = typer.Option("smollm2-135m", help="Registered model name, a
                        bases=_csv(bases) or ["identity"])
     outcome = run_job(config, log=lambda msg: err_console.print(msg))
     console.print(render_summary(outcome.summary, title=f"{model}: best layer per feature"))
+    if outcome.certificates:
+        console.print(outcome.certificates)
     console.print(f"{outcome.n_records} records in {outcome.out / 'records.jsonl'}; "
                   f"summary in {outcome.out / 'summary.md'}; {outcome.seconds:.1f} s")
     for name, why in outcome.skipped.items():
@@ -54,18 +56,22 @@ def results(folder: Path = typer.Argument(..., help="A results folder (the --out
             method: Optional[str] = typer.Option(None, help="Only this selection method."),
             format: str = typer.Option("table", "--format", help="table, md or json")) -> None:
     """Print the summary table of a results folder."""
-    from ..results import read_records, render_summary, summarise, summary_json
+    from ..results import certificates, read_records, render_summary, summarise, summary_json
 
-    rows = summarise(read_records(folder), method=method)
+    records = read_records(folder)
+    rows = summarise(records, method=method)
+    digest = certificates(r for r in records if method is None or r.method == method)
     if format == "json":
         print(summary_json(rows))
     elif format == "md":
         import tempfile
         from ..results import write_summary_markdown
         with tempfile.TemporaryDirectory() as tmp:
-            write_summary_markdown(rows, Path(tmp) / "s.md")
+            write_summary_markdown(rows, Path(tmp) / "s.md", footer=digest)
             print((Path(tmp) / "s.md").read_text())
     elif format == "table":
         console.print(render_summary(rows, title=str(folder)))
+        if digest:
+            console.print(digest)
     else:
         raise ConfigError(f"unknown format '{format}'", field="--format", fix="use table, md or json")

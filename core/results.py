@@ -260,7 +260,8 @@ def write_summary_markdown(rows: list[dict], path: Path, footer: str | None = No
     note = ("\nValues are means over seeds ± half the 95% interval (t over seeds; with one seed a bootstrap "
             "over test rows for F1). best layer = the layer with the best mean test k=1 F1, as the paper "
             "reports it; F1 k=1 layer by train = test k=1 F1 at the layer picked on training F1, which never "
-            "saw the test rows (their difference is the optimism of picking on test). select. = F1 - shuffled-label F1; k@95% dense = smallest k reaching "
+            "saw the test rows (their difference is the optimism of picking on test). "
+            "select. = F1 - shuffled-label F1; k@95% dense = smallest k reaching "
             "95% of the dense F1; Jaccard = mean pairwise Jaccard of the k=16 supports across seeds. "
             "See docs/controls.md.\n")
     if footer:

@@ -127,8 +127,8 @@ def test_certificate_digest_of_exact_probes(tmp_path) -> None:
         return SolverReport(solver="leaps-bnb", status=status, objective=1.0, bound=1.0 - gap, gap=gap, time_s=t,
                             time_limited=status != "optimal", n_candidates=50)
 
-    recs = [_rec(0, 0, k, 0.8, [1]).model_copy(update={"method": "milp", "solver": r})
-            for k, r in ((1, rep("optimal", 0.0, 0.01)), (2, rep("optimal", 2e-7, 0.02)), (3, rep("time_limit", 0.3, 5.0)))]
+    reports = ((1, rep("optimal", 0.0, 0.01)), (2, rep("optimal", 2e-7, 0.02)), (3, rep("time_limit", 0.3, 5.0)))
+    recs = [_rec(0, 0, k, 0.8, [1]).model_copy(update={"method": "milp", "solver": r}) for k, r in reports]
     line = certificates(recs + [_rec(0, 0, 4, 0.8, [1])])
     assert line.startswith("exact probes (leaps-bnb): 3 solves, 2 proven optimal (max gap 2.0e-07)")
     assert "median 0.020 s, max 5.00 s" in line and "1 stopped by the time limit (largest proven gap 3.0e-01)" in line

@@ -474,10 +474,19 @@ def bare_forward(loaded: LoadedModel, input_ids: torch.Tensor, attention_mask: t
 # --------------------------------------------------------------------------- runtime, hashing
 
 
+def runtime_threads() -> int:
+    """Threads for the forward passes: OMP_NUM_THREADS when set to a positive integer (the user's
+    choice, e.g. on a shared machine), else every core (torch's default may be fewer)."""
+    env = os.environ.get("OMP_NUM_THREADS", "").strip()
+    if env.isdigit() and int(env) > 0:
+        return int(env)
+    return os.cpu_count() or 1
+
+
 def prepare_runtime() -> None:
-    """Keep hub files in our cache and use every core (torch's default may be fewer)."""
+    """Keep hub files in our cache and set torch's thread count (runtime_threads)."""
     keep_hub_in_cache()
-    n = os.cpu_count() or 1
+    n = runtime_threads()
     if torch.get_num_threads() != n:
         torch.set_num_threads(n)
 

@@ -438,3 +438,23 @@ def test_real_smollm2_default(models_registry):
     assert lm.tokenizer.decode(int(logits.argmax())).strip() == "Paris"
     out = capture(lm, enc["input_ids"], enc["attention_mask"], sites=["mlp", "resid"], layers=[0, 29])
     assert out[("mlp", 29)].shape == (1, enc["input_ids"].shape[1], 1536)
+
+
+def test_runtime_threads_respect_omp_num_threads(monkeypatch):
+    import os
+
+    import torch
+
+    from probebank.models import prepare_runtime, runtime_threads
+
+    before = torch.get_num_threads()
+    try:
+        monkeypatch.setenv("OMP_NUM_THREADS", "1")
+        assert runtime_threads() == 1
+        prepare_runtime()
+        assert torch.get_num_threads() == 1
+        for unset in ("", "auto", "0"):  # unset or not a positive integer: every core
+            monkeypatch.setenv("OMP_NUM_THREADS", unset)
+            assert runtime_threads() == (os.cpu_count() or 1)
+    finally:
+        torch.set_num_threads(before)

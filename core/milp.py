@@ -138,6 +138,16 @@ def _rel_gap(upper: float, lower: float) -> float:
     return max(0.0, (upper - lower) / max(abs(upper), 1e-12))
 
 
+def _check_problem(Z: np.ndarray, y: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, int, int]:
+    """(Z as float64, y as bool, n, m) after checking 1 <= k <= m (shared by the exact solvers)."""
+    Z = np.ascontiguousarray(Z, dtype=np.float64)
+    yb = np.asarray(y, dtype=bool)
+    n, m = Z.shape
+    if not 1 <= k <= m:
+        raise ValueError(f"k must be between 1 and the number of candidates ({m}), got {k}")
+    return Z, yb, n, m
+
+
 def _within(gap: float, tol: float) -> bool:
     return gap <= tol * (1.0 + 1e-9) + 1e-15  # the cutoff proof gives gap == tol up to rounding
 
@@ -247,11 +257,7 @@ def best_subset_logistic(Z: np.ndarray, y: np.ndarray, k: int, *, C: float = 1.0
     """
     hs = _highs()
     t0 = time.perf_counter()
-    Z = np.ascontiguousarray(Z, dtype=np.float64)
-    yb = np.asarray(y, dtype=bool)
-    n, m = Z.shape
-    if not 1 <= k <= m:
-        raise ValueError(f"k must be between 1 and the number of candidates ({m}), got {k}")
+    Z, yb, n, m = _check_problem(Z, y, k)
     if not C > 0:
         raise ValueError(f"C must be > 0, got {C}")
     if not tol >= 0:
@@ -647,11 +653,7 @@ def naive_bigm_hinge(Z: np.ndarray, y: np.ndarray, k: int, *, C: float = 1.0, bi
     import scipy.sparse as sp
 
     t0 = time.perf_counter()
-    Z = np.asarray(Z, dtype=np.float64)
-    yb = np.asarray(y, dtype=bool)
-    n, m = Z.shape
-    if not 1 <= k <= m:
-        raise ValueError(f"k must be between 1 and the number of candidates ({m}), got {k}")
+    Z, yb, n, m = _check_problem(Z, y, k)
     ys = np.where(yb, 1.0, -1.0)
     cw = C * balanced_sample_weight(yb)
     inf = hs.kHighsInf

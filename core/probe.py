@@ -430,14 +430,14 @@ def _sweep(X_train: np.ndarray, y_train: np.ndarray, X_test: np.ndarray, y_test:
     for k in ks:
         t1 = time.perf_counter()
         units = supports[k]
-        w, b, _, ok = fit_logistic(Ztr[:, units], ytr, sw, C, coef_init=full_w[units], intercept_init=b,
-                                   max_iter=max_iter)
+        Zk = Ztr[:, units]  # one copy of the selected columns, for the fit and the train F1
+        w, b, _, ok = fit_logistic(Zk, ytr, sw, C, coef_init=full_w[units], intercept_init=b, max_iter=max_iter)
         full_w[:] = 0.0
         full_w[units] = w
         scores = Zte[:, units] @ w + b
         m = binary_metrics(yte, scores > 0, scores)
         points.append(SweepPoint(name, k, units.tolist(), w.tolist(), float(b), m, time.perf_counter() - t1,
-                                 solver=reports.get(k), train_f1=_f1(ytr, Ztr[:, units] @ w + b > 0)))
+                                 solver=reports.get(k), train_f1=_f1(ytr, Zk @ w + b > 0)))
         if not ok:
             unconverged.append(k)
     if dense:

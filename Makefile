@@ -4,7 +4,7 @@ PYTHON ?= python3.11
 VENV   ?= .venv
 PY      = $(VENV)/bin/python
 
-.PHONY: setup demo test bench clean chromium
+.PHONY: setup demo test lint bench clean chromium
 
 setup: $(VENV)/.installed
 
@@ -24,7 +24,13 @@ chromium:
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
 
-test: setup chromium
+# ruff, then mypy on the installed names: build/typecheck links probebank -> core, probebank_plugins -> plugins
+lint: setup
+	@mkdir -p build/typecheck && ln -sfn ../../core build/typecheck/probebank && ln -sfn ../../plugins build/typecheck/probebank_plugins
+	$(VENV)/bin/ruff check core plugins tests bench
+	$(VENV)/bin/mypy
+
+test: setup chromium lint
 	$(PY) -m pytest
 
 bench: setup

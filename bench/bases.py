@@ -28,8 +28,8 @@ def main() -> None:
 
     import torch
 
-    from probebank.sae import TopKTrainConfig, train_topk_sae
-    from probebank_plugins.bases import PCABasis
+    from probebank.bases.linear import PCABasis
+    from probebank.bases.sae import TopKTrainConfig, train_topk_sae
 
     rng = np.random.default_rng(0)
     spectrum = (1.0 / np.sqrt(1 + np.arange(args.width))).astype(np.float32)

@@ -15,15 +15,17 @@ import time
 
 import numpy as np
 
-from probebank import controls as ctl
-from probebank.evaluate import evaluate_store, feature_splits
-from probebank.examples import build_dataset
-from probebank.extract import extract
-from probebank.models import load_model
+from probebank.data.examples import build_dataset
+from probebank.data.registry import load_catalog
+from probebank.data.splits import feature_splits
+from probebank.extract.pipeline import extract
+from probebank.extract.plan import ExtractionPlan
+from probebank.extract.providers import load_model
 from probebank.plugins import get_registered
-from probebank.probe import sweep_feature
-from probebank.registry import load_catalog
-from probebank.schema import ExtractionPlan, ProbeConfig, Provenance
+from probebank.probing import controls as ctl
+from probebank.probing.evaluate import evaluate_store
+from probebank.probing.schema import ProbeConfig, Provenance
+from probebank.probing.sweep import sweep_feature
 
 
 def timed(fn):
@@ -52,15 +54,15 @@ def main() -> None:
     cfg = ProbeConfig(seeds=[int(s) for s in args.seeds.split(",")])
     rows = {}
     for controls in (False, True):
-        recs, wall, cpu = timed(lambda: list(evaluate_store(store, built, prov, cfg, ["mlp"], layers, progress=False,
-                                                            controls=controls)))
+        recs, wall, cpu = timed(lambda c=controls: list(evaluate_store(store, built, prov, cfg, ["mlp"], layers,
+                                                                      progress=False, controls=c)))
         rows[controls] = (len(recs), wall, cpu)
         print(f"controls={'on ' if controls else 'off'}: {len(recs):6d} records  wall {wall:7.2f} s  cpu {cpu:7.2f} s")
     print(f"ratio on/off (cpu): {rows[True][2] / rows[False][2]:.2f}x")
 
     # Breakdown on one layer: the pieces the controls add, per split.
     X = np.asarray(store.layer("mlp", layers[-1]), dtype=np.float32)
-    splits = feature_splits(built, store.rows(), cfg)
+    splits = feature_splits(built, store.rows(), seeds=cfg.seeds, balance=cfg.balance, min_rows=cfg.min_rows_per_class)
     _, _, t_rot = timed(lambda: ctl.random_rotation(X, 1234))  # includes the one-off QR
     _, _, t_rot2 = timed(lambda: ctl.random_rotation(X, 1234))
     sp = splits[0]

@@ -18,12 +18,12 @@ from sklearn.feature_extraction.text import CountVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import f1_score
 
-from probebank.examples import build_dataset, row_labels
-from probebank.models import load_model
+from probebank.data.examples import build_dataset, row_labels
+from probebank.data.registry import load_catalog
+from probebank.data.shortcuts import categorical_shortcut_f1, numeric_shortcut_f1
+from probebank.data.splits import grouped_stratified_split
+from probebank.extract.providers import load_model
 from probebank.plugins import get_registered
-from probebank.registry import load_catalog
-from probebank.shortcuts import categorical_shortcut_f1, numeric_shortcut_f1
-from probebank.splits import grouped_stratified_split
 
 
 def target_rows(dataset, tokenizer):

@@ -20,18 +20,21 @@ from pathlib import Path
 import psutil
 import torch
 
-from probebank.align import align_examples
-from probebank.examples import build_dataset
-from probebank.extract import extract, pad_batch, plan_shards
-from probebank.models import bare_forward, load_model
-from probebank.registry import CatalogEntry
-from probebank.schema import DatasetCard, ExtractionPlan
+from probebank.data.align import align_examples
+from probebank.data.examples import build_dataset
+from probebank.data.registry import CatalogEntry
+from probebank.data.schema import DatasetCard
+from probebank.extract.aggregate import pad_batch
+from probebank.extract.capture import bare_forward
+from probebank.extract.pipeline import extract, plan_shards
+from probebank.extract.plan import ExtractionPlan
+from probebank.extract.providers import load_model
 
 
 class PeakRSS:
     """Samples this process's RSS every 5 ms while active."""
 
-    def __enter__(self) -> "PeakRSS":
+    def __enter__(self) -> PeakRSS:
         self.proc, self.peak, self.running = psutil.Process(), 0, True
         self.start = self.proc.memory_info().rss
         self.thread = threading.Thread(target=self._sample, daemon=True)

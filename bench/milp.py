@@ -29,10 +29,13 @@ import time
 from pathlib import Path
 
 import numpy as np
+from hinge_milp import naive_bigm_hinge  # bench/hinge_milp.py: this script's folder is on sys.path
 
-from probebank.milp import MilpSelector, candidates, heuristic_matches, naive_bigm_hinge
-from probebank.probe import SparseProbe
-from probebank.select import Selector, check_xy, column_scaling
+from probebank.probing.exact.compare import heuristic_matches
+from probebank.probing.exact.selector import MilpSelector, candidates
+from probebank.probing.probes import SparseProbe
+from probebank.probing.problem import check_xy, column_scaling
+from probebank.probing.selection import Selector
 
 HEURISTICS = ("mean_diff", "f_stat", "adaptive")
 # solver label -> MilpSelector arguments
@@ -72,7 +75,7 @@ def holdout_mask(y: np.ndarray, frac: float, seed: int = 0) -> np.ndarray:
 
 def find_stores(cache: Path, names: list[str], layers: list[int]) -> dict[str, Path]:
     """The largest complete store per dataset name that holds every requested layer."""
-    from probebank.store import ActivationStore
+    from probebank.extract.store import ActivationStore
 
     found: dict[str, tuple[int, Path]] = {}
     for meta in sorted((cache / "store").glob("*/meta.json")):
@@ -104,11 +107,11 @@ def bench_feature(tag: str, X: np.ndarray, y: np.ndarray, args: argparse.Namespa
         return
     heur_f1: dict[tuple[str, int], float] = {}
     if args.holdout > 0:
-        from probebank.select import get_selector
+        from probebank.probing.methods import get_selector
 
         ks = list(range(1, args.k_max + 1))
         for h in HEURISTICS:
-            for k, S in get_selector(h).supports(X[~test], y[~test], ks, 0).items():
+            for k, S in get_selector(h).set_params(ks=ks, random_state=0).fit(X[~test], y[~test]).supports_.items():
                 heur_f1[(h, k)] = test_f1(X, y, test, S)
     for solver in args.solvers.split(","):
         bench_strategy(tag, X[~test], y[~test], args, rows, solver, (X, y, test, heur_f1))
@@ -119,7 +122,7 @@ def bench_strategy(tag: str, X: np.ndarray, y: np.ndarray, args: argparse.Namesp
     ks = list(range(1, args.k_max + 1))
     sel = MilpSelector(m=args.m, k_max=args.k_max, time_limit=args.time_limit, warm_adaptive=True, C=args.C,
                        tol=args.tol, **SOLVERS[strategy])
-    sup = sel.supports(X, y, ks)
+    sup = sel.set_params(ks=ks).fit(X, y).supports_
     match = heuristic_matches(X, y, sel, HEURISTICS)
     Xall, yall, test, heur_f1 = holdout
     Xc, yb = check_xy(X, y)
@@ -201,7 +204,7 @@ def main() -> None:
     t0 = time.perf_counter()
 
     if not args.no_real:
-        from probebank.store import ActivationStore
+        from probebank.extract.store import ActivationStore
 
         stores = find_stores(args.cache, args.datasets.split(","), layers)
         if not stores:

@@ -33,9 +33,9 @@ from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
 try:
-    from probebank.probe import sweep_feature
-    from probebank.schema import DEFAULT_K_GRID
-    from probebank.splits import grouped_stratified_split
+    from probebank.data.splits import grouped_stratified_split
+    from probebank.probing.schema import DEFAULT_K_GRID
+    from probebank.probing.sweep import sweep_feature
 except ImportError:  # running from a checkout without an install: map the folders by hand
     import importlib.util
 
@@ -46,9 +46,9 @@ except ImportError:  # running from a checkout without an install: map the folde
         _mod = importlib.util.module_from_spec(_spec)
         sys.modules[_name] = _mod
         _spec.loader.exec_module(_mod)
-    from probebank.probe import sweep_feature
-    from probebank.schema import DEFAULT_K_GRID
-    from probebank.splits import grouped_stratified_split
+    from probebank.data.splits import grouped_stratified_split
+    from probebank.probing.schema import DEFAULT_K_GRID
+    from probebank.probing.sweep import sweep_feature
 
 Layers = list[np.ndarray]
 
@@ -58,7 +58,7 @@ Layers = list[np.ndarray]
 def load_layers(store: Path, feature: int = 0, site: str = "mlp") -> tuple[Layers, np.ndarray]:
     """Every layer of one site from an activation store folder (cache/store/<key>), as float32 arrays,
     with the binary labels of one one-vs-rest feature (class index `feature` vs the rest)."""
-    from probebank.store import ActivationStore
+    from probebank.extract.store import ActivationStore
 
     st = ActivationStore(store.parent, store.name)
     if not st.complete:

@@ -1,9 +1,86 @@
-"""probebank: a bank of probing datasets and the engine that runs k-sparse probes."""
-from importlib.metadata import PackageNotFoundError, version
+"""probebank: a bank of probing datasets and the engine that runs k-sparse probes on them.
 
-try:
-    __version__ = version("probebank")
-except PackageNotFoundError:  # running from a checkout without an install
-    __version__ = "0.0.0+local"
+The public API, for notebooks and scripts (each name loads its part of the engine on first use,
+so `import probebank` stays fast):
 
-__all__ = ["__version__"]
+    import probebank as pb
+
+    outcome = pb.run(pb.RunConfig(datasets=["language-udhr"], layers=[6, 12]))
+    catalog = pb.load_catalog()
+    probe = pb.SparseProbe(k=4, method="f_stat").fit(X, y)     # a scikit-learn estimator
+
+Plugin authors need `hookimpl` (probebank.hookspecs), the contracts in probebank.contracts
+(`Example`, `Layout`, the Protocols) and, for builders, `BuildContext`.
+"""
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from probebank.version import __version__
+
+_EXPORTS: dict[str, str] = {
+    # the main job
+    "run": "probebank.run", "RunConfig": "probebank.run", "RunOutcome": "probebank.run",
+    # datasets
+    "load_catalog": "probebank.data.registry", "build_dataset": "probebank.data.examples",
+    "BuildContext": "probebank.data.examples", "BuiltDataset": "probebank.data.examples",
+    "DatasetCard": "probebank.data.schema",
+    # plugins and their contracts
+    "hookimpl": "probebank.hookspecs", "Example": "probebank.contracts", "Layout": "probebank.contracts",
+    "get_registered": "probebank.plugins",
+    # models and activations
+    "load_model": "probebank.extract.providers", "LoadedModel": "probebank.extract.loaded",
+    "extract": "probebank.extract.pipeline", "ExtractionPlan": "probebank.extract.plan",
+    "ActivationStore": "probebank.extract.store",
+    # probing
+    "SparseProbe": "probebank.probing.probes", "DenseProbe": "probebank.probing.probes",
+    "sweep_feature": "probebank.probing.sweep", "evaluate_store": "probebank.probing.evaluate",
+    "Selector": "probebank.probing.selection", "get_selector": "probebank.probing.methods",
+    "MilpSelector": "probebank.probing.exact.selector", "ProbeConfig": "probebank.probing.schema",
+    "ResultRecord": "probebank.probing.schema",
+    # results
+    "read_records": "probebank.results.records", "summarise": "probebank.results.summary",
+    # errors
+    "ProbebankError": "probebank.errors", "ConfigError": "probebank.errors",
+}
+
+__all__ = ["__version__", *_EXPORTS]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'probebank' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
+
+if TYPE_CHECKING:  # what mypy and editors see
+    from probebank.contracts import Example, Layout
+    from probebank.data.examples import BuildContext, BuiltDataset, build_dataset
+    from probebank.data.registry import load_catalog
+    from probebank.data.schema import DatasetCard
+    from probebank.errors import ConfigError, ProbebankError
+    from probebank.extract.loaded import LoadedModel
+    from probebank.extract.pipeline import extract
+    from probebank.extract.plan import ExtractionPlan
+    from probebank.extract.providers import load_model
+    from probebank.extract.store import ActivationStore
+    from probebank.hookspecs import hookimpl
+    from probebank.plugins import get_registered
+    from probebank.probing.evaluate import evaluate_store
+    from probebank.probing.exact.selector import MilpSelector
+    from probebank.probing.methods import get_selector
+    from probebank.probing.probes import DenseProbe, SparseProbe
+    from probebank.probing.schema import ProbeConfig, ResultRecord
+    from probebank.probing.selection import Selector
+    from probebank.probing.sweep import sweep_feature
+    from probebank.results.records import read_records
+    from probebank.results.summary import summarise
+    from probebank.run import RunConfig, RunOutcome, run

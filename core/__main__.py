@@ -1,3 +1,3 @@
-from .cli import entry
+from probebank.cli import entry
 
 entry()

@@ -63,3 +63,7 @@ class ConfigError(ProbebankError):
 
 class GateError(ProbebankError):
     """A built dataset failed a quality gate that its card does not waive."""
+
+
+class BasisError(ProbebankError):
+    """A basis spec, its settings or its saved weights are invalid."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .errors import ConfigError
+from probebank.errors import ConfigError
 
 _PKG = Path(__file__).resolve().parent
 

@@ -6,47 +6,104 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Any
 
-from . import __version__
-from .errors import ConfigError
-from .evaluate import evaluate_store, probe_key
-from .examples import BuiltDataset, build_dataset
-from .extract import extract, resolve_layers
-from .models import LoadedModel, load_model
-from .paths import cache_dir
-from .plugins import get_registered
-from .registry import Catalog, load_catalog
-from .results import RECORDS_FILE, append_records, certificates, read_records, summarise, write_summary_markdown
-from .schema import DEFAULT_K_GRID, Controls, ExtractionPlan, ProbeConfig, Provenance, ResultRecord
-from .sources import SourceUnavailable
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+
+from probebank.bases.run import BASES_FILE, BasisRun
+from probebank.contracts import Site
+from probebank.data.examples import BuiltDataset, build_dataset
+from probebank.data.registry import Catalog, load_catalog
+from probebank.data.sources import SourceUnavailable
+from probebank.errors import ConfigError
+from probebank.extract.loaded import LoadedModel
+from probebank.extract.pipeline import extract, resolve_layers
+from probebank.extract.plan import ExtractionPlan
+from probebank.extract.providers import load_model
+from probebank.extract.store import ActivationStore
+from probebank.paths import cache_dir
+from probebank.plugins import Registered, get_registered
+from probebank.probing.evaluate import evaluate_store, probe_key, resolve_methods
+from probebank.probing.schema import DEFAULT_K_GRID, Controls, ProbeConfig, Provenance, ResultRecord
+from probebank.probing.selection import Selector
+from probebank.results.records import RECORDS_FILE, append_records, read_records
+from probebank.results.summary import certificates, summarise, write_summary_markdown
+from probebank.specs import Spec, parse_specs
+from probebank.version import __version__
 
 DEFAULT_MODEL = "smollm2-135m"
 DEFAULT_SUITE = "quick"
 DEFAULT_SEEDS = (0, 1, 2)  # three grouped splits: the 95% intervals of the summary are t intervals over them
 
 
-@dataclass
-class RunConfig:
-    model: str = DEFAULT_MODEL
+# The command-line option behind each setting, and how to put a bad value right.
+OPTIONS: dict[str, tuple[str, str]] = {
+    "model": ("--model", "give a registered model name, a .gguf file or a model folder"),
+    "datasets": ("--datasets", "give comma-separated dataset names (`probebank list`)"),
+    "suite": ("--suite", "give a suite of registry.yaml, e.g. quick or bank"),
+    "sites": ("--sites", "use mlp, resid and/or attn"),
+    "layers": ("--layers", "give layer indices, e.g. 0,6,12 or 0-11 (negative counts from the end)"),
+    "methods": ("--methods", "give at least one selection method, e.g. mean_diff,f_stat"),
+    "limit": ("--limit", "give at least 1 example per class, or leave it out for the suite's limit"),
+    "out": ("--out", "give a folder for the results"),
+    "include": ("--include", "give folders of cards and plugin modules"),
+    "seeds": ("--seeds", "give distinct non-negative split seeds, e.g. 0,1,2"),
+    "k_grid": ("--k-grid", "give distinct positive k, e.g. 1,2,4,8"),
+    "batch_size": ("--batch-size", "give at least 1 sequence per forward pass (16 is the fast default on CPU)"),
+    "bases": ("--bases", "give at least one basis, e.g. identity,pca"),
+}
+
+
+class RunConfig(BaseModel):
+    """Every setting of a run, validated when it is made: a bad one is a ConfigError naming its option,
+    before any model is loaded or any file written."""
+
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+
+    model: str = Field(DEFAULT_MODEL, min_length=1)
     datasets: list[str] | None = None
     suite: str | None = None
-    sites: list[str] = field(default_factory=lambda: ["mlp"])
+    sites: list[Site] = Field(default_factory=lambda: list[Site](["mlp"]), min_length=1)
     layers: list[int] | None = None
-    methods: list[str] = field(default_factory=lambda: ["mean_diff"])
-    limit: int | None = None
+    methods: list[str] = Field(default_factory=lambda: ["mean_diff"], min_length=1)
+    limit: int | None = Field(None, ge=1)
     out: Path = Path("probebank-out")
-    include: list[Path] = field(default_factory=list)
-    seeds: list[int] = field(default_factory=lambda: list(DEFAULT_SEEDS))
-    k_grid: list[int] = field(default_factory=lambda: list(DEFAULT_K_GRID))
-    batch_size: int = 16
+    include: list[Path] = Field(default_factory=list)
+    seeds: list[int] = Field(default_factory=lambda: list(DEFAULT_SEEDS), min_length=1)
+    k_grid: list[int] = Field(default_factory=lambda: list(DEFAULT_K_GRID), min_length=1)
+    batch_size: int = Field(16, ge=1)
     dense: bool = True
     progress: bool = True
-    bases: list[str] = field(default_factory=lambda: ["identity"])  # unsupervised bases to probe (issue 6)
-    controls: bool = True          # shuffled-label, random-rotation and token-identity controls (issue 4)
+    bases: list[str] = Field(default_factory=lambda: ["identity"], min_length=1)  # unsupervised bases to probe
+    controls: bool = True          # shuffled-label, random-rotation and token-identity controls
     random_init: bool = False      # also probe a random-init copy of the model (a second extraction)
+
+    def __init__(self, **data: Any) -> None:
+        try:
+            super().__init__(**data)
+        except ValidationError as exc:
+            raise _config_error(exc) from None
+
+    @field_validator("seeds", "k_grid")
+    @classmethod
+    def _distinct(cls, v: list[int], info: ValidationInfo) -> list[int]:
+        if len(set(v)) != len(v):
+            raise ValueError("values must be distinct")
+        if info.field_name == "seeds" and min(v) < 0 or info.field_name == "k_grid" and min(v) < 1:
+            raise ValueError("values out of range")
+        return v
+
+
+def _config_error(exc: ValidationError) -> ConfigError:
+    err = exc.errors()[0]
+    name = str(err["loc"][0]) if err["loc"] else "config"
+    option, fix = OPTIONS.get(name, (name, "see `probebank run --help`"))
+    got = err.get("input")
+    return ConfigError(f"{err['msg']} (got {got!r})" if not isinstance(got, dict) else err["msg"],
+                       field=option, fix=fix)
 
 
 @dataclass
@@ -71,24 +128,47 @@ def _selected(config: RunConfig, catalog: Catalog) -> tuple[list[str], int | Non
     return list(suite.datasets), config.limit if config.limit is not None else suite.limit
 
 
-def _probe(store, built: BuiltDataset, provenance: Provenance, probe_cfg: ProbeConfig, config: RunConfig,
-           layers: list[int], methods: dict, *, controls: bool, bases=None) -> Path:
+def _probe(store: ActivationStore, built: BuiltDataset, provenance: Provenance, probe_cfg: ProbeConfig,
+           config: RunConfig, layers: list[int], selectors: dict[str, Selector], *, controls: bool,
+           bases: BasisRun | None = None) -> Path:
     """Probe one stored dataset, or reuse the records of an identical earlier probe (same store,
     settings and probing code), so a repeated run finishes in seconds. Returns the records file."""
-    key = probe_key(store.key, provenance, probe_cfg, config.sites, layers, built.card,
-                    [methods.get(m) for m in probe_cfg.methods], controls=controls)
-    if bases is not None:  # a BasisRun (issue 6): its fitted bases' keys are part of the records' key
+    key = probe_key(store.key, provenance, probe_cfg, config.sites, layers, built.card, selectors, controls=controls)
+    if bases is not None:  # a BasisRun: its fitted bases' keys are part of the records' key
         key = bases.probe_key(key)
     cached = cache_dir("records") / f"{key}.jsonl"
     if not cached.is_file():
         tmp = cached.with_suffix(".tmp")
         tmp.write_text("")
         records = evaluate_store(store, built, provenance, probe_cfg, config.sites, layers,
-                                 progress=config.progress, registry_methods=methods, controls=controls,
+                                 progress=config.progress, selectors=selectors, controls=controls,
                                  encoders=bases.encoders() if bases is not None else None)
         append_records(tmp, bases.annotate(records, built, store, probe_cfg) if bases is not None else records)
         tmp.replace(cached)
     return cached
+
+
+def check_before_loading(config: RunConfig, registered: Registered) -> tuple[dict[str, Selector], list[Spec]]:
+    """Everything that can be checked without the model: methods and their settings, bases, the --out path."""
+    try:
+        selectors = resolve_methods(config.methods, registered.methods)
+    except ValueError as exc:
+        raise ConfigError(str(exc), field="--methods", fix=f"use one of: {', '.join(sorted(registered.methods))}") from None
+    except TypeError as exc:  # a setting the method's constructor does not take
+        raise ConfigError(f"a method does not take these settings: {exc}", field="--methods",
+                          fix="see the method's parameters in docs/controls.md or its docstring") from None
+    for selector in selectors.values():
+        selector.check_params()
+    specs = parse_specs(config.bases, option="--bases", example="identity,pca,sae-topk:k=16")
+    unknown = [s.name for s in specs if s.name not in registered.bases]
+    if unknown:
+        raise ConfigError(f"unknown basis {', '.join(unknown)}", field="--bases",
+                          fix=f"use one of: {', '.join(sorted(registered.bases))} (`probebank bases` lists them)")
+    out = Path(config.out)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"{out} is a file, not a folder", file=out, field="--out",
+                          fix="give a folder (it is created when missing)")
+    return selectors, specs
 
 
 def _fill_random_init(records: list[ResultRecord], random_records: list[ResultRecord]) -> int:
@@ -111,28 +191,23 @@ def run(config: RunConfig, *, log: Callable[[str], None] = print) -> RunOutcome:
     catalog = load_catalog(config.include)
     names, limit = _selected(config, catalog)
     registered = get_registered(config.include)
-    for method in config.methods:
-        if method not in registered.methods:
-            raise ConfigError(f"unknown method '{method}'", field="--methods",
-                              fix=f"use one of: {', '.join(sorted(registered.methods))}")
+    selectors, _ = check_before_loading(config, registered)
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     records_path = out / RECORDS_FILE
     probe_cfg = ProbeConfig(methods=config.methods, k_grid=config.k_grid, seeds=config.seeds, dense=config.dense)
 
     log(f"loading model {config.model} ...")
-    loaded: LoadedModel = load_model(config.model)
+    loaded: LoadedModel = load_model(config.model, include=config.include)
     layers = resolve_layers(loaded, config.layers)
     bases = None
     if config.bases and config.bases != ["identity"]:  # fit or reuse each basis per site x layer (issue 6)
-        from .basis_run import BASES_FILE, BasisRun
         bases = BasisRun.create(config.bases, loaded, config.sites, layers, registered.bases,
                                 progress=config.progress, log=log)
     # Only now, with the model loaded and the bases fitted, is this folder's earlier output replaced:
     # a bad option or a failed load leaves it as it was. One run = one records file.
     (out / "run.json").write_text(json.dumps({
-        "probebank_version": __version__, "config": {**asdict(config), "out": str(out),
-                                                     "include": [str(p) for p in config.include]},
+        "probebank_version": __version__, "config": config.model_dump(mode="json"),
         "model": {"name": loaded.name, "revision": loaded.revision, "dtype": loaded.dtype, "notes": loaded.notes},
         "datasets": names, "limit": limit}, indent=1, default=str))
     records_path.write_text("")
@@ -158,18 +233,18 @@ def run(config: RunConfig, *, log: Callable[[str], None] = print) -> RunOutcome:
                                 model_dtype=loaded.dtype, model_notes=loaded.notes, dataset=name,
                                 dataset_version=entry.card.version, dataset_hash=built.content_hash,
                                 store_key=store.key)
-        cached = _probe(store, built, provenance, probe_cfg, config, layers, registered.methods,
+        cached = _probe(store, built, provenance, probe_cfg, config, layers, selectors,
                         controls=config.controls, bases=bases)
         if config.random_init:
             if random_loaded is None:
                 log(f"loading random-init:{config.model} ...")
-                random_loaded = load_model(f"random-init:{config.model}")
+                random_loaded = load_model(f"random-init:{config.model}", include=config.include)
             r_plan = plan.model_copy(update={"model": random_loaded.name})
             r_store, _ = extract(random_loaded, built, r_plan, progress=config.progress)
             r_prov = provenance.model_copy(update={"model": random_loaded.name, "model_revision": random_loaded.revision,
                                                    "model_notes": random_loaded.notes, "store_key": r_store.key})
             # The random-init model gets the plain probes only (neuron basis): its controls would not be read.
-            r_cached = _probe(r_store, built, r_prov, probe_cfg, config, layers, registered.methods, controls=False)
+            r_cached = _probe(r_store, built, r_prov, probe_cfg, config, layers, selectors, controls=False)
             records = read_records(cached)
             _fill_random_init(records, read_records(r_cached))
             added = append_records(records_path, records)
@@ -179,7 +254,8 @@ def run(config: RunConfig, *, log: Callable[[str], None] = print) -> RunOutcome:
                 f.write(text)
             added = text.count("\n")
         if bases is not None and added:
-            bases.write_metrics(out, store, built, provenance, probe_cfg, records_path)
+            bases.write_metrics(out, store, built, provenance, probe_cfg,
+                                [r for r in read_records(records_path) if r.provenance.dataset == built.name])
         if not added:
             skipped[name] = (f"no feature has {probe_cfg.min_rows_per_class}+ positive rows on both sides of the "
                              f"split; use a larger --limit")

@@ -1,10 +1,6 @@
-"""First-party plugins. They register through the same hooks as any third-party plugin."""
+"""First-party plugins. They register through the same hooks as any third-party plugin.
 
-BUILTIN_MODULES = [
-    "probebank_plugins.sources",
-    "probebank_plugins.models",
-    "probebank_plugins.gemma",
-    "probebank_plugins.methods",
-    "probebank_plugins.bases",
-    "probebank_plugins.datasets",
-]
+probebank.plugins.BUILTIN_PLUGINS lists these modules. Each is imported whenever the plugins are
+loaded (by every command), so a module imports the engine parts it registers inside its hooks:
+listing the bank then loads no model or probing code.
+"""

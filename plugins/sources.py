@@ -8,11 +8,12 @@ import sys
 import tempfile
 from pathlib import Path
 
+from probebank.contracts import RegisterSource
+from probebank.data.schema import SourcePin
+from probebank.data.sources import SourceUnavailable, cached_artifact, pin_cache_dir, store_artifact
 from probebank.errors import SourceError
 from probebank.hookspecs import hookimpl
 from probebank.paths import safe_join
-from probebank.schema import SourcePin
-from probebank.sources import SourceUnavailable, cached_artifact, pin_cache_dir, store_artifact
 
 
 def _run(cmd: list[str], cwd: Path, pin: SourcePin) -> None:
@@ -40,7 +41,7 @@ def fetch_pypi(pin: SourcePin, card_dir: Path | None = None) -> Path:
         if pin.filename and pin.filename.endswith(".whl"):
             cmd += ["--only-binary", ":all:"]
         elif pin.filename:  # an sdist of this package only (pip still prepares its metadata in isolation)
-            cmd += ["--no-binary", pin.package]
+            cmd += ["--no-binary", str(pin.package)]
         _run(cmd, Path(tmp), pin)
         files = sorted(Path(tmp).iterdir())
         if pin.filename:
@@ -80,7 +81,7 @@ def fetch_local(pin: SourcePin, card_dir: Path | None = None) -> Path:
 
 
 @hookimpl
-def register_sources(register):
+def register_sources(register: RegisterSource) -> None:
     register("pypi", fetch_pypi)
     register("npm", fetch_npm)
     register("local", fetch_local)

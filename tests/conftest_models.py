@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 import torch
 
-from probebank.models import LoadedModel
-from probebank.tiny_models import TINY_FAMILIES, tiny_model
+from probebank.extract.loaded import LoadedModel
+from probebank.extract.tiny import TINY_FAMILIES, tiny_model
 
 TEXTS = [
     "The cat saw a dog near Paris in 1999, didn't it?",
@@ -39,11 +39,11 @@ def isolated_cache(tmp_path, monkeypatch) -> Path:
 @pytest.fixture()
 def models_registry(monkeypatch):
     """The plugin registry with only the sources and models built-ins (others may not exist yet)."""
-    import probebank_plugins
+    import probebank.plugins
     from probebank.plugins import clear_plugin_cache
 
-    monkeypatch.setattr(probebank_plugins, "BUILTIN_MODULES",
-                        ["probebank_plugins.sources", "probebank_plugins.models"])
+    monkeypatch.setattr(probebank.plugins, "BUILTIN_PLUGINS",
+                        ("probebank_plugins.sources", "probebank_plugins.models"))
     monkeypatch.setenv("PROBEBANK_NO_ENTRY_POINTS", "1")
     clear_plugin_cache()
     yield

@@ -5,13 +5,13 @@ available (use it with `autouse` through `pytestmark = pytest.mark.usefixtures("
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
 
 import pytest
 
-from probebank.examples import BuiltDataset, build_dataset
-from probebank.registry import CatalogEntry, load_registry_file
+from probebank.data.examples import BuiltDataset, build_dataset
+from probebank.data.registry import CatalogEntry, load_registry_file
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -23,7 +23,7 @@ def direct_sources() -> Iterator[None]:
     The dataset tests then do not depend on the other plugin modules of the bank. The cache is
     PROBEBANK_CACHE (conftest sets it). The patch is undone when the module's tests end.
     """
-    import probebank.sources as core_sources
+    import probebank.data.sources as core_sources
     from probebank_plugins import sources as source_plugin
 
     mp = pytest.MonkeyPatch()

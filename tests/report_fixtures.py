@@ -5,14 +5,14 @@ ranking arithmetic can be checked against hand-computed numbers.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pytest
 
-from probebank.results import append_records
+from probebank.probing.schema import DEFAULT_K_GRID, Controls, Metrics, Provenance, ResultRecord
+from probebank.results.records import append_records
 from probebank.run import RunConfig, run
-from probebank.schema import DEFAULT_K_GRID, Controls, Metrics, Provenance, ResultRecord
 
 TINY_DATASETS = ["factual-country-continent", "safety-harmful-requests"]  # author-written: no download
 

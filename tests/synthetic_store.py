@@ -6,8 +6,9 @@ from pathlib import Path
 
 import numpy as np
 
-from probebank.examples import BuiltDataset
-from probebank.schema import DatasetCard, Provenance
+from probebank.data.examples import BuiltDataset
+from probebank.data.schema import DatasetCard
+from probebank.probing.schema import Provenance
 
 
 class ArrayStore:

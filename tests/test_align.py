@@ -5,7 +5,7 @@ import pytest
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import PreTrainedTokenizerFast
 
-from probebank.align import align_examples
+from probebank.data.align import align_examples
 
 CORPUS = ["the cat sat on the mat", "a dog ran in the park", "naïve café in Zürich", "東京 is a city",
           "probing neurons in a haystack", "sparse probes find neurons"] * 20

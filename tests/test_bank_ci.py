@@ -11,20 +11,19 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import write
-from probebank.cli import main
 
-from probebank.gates import VALIDATE_LIMIT
+from probebank.cli import main
+from probebank.data.gates import VALIDATE_LIMIT
 
 SAMPLE_LIMIT = VALIDATE_LIMIT  # examples (targets, for per-token data) per class: what `validate` builds
 REPRODUCE = ("factual-country-continent", "lexical-word-shape", "bias-name-gender")
 
 
 def test_every_card_is_complete() -> None:
+    from probebank.data.registry import load_catalog
+    from probebank.data.scaffold import todo_fields
     from probebank.plugins import get_registered
-    from probebank.registry import load_catalog
-    from probebank.scaffold import todo_fields
 
     catalog = load_catalog()  # schema, registry/card agreement, responsible_use for bias and safety
     builders = get_registered().builders
@@ -49,12 +48,12 @@ def test_every_card_is_complete() -> None:
 
 
 def test_every_dataset_builds_a_sample_that_passes_its_gates(capsys) -> None:
-    from probebank.examples import build_dataset
-    from probebank.gates import failure_message, run_gates
+    from probebank.data.examples import build_dataset
+    from probebank.data.gates import failure_message, run_gates
+    from probebank.data.registry import load_catalog
+    from probebank.data.sources import SourceUnavailable
+    from probebank.extract.tokenizer import load_tokenizer
     from probebank.plugins import get_registered
-    from probebank.registry import load_catalog
-    from probebank.sources import SourceUnavailable
-    from probebank.tokenizer import load_tokenizer
 
     catalog = load_catalog()
     builders = get_registered().builders
@@ -86,10 +85,10 @@ def test_every_dataset_builds_a_sample_that_passes_its_gates(capsys) -> None:
 @pytest.mark.parametrize("name", REPRODUCE)
 def test_builds_are_reproducible(name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Same pins -> byte-identical examples and the same content hash, in two fresh caches."""
-    from probebank.examples import build_dataset
+    from probebank.data.examples import build_dataset
+    from probebank.data.registry import load_catalog
     from probebank.paths import cache_root
     from probebank.plugins import get_registered
-    from probebank.registry import load_catalog
 
     shared_sources = cache_root() / "sources"
     shared_sources.mkdir(parents=True, exist_ok=True)

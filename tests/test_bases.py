@@ -8,12 +8,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from probebank.bases import BasisError, BasisStore, fit_or_load, fvu, make_basis, parse_spec
-from probebank.basis_metrics import best_single_unit, unit_activity
-from probebank.corpus import OverlapIndex, passages
-from probebank.sae import TopKTrainConfig, train_topk_sae
-from probebank.sae_io import load_sae_folder, save_sae_folder
-from probebank_plugins.bases import BUILTIN_BASES
+from probebank.bases.builtin import BUILTIN_BASES
+from probebank.bases.corpus import OverlapIndex, passages
+from probebank.bases.metrics import fvu, unit_activity
+from probebank.bases.sae import TopKTrainConfig, train_topk_sae
+from probebank.bases.sae_io import load_sae_folder, save_sae_folder
+from probebank.bases.spec import make_basis, parse_spec
+from probebank.bases.store import BasisStore, fit_or_load
+from probebank.errors import BasisError
+from probebank.probing.controls import best_single_unit
 
 SMALL = {"ica": "ica:n_components=8", "dictionary": "dictionary:n_components=24:max_iter=2:nonzero=4",
          "sae-topk": "sae-topk:expansion=2:k=4:epochs=2:batch_size=128"}
@@ -174,8 +177,8 @@ def test_spec_parsing_and_unknown_basis() -> None:
 
 
 def test_run_with_bases_writes_records_and_metrics_per_basis(bank, tmp_path: Path, monkeypatch) -> None:
-    import probebank.corpus as corpus_module
-    from probebank.basis_run import BASES_FILE, read_basis_records
+    import probebank.bases.corpus as corpus_module
+    from probebank.bases.run import BASES_FILE, read_basis_records
     from probebank.cli import main
     from probebank.run import RunConfig, run
 
@@ -206,8 +209,8 @@ def test_run_with_bases_writes_records_and_metrics_per_basis(bank, tmp_path: Pat
 def test_trained_bases_are_flagged_when_training_text_overlaps_a_test_text(tmp_path: Path) -> None:
     from types import SimpleNamespace
 
-    from probebank.basis_run import OVERLAP_FLAG, BasisRun
-    from probebank.schema import Metrics, Provenance, ResultRecord
+    from probebank.bases.run import OVERLAP_FLAG, BasisRun
+    from probebank.probing.schema import Metrics, Provenance, ResultRecord
 
     corpus = ["Queequeg was a native of Rokovoko, an island far away to the West and South, not down in any map."]
     run = BasisRun([parse_spec("identity"), parse_spec("pca")], corpus=corpus)
@@ -233,7 +236,7 @@ def test_trained_bases_are_flagged_when_training_text_overlaps_a_test_text(tmp_p
 
 
 def test_training_rows_drop_first_tokens_and_massive_activations() -> None:
-    from probebank.basis_run import training_rows
+    from probebank.bases.run import training_rows
 
     X = np.ones((6, 4), np.float32)
     X[3] = 500.0  # a massive-activation token

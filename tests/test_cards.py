@@ -6,12 +6,12 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import GOOD_CARD, write
+
 from probebank.cli import main
+from probebank.data.registry import load_card, load_registry_file
+from probebank.data.schema import DatasetCard
 from probebank.errors import BuildError, CardError, RegistryError
-from probebank.registry import load_card, load_registry_file
-from probebank.schema import DatasetCard
 
 
 def run_cli(capsys, *args: str) -> tuple[int, str]:
@@ -167,8 +167,8 @@ def test_good_include_builds(bank, capsys) -> None:
 
 
 def test_build_error_type(bank) -> None:
-    from probebank.examples import build_dataset
-    from probebank.registry import CatalogEntry
+    from probebank.data.examples import build_dataset
+    from probebank.data.registry import CatalogEntry
     card = load_card(bank()/"toy-words"/"card.yaml")
     with pytest.raises(BuildError):
         build_dataset(CatalogEntry(card, None, "test"), builders={"toy-words": lambda ctx: []}, force=True)

@@ -7,8 +7,8 @@ import re
 from pathlib import Path
 
 import pytest
-
 from conftest import write
+
 from probebank.cli import main
 
 TOK = "tiny:llama"
@@ -118,15 +118,15 @@ def test_catalog_writes_and_checks(tmp_path, empty_bank, cache, capsys) -> None:
 
 
 def test_default_tokenizer_loads_without_the_weights(monkeypatch) -> None:
-    import probebank.models
     import transformers
 
-    from probebank.tokenizer import load_tokenizer
+    import probebank.extract.tokenizer
+    from probebank.extract.tokenizer import load_tokenizer
 
     def no_weights(*a, **k):
         raise AssertionError("the gate tokenizer must not load model weights")
 
-    monkeypatch.setattr(probebank.models, "load_model", no_weights)
+    monkeypatch.setattr(probebank.extract.tokenizer, "load_model", no_weights)
     monkeypatch.setattr(transformers.AutoModel, "from_pretrained", no_weights)
     monkeypatch.setattr(transformers.AutoModelForCausalLM, "from_pretrained", no_weights)
     load_tokenizer.cache_clear()

@@ -3,12 +3,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from probebank.controls import grouped_shuffle, random_rotation, single_unit_f1, token_identity_f1
-from probebank.evaluate import evaluate_store
-from probebank.schema import ProbeConfig
-
 from synthetic_store import planted
+
+from probebank.probing.controls import grouped_shuffle, random_rotation, single_unit_f1, token_identity_f1
+from probebank.probing.evaluate import evaluate_store
+from probebank.probing.schema import ProbeConfig
 
 CFG = ProbeConfig(methods=["mean_diff"], k_grid=[1, 2, 4, 8], seeds=[0, 1, 2])
 
@@ -102,8 +101,11 @@ def test_single_unit_f1_matches_brute_force() -> None:
         down_f1 = [f1(ytr.astype(bool), Xtr[:, u] < t) for t in cuts]
         up = max(up_f1) >= max(down_f1)  # same tie rule: upward first, then the lowest cut
         t = cuts[int(np.argmax(up_f1 if up else down_f1))]
-        assert got[u] == pytest.approx(f1(yte.astype(bool), Xte[:, u] > t if up else Xte[:, u] < t))
-    assert got[2] > 0.7 and got[4] > 0.7
+        assert got.test_f1[u] == pytest.approx(f1(yte.astype(bool), Xte[:, u] > t if up else Xte[:, u] < t))
+        assert got.train_f1[u] == pytest.approx(max(up_f1 if up else down_f1))
+        assert bool(got.upward[u]) == up and got.threshold[u] == pytest.approx(t)
+    assert got.test_f1[2] > 0.7 and got.test_f1[4] > 0.7
+    assert got.best_on_train() in (2, 4)
 
 
 def test_token_identity_baseline() -> None:

@@ -15,11 +15,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from dataset_fixtures import build_fresh, registry_entries
-from probebank.examples import BuiltDataset, build_dataset, labelled_targets
-from probebank.registry import CatalogEntry
-from probebank.splits import grouped_stratified_split
+
+from probebank.data.examples import BuiltDataset, build_dataset, labelled_targets
+from probebank.data.registry import CatalogEntry
+from probebank.data.splits import grouped_stratified_split
 from probebank_plugins.datasets import bias, safety
 
 REPO = Path(__file__).resolve().parents[1]
@@ -58,7 +58,7 @@ def built(entries: dict[str, CatalogEntry]) -> dict[tuple[str, int | None], Buil
 
 def source(entries: dict[str, CatalogEntry], name: str, pin: str) -> Path:
     """The unpacked pinned source `pin` of dataset `name` (already fetched by the builds)."""
-    from probebank.sources import fetch_pin
+    from probebank.data.sources import fetch_pin
     entry = entries[name]
     return fetch_pin(next(p for p in entry.card.sources if p.name == pin), entry.folder)
 
@@ -157,7 +157,7 @@ def test_crows_pairs_fill_the_mask(entries, built) -> None:
         assert span == row["text"] == tidy(pair["sentence"].replace("[MASK]", word.strip()))
         seen[row["group"]] += 1
     assert set(seen.values()) == {2}  # both sides of every pair, in one group
-    for row, span, label in targets(built[("bias-crows-pairs-type", None)]):
+    for row, _span, label in targets(built[("bias-crows-pairs-type", None)]):
         assert label == pairs[row["group"]]["bias_type"]
 
 

@@ -16,12 +16,11 @@ import numpy as np
 import pytest
 from dataset_fixtures import direct_sources  # noqa: F401  (fixture)
 
-from probebank.examples import BuildContext, BuiltDataset, build_dataset, labelled_targets, row_labels
-from probebank.registry import load_card
-from probebank.schema import Registry
-from probebank.registry import CatalogEntry, parse_model
+from probebank.data.examples import BuildContext, BuiltDataset, build_dataset, labelled_targets, row_labels
+from probebank.data.registry import CatalogEntry, load_card, parse_model
+from probebank.data.schema import Registry
+from probebank.data.splits import grouped_stratified_split
 from probebank.paths import safe_join
-from probebank.splits import grouped_stratified_split
 from probebank_plugins.datasets import code, language, lexical, position
 
 REPO = Path(__file__).resolve().parents[1]
@@ -199,7 +198,7 @@ def test_python_token_kind_targets_in_built_data() -> None:
 
 def test_python_word_context_targets_in_built_data() -> None:
     built = build("code-python-word-context")
-    for example, span, kind in targets_of(built):
+    for _example, span, kind in targets_of(built):
         assert re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]+", span), span
         if kind == "code":
             assert not keyword.iskeyword(span)

@@ -7,16 +7,16 @@ from __future__ import annotations
 
 import re
 from collections import Counter, defaultdict
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
-
 from dataset_fixtures import build_fresh, registry_entries
-from probebank.examples import BuiltDataset, build_dataset, labelled_targets
-from probebank.registry import CatalogEntry
-from probebank.sources import fetch_pin
-from probebank.yamlio import load_yaml
+
+from probebank.data.examples import BuiltDataset, build_dataset, labelled_targets
+from probebank.data.registry import CatalogEntry
+from probebank.data.sources import fetch_pin
+from probebank.data.yamlio import load_yaml
 from probebank_plugins.datasets import bias, factual, safety, syntax
 
 REPO = Path(__file__).resolve().parents[1]

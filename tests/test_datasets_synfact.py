@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from probebank.examples import BuiltDataset, build_dataset, labelled_targets
-from probebank.registry import CatalogEntry, load_registry_file
-from probebank.splits import grouped_stratified_split
+from probebank.data.examples import BuiltDataset, build_dataset, labelled_targets
+from probebank.data.registry import CatalogEntry, load_registry_file
+from probebank.data.splits import grouped_stratified_split
 from probebank_plugins.datasets import factual, syntax
 from probebank_plugins.datasets.entities import slug
 from probebank_plugins.datasets.wordnet import display_name, index_lemmas
@@ -135,8 +135,8 @@ def test_hand_checked_labels(built: dict[str, BuiltDataset], name: str) -> None:
 
 
 def test_nba_wnba_players_are_in_their_league(built: dict[str, BuiltDataset], entries: dict) -> None:
+    from probebank.data.sources import fetch_pin
     from probebank_plugins.datasets.factual import _literal_assignments
-    from probebank.sources import fetch_pin
     pin = entries["factual-nba-wnba"].card.sources[0]
     tables = _literal_assignments(fetch_pin(pin) / "nba_api/stats/library/data.py", {"players", "wnba_players"})
     nba, wnba = {r[3] for r in tables["players"]}, {r[3] for r in tables["wnba_players"]}
@@ -149,14 +149,14 @@ def test_nba_wnba_players_are_in_their_league(built: dict[str, BuiltDataset], en
 def test_minimal_pairs_differ_only_in_the_target(built: dict[str, BuiltDataset]) -> None:
     for name in ("syntax-verb-tense", "syntax-noun-number"):
         frames: dict[tuple[str, str], set[str]] = defaultdict(set)
-        for row, word, label in labelled_targets(built[name].dataset, built[name].card.labels.classes):
+        for row, _word, label in labelled_targets(built[name].dataset, built[name].card.labels.classes):
             t = row["targets"][0]
             frames[(row["group"], row["text"][:t["start"]] + "_" + row["text"][t["end"]:])].add(label)
         assert frames and all(len(v) == 2 for v in frames.values()), name
 
 
 def test_compounds_are_wordnet_lemmas_and_contrasts_are_not(built: dict[str, BuiltDataset], entries: dict) -> None:
-    from probebank.sources import fetch_pin
+    from probebank.data.sources import fetch_pin
     root = fetch_pin(entries["syntax-compound"].card.sources[0]) / "package/dict"
     lemmas = {lemma for pos in ("noun", "verb", "adj", "adv") for lemma in index_lemmas(root, pos)}
     second_words: dict[str, set[str]] = defaultdict(set)

@@ -10,19 +10,19 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections import Counter, defaultdict
+from collections.abc import Iterator
 from fnmatch import fnmatch
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 from dataset_fixtures import direct_sources  # noqa: F401  (fixture)
 
+from probebank.data.examples import BuiltDataset, build_dataset, labelled_targets, row_labels
+from probebank.data.registry import CatalogEntry, load_card, load_registry_file, parse_model
+from probebank.data.schema import DatasetCard, Registry
+from probebank.data.sources import SourceUnavailable
 from probebank.errors import ProbebankError
-from probebank.examples import BuiltDataset, build_dataset, labelled_targets, row_labels
 from probebank.paths import safe_join
-from probebank.registry import CatalogEntry, load_card, load_registry_file, parse_model
-from probebank.schema import DatasetCard, Registry
-from probebank.sources import SourceUnavailable
 from probebank_plugins.datasets import code, language, lexical, position
 
 REPO = Path(__file__).resolve().parents[1]
@@ -235,7 +235,7 @@ def test_position_bucket_matches_word_index() -> None:
 def test_word_shape_targets_really_have_their_shape() -> None:
     built = build("lexical-word-shape")
     seen = Counter()
-    for r, word, shape in labelled_spans(built):
+    for _r, word, shape in labelled_spans(built):
         assert word.isalnum() and "_" not in word
         if shape == "all-caps":
             assert len(word) >= 2 and word.isalpha() and word == word.upper(), word

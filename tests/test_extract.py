@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from probebank.align import AlignedExample
-from probebank.extract import aggregate, build_batch_index, plan_shards
-from probebank.store import ActivationStore, store_key
+from probebank.data.align import AlignedExample
+from probebank.extract.aggregate import aggregate, build_batch_index
+from probebank.extract.pipeline import plan_shards
+from probebank.extract.store import ActivationStore, store_key
 
 
 def _batch() -> tuple[list[AlignedExample], torch.Tensor]:
@@ -76,7 +77,8 @@ def test_store_roundtrip_fp16_and_overflow_fallback(tmp_path: Path) -> None:
     a0 = rng.normal(size=(2, 3, 4)).astype(np.float32)
     a1 = rng.normal(size=(2, 2, 4)).astype(np.float32)
     a1[1, 0, 0] = 1e5   # beyond fp16: this shard must stay fp32, and so must the finalised layer
-    rows = lambda n, off: {f: np.arange(off, off + n) for f in ("example", "target", "label", "token", "position")}
+    def rows(n, off):
+        return {f: np.arange(off, off + n) for f in ("example", "target", "label", "token", "position")}
     store.write_shard(0, {"mlp": a0}, rows(3, 0))
     store.write_shard(1, {"mlp": a1}, rows(2, 3))
     store.finalise(2, ["mlp"], [0, 1], {})
@@ -93,9 +95,9 @@ def test_store_roundtrip_fp16_and_overflow_fallback(tmp_path: Path) -> None:
 # ---- extraction on a tiny random model ------------------------------------------------------
 
 def _toy_built(tmp_path: Path, aggregation: str = "mean", version: str = "1.0"):
-    from probebank.examples import build_dataset
-    from probebank.registry import CatalogEntry
-    from probebank.schema import DatasetCard
+    from probebank.data.examples import build_dataset
+    from probebank.data.registry import CatalogEntry
+    from probebank.data.schema import DatasetCard
 
     card = DatasetCard(name="toy-sentences", version=version, category="lexical",
                        description="Tiny sentences about cats or dogs.", citation="test", license="CC0-1.0",
@@ -113,9 +115,9 @@ def _toy_built(tmp_path: Path, aggregation: str = "mean", version: str = "1.0"):
 
 
 def test_interrupted_extraction_resumes_without_recomputing(tmp_path: Path, monkeypatch) -> None:
-    import probebank.extract as ex
-    from probebank.tiny_models import tiny_model
-    from probebank.schema import ExtractionPlan
+    import probebank.extract.pipeline as ex
+    from probebank.extract.plan import ExtractionPlan
+    from probebank.extract.tiny import tiny_model
 
     loaded = tiny_model("llama")
     built = _toy_built(tmp_path)
@@ -151,9 +153,9 @@ def test_interrupted_extraction_resumes_without_recomputing(tmp_path: Path, monk
 
 
 def test_changed_card_version_gives_new_store(tmp_path: Path) -> None:
-    from probebank.extract import extract
-    from probebank.tiny_models import tiny_model
-    from probebank.schema import ExtractionPlan
+    from probebank.extract.pipeline import extract
+    from probebank.extract.plan import ExtractionPlan
+    from probebank.extract.tiny import tiny_model
 
     loaded = tiny_model("gpt2")
     plan = ExtractionPlan(model=loaded.name, dataset="toy-sentences", layers=[0, 1], aggregation="mean")
@@ -164,10 +166,10 @@ def test_changed_card_version_gives_new_store(tmp_path: Path) -> None:
 
 def test_stored_mean_equals_manual_mean_of_captured_tokens(tmp_path: Path) -> None:
     """End to end through alignment and padding: the stored row is the mean over the text's tokens."""
-    from probebank.extract import extract
-    from probebank.models import capture
-    from probebank.tiny_models import tiny_model
-    from probebank.schema import ExtractionPlan
+    from probebank.extract.capture import capture
+    from probebank.extract.pipeline import extract
+    from probebank.extract.plan import ExtractionPlan
+    from probebank.extract.tiny import tiny_model
 
     loaded = tiny_model("gpt_neox")
     built = _toy_built(tmp_path, aggregation="mean")
@@ -184,7 +186,7 @@ def test_stored_mean_equals_manual_mean_of_captured_tokens(tmp_path: Path) -> No
 
 
 def test_shard_buffers_keep_fp16_and_upgrade_on_overflow() -> None:
-    from probebank.extract import ShardBuffers
+    from probebank.extract.pipeline import ShardBuffers
 
     buf = ShardBuffers(["mlp", "resid"], [3, 7], {"mlp": 4, "resid": 2}, n_rows=5)
     small = torch.linspace(-3, 3, 12).reshape(3, 4)

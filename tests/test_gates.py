@@ -8,14 +8,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import write
+
 from probebank.cli import main
-from probebank.examples import build_dataset
-from probebank.gates import GATES, measure_gates, run_gates, target_rows
+from probebank.data.examples import build_dataset
+from probebank.data.gates import GATES, measure_gates, run_gates, target_rows
+from probebank.data.registry import load_catalog
+from probebank.extract.tokenizer import load_tokenizer
 from probebank.plugins import get_registered
-from probebank.registry import load_catalog
-from probebank.tokenizer import load_tokenizer
 
 TOK = "tiny:llama"
 
@@ -216,7 +216,7 @@ def test_gates_are_cached_by_content(gate_bank, monkeypatch) -> None:
     def boom(*a, **k):
         raise AssertionError("recomputed although cached")
 
-    monkeypatch.setattr("probebank.gates.measure_gates", boom)
+    monkeypatch.setattr("probebank.data.gates.measure_gates", boom)
     again = results(folder, "lexical-fair")
     assert {g: r.value for g, r in again.items()} == {g: r.value for g, r in first.items()}
     saved = json.loads(files[0].read_text())

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-import probebank_plugins.gemma as gemma
+import probebank_plugins.providers.gemma as gemma
 from probebank.errors import ModelError
-from probebank.models import resolve_model
+from probebank.extract.providers import resolve_model
 
 
 def _fake_parts(tmp_path: Path, monkeypatch, chunks: list[bytes]) -> None:

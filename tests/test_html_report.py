@@ -8,10 +8,10 @@ import shutil
 from pathlib import Path
 
 import pytest
-
-from probebank.leaderboard import build_leaderboard
-from probebank.report import write_site
 from report_fixtures import sweep, tiny_run, write_folder  # noqa: F401  (tiny_run is a fixture)
+
+from probebank.report import write_site
+from probebank.results.leaderboard import build_leaderboard
 
 GATES = {"factual-country-continent": {"class_balance": {"passed": True, "value": 1.0, "threshold": 0.1},
                                        "token_identity": {"passed": False, "value": 0.95, "waiver": "by design"}}}

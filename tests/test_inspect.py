@@ -5,10 +5,10 @@ import json
 from pathlib import Path
 
 import numpy as np
+from report_fixtures import TINY_DATASETS, tiny_run  # noqa: F401  (tiny_run is a fixture)
 
 from probebank.cli import main
-from probebank.neurons import model_stores, neuron_card, render_text
-from report_fixtures import TINY_DATASETS, tiny_run  # noqa: F401  (tiny_run is a fixture)
+from probebank.results.neurons import model_stores, neuron_card, render_text
 
 
 def _k1(folder: Path, dataset: str) -> dict:

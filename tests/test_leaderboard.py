@@ -5,13 +5,13 @@ import json
 from pathlib import Path
 
 import pytest
+from report_fixtures import record, sweep, tiny_run, write_folder  # noqa: F401  (tiny_run is a fixture)
 
 from probebank.cli import main
 from probebank.errors import ConfigError
-from probebank.leaderboard import borda, build_leaderboard, k_curve_auc, load_results
-from probebank.leaderboard_format import render_csv, render_markdown
-from probebank.submit import check_folder
-from report_fixtures import record, sweep, tiny_run, write_folder  # noqa: F401  (tiny_run is a fixture)
+from probebank.results.leaderboard import borda, build_leaderboard, k_curve_auc, load_results
+from probebank.results.leaderboard_format import render_csv, render_markdown
+from probebank.results.submit import check_folder
 
 CATS = {"d1": "factual", "d2": "factual", "d3": "syntax"}
 

@@ -1,4 +1,4 @@
-"""Exact k-sparse probes (probebank.milp): optimality certificates, time limits, warm starts, wiring."""
+"""Exact k-sparse probes (probebank.probing.exact): optimality certificates, time limits, warm starts, wiring."""
 from __future__ import annotations
 
 from itertools import combinations
@@ -6,12 +6,15 @@ from itertools import combinations
 import numpy as np
 import pytest
 
+from bench.hinge_milp import naive_bigm_hinge
 from probebank.errors import ConfigError
-from probebank.milp import (MilpSelector, best_subset_logistic, heuristic_matches, naive_bigm_hinge,
-                            probe_objective)
-from probebank.probe import SparseProbe, sweep_feature
-from probebank.schema import SolverReport
-from probebank.select import get_selector
+from probebank.probing.exact.compare import heuristic_matches, probe_objective
+from probebank.probing.exact.logistic import best_subset_logistic
+from probebank.probing.exact.selector import MilpSelector
+from probebank.probing.methods import get_selector
+from probebank.probing.probes import SparseProbe
+from probebank.probing.schema import SolverReport
+from probebank.probing.sweep import sweep_feature
 
 
 def planted(n: int = 300, d: int = 20, seed: int = 0, noise: float = 0.5):
@@ -82,7 +85,7 @@ def test_selector_reports_and_probe_wiring():
     X = np.hstack([X, rng.standard_normal((400, 170))])  # 200 units, top 30 are candidates
     sel = get_selector("milp", m=30, time_limit=20.0)
     assert isinstance(sel, MilpSelector)
-    sup = sel.supports(X, y, [3, 12])
+    sup = sel.set_params(ks=[3, 12]).fit(X, y).supports_
     assert sorted(sup[3].tolist()) == true.tolist()
     assert set(sel.reports_) == {3}  # 12 > k_max=8 is the filter's ranking, not solved
     assert sel.reports_[3].status == "optimal" and sel.reports_[3].n_candidates == 30
@@ -103,17 +106,17 @@ def test_selector_reports_and_probe_wiring():
 def test_heuristic_comparison():
     X, y, true = planted(n=400, d=30, seed=0)
     sel = MilpSelector(m=30, time_limit=20.0)
-    sel.supports(X, y, [3])
+    sel.set_params(ks=[3]).fit(X, y)
     cmp = heuristic_matches(X, y, sel, methods=("f_stat", "random"))
     assert cmp[3]["f_stat"]["same_support"] and cmp[3]["f_stat"]["certified"]
     assert not cmp[3]["random"]["as_good"] and not cmp[3]["random"]["certified"]
     assert cmp[3]["random"]["objective"] > sel.results_[3].objective
-    with pytest.raises(ValueError, match="supports"):
+    with pytest.raises(ValueError, match="fit"):
         heuristic_matches(X, y, MilpSelector())
     # a heuristic that ties an unproven MILP is as good but not certified
     hard = MilpSelector(m=30, time_limit=0.01, enumerate_max=0, objective="logistic")
     Xh, yh, _ = planted(n=600, d=30, seed=1)
-    hard.supports(Xh, yh, [6])
+    hard.set_params(ks=[6]).fit(Xh, yh)
     assert hard.results_[6].time_limited
     for v in heuristic_matches(Xh, yh, hard, methods=("f_stat",))[6].values():
         assert not v["certified"]
@@ -129,11 +132,11 @@ def test_naive_bigm_baseline_solves_small_problem():
 def test_bad_parameters():
     X, y, _ = planted(n=100, d=12)
     with pytest.raises(ConfigError, match="k_max"):
-        MilpSelector(m=5).supports(X, y, [3])  # k_max=8 > m=5
+        MilpSelector(m=5).set_params(ks=[3]).fit(X, y)  # k_max=8 > m=5
     with pytest.raises(ConfigError, match="m"):
-        MilpSelector(m=0).supports(X, y, [1])
+        MilpSelector(m=0).set_params(ks=[1]).fit(X, y)
     with pytest.raises(ConfigError, match="prefilter"):
-        MilpSelector(m=10, prefilter="nope").supports(X, y, [1])
+        MilpSelector(m=10, prefilter="nope").set_params(ks=[1]).fit(X, y)
     with pytest.raises(ConfigError):
         SparseProbe(k=6, method="milp", method_params={"m": 5}).fit(X, y)
     with pytest.raises(ValueError, match="k must be between"):
@@ -182,11 +185,11 @@ def test_branch_and_bound_time_limit_keeps_a_valid_gap():
     with pytest.raises(ValueError, match="strategy"):
         best_subset_logistic(standardise(X), y, 2, strategy="nope")
     with pytest.raises(ConfigError, match="strategy"):
-        MilpSelector(m=10, strategy="nope").supports(X, y, [1])
+        MilpSelector(m=10, strategy="nope").set_params(ks=[1]).fit(X, y)
 
 
 def test_run_with_milp_reports_certificates(tmp_path) -> None:
-    from probebank.results import read_records
+    from probebank.results.records import read_records
     from probebank.run import RunConfig, run
 
     out = run(RunConfig(model="tiny:llama", datasets=["factual-country-continent"], limit=20, methods=["milp"],

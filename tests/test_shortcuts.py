@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from probebank.shortcuts import categorical_shortcut_f1, categorical_shortcut_predict, numeric_shortcut_f1
+from probebank.data.shortcuts import categorical_shortcut_f1, categorical_shortcut_predict, numeric_shortcut_f1
 
 
 def test_token_identity_solves_a_lexical_feature_and_not_a_contextual_one() -> None:

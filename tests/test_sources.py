@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from probebank.data.schema import SourcePin
+from probebank.data.sources import cached_artifact, unpack
 from probebank.errors import ConfigError, SourceError
-from probebank.schema import SourcePin
-from probebank.sources import cached_artifact, unpack
 from probebank_plugins.sources import fetch_local, fetch_pypi
 
 SIX_SHA = "8abb2f1d86890a2dfb989f9a77cfcfd3e47c2a354b01111771326f8aa26e0254"

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from probebank.splits import balanced_one_vs_rest, grouped_stratified_split
+from probebank.data.splits import balanced_one_vs_rest, grouped_stratified_split
 
 
 def grouped_data(n_groups: int = 120, n_classes: int = 3, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from probebank import kcurve, stats
-from probebank.results import render_summary, summarise, write_summary_markdown
-from probebank.schema import Controls, Metrics, Provenance, ResultRecord
+from probebank.probing import kcurve, stats
+from probebank.probing.schema import Controls, Metrics, Provenance, ResultRecord
+from probebank.results.summary import render_summary, summarise, write_summary_markdown
 
 
 def test_t_interval_matches_scipy() -> None:
@@ -120,8 +120,8 @@ def test_one_seed_gets_a_bootstrap_interval() -> None:
 
 
 def test_certificate_digest_of_exact_probes(tmp_path) -> None:
-    from probebank.results import certificates
-    from probebank.schema import SolverReport
+    from probebank.probing.schema import SolverReport
+    from probebank.results.summary import certificates
 
     def rep(status: str, gap: float, t: float) -> SolverReport:
         return SolverReport(solver="leaps-bnb", status=status, objective=1.0, bound=1.0 - gap, gap=gap, time_s=t,

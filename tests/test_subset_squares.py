@@ -1,4 +1,4 @@
-"""Exact best-subset ridge least squares (probebank.subset_squares), the default exact objective."""
+"""Exact best-subset ridge least squares (probebank.probing.exact.squares), the default exact objective."""
 from __future__ import annotations
 
 from itertools import combinations
@@ -6,11 +6,12 @@ from itertools import combinations
 import numpy as np
 import pytest
 
-import probebank.subset_squares as ss
+import probebank.probing.exact.squares as ss
 from probebank.errors import ConfigError
-from probebank.milp import MilpSelector, heuristic_matches, probe_objective
-from probebank.select import balanced_sample_weight
-from probebank.subset_squares import SquaresProblem, best_subset_squares
+from probebank.probing.exact.compare import heuristic_matches, probe_objective
+from probebank.probing.exact.selector import MilpSelector
+from probebank.probing.exact.squares import SquaresProblem, best_subset_squares
+from probebank.probing.problem import balanced_sample_weight
 
 
 def correlated(n: int, m: int, seed: int, planted: int = 3, noise: float = 1.0):
@@ -93,7 +94,7 @@ def test_selector_defaults_to_squares_and_certifies_heuristics():
     X = np.hstack([Z, rng.standard_normal((600, 60))])
     sel = MilpSelector(m=40, time_limit=30.0)
     assert sel.objective == "squares"
-    sup = sel.supports(X, y, [1, 3, 8])
+    sup = sel.set_params(ks=[1, 3, 8]).fit(X, y).supports_
     assert sorted(sup[3].tolist()) == true.tolist()
     for k in (1, 3, 8):
         rep = sel.reports_[k]
@@ -104,4 +105,4 @@ def test_selector_defaults_to_squares_and_certifies_heuristics():
     assert not cmp[3]["random"]["as_good"]
     assert cmp[3]["random"]["objective"] > sel.results_[3].objective
     with pytest.raises(ConfigError, match="objective"):
-        MilpSelector(m=10, objective="hinge").supports(X, y, [1])
+        MilpSelector(m=10, objective="hinge").set_params(ks=[1]).fit(X, y)

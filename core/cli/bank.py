@@ -2,13 +2,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List, Optional
 
 import typer
 
-from ..errors import ConfigError, GateError, ProbebankError
-from ..gates import VALIDATE_LIMIT
-from .common import IncludeOpt, app, console
+from probebank.cli.common import IncludeOpt, app, console
+from probebank.data.gates import VALIDATE_LIMIT
+from probebank.errors import ConfigError, GateError, ProbebankError
 
 TokenizerOpt = typer.Option("smollm2-135m", "--tokenizer",
                             help="Model whose tokenizer the token-identity and position gates use (weights not loaded).")
@@ -29,17 +28,17 @@ def _gate_table(report, title: str):
 
 
 @app.command()
-def validate(names: Optional[List[str]] = typer.Argument(None), all_: bool = typer.Option(False, "--all"),
-             limit: Optional[int] = typer.Option(VALIDATE_LIMIT, help="Examples per class to build (0 = cards only)."),
+def validate(names: list[str] | None = typer.Argument(None), all_: bool = typer.Option(False, "--all"),
+             limit: int | None = typer.Option(VALIDATE_LIMIT, help="Examples per class to build (0 = cards only)."),
              tokenizer: str = TokenizerOpt,
-             include: Optional[List[Path]] = IncludeOpt) -> None:
+             include: list[Path] | None = IncludeOpt) -> None:
     """Check cards and registry; build each dataset (small) and run the quality gates on it.
 
     A failing gate is an error unless the card waives it; with --all every dataset is checked
     and all failures are listed at the end.
     """
-    from ..plugins import get_registered
-    from ..registry import load_catalog
+    from probebank.data.registry import load_catalog
+    from probebank.plugins import get_registered
 
     catalog = load_catalog(include or [])
     if not names and not all_:
@@ -66,11 +65,11 @@ def validate(names: Optional[List[str]] = typer.Argument(None), all_: bool = typ
 
 def _validate_one(entry, builders, limit, tokenizer_name, tok, include, failures, skipped):
     """Validate one dataset; gate failures are appended to `failures`. Returns the (lazily loaded) tokenizer."""
-    from ..examples import build_dataset
-    from ..gates import failure_message, run_gates, unknown_waivers
-    from ..scaffold import todo_fields
-    from ..sources import SourceUnavailable
-    from ..tokenizer import load_tokenizer
+    from probebank.data.examples import build_dataset
+    from probebank.data.gates import failure_message, run_gates, unknown_waivers
+    from probebank.data.scaffold import todo_fields
+    from probebank.data.sources import SourceUnavailable
+    from probebank.extract.tokenizer import load_tokenizer
 
     name = entry.card.name
     if entry.card.builder not in builders:
@@ -104,17 +103,19 @@ def _validate_one(entry, builders, limit, tokenizer_name, tok, include, failures
 
 
 @app.command()
-def catalog(out: Optional[Path] = typer.Option(None, "--out", help="Where to write (default: DATASETS.md in the bank root)."),
+def catalog(out: Path | None = typer.Option(None, "--out", help="Where to write (default: DATASETS.md in the bank root)."),
             check: bool = typer.Option(False, "--check", help="Fail if the file is not what would be written."),
-            limit: Optional[int] = typer.Option(None, help="Examples per class to build (default: all)."),
+            limit: int | None = typer.Option(None, help="Examples per class to build (default: all)."),
             tokenizer: str = TokenizerOpt,
-            include: Optional[List[Path]] = IncludeOpt) -> None:
+            include: list[Path] | None = IncludeOpt) -> None:
     """Write DATASETS.md: one row per dataset with its card facts and gate results (no model weights)."""
-    from ..catalog import catalog_markdown
-    from ..paths import bank_root
+    from probebank.data.catalog import catalog_markdown
+    from probebank.extract.tokenizer import load_tokenizer
+    from probebank.paths import bank_root
 
     path = out or bank_root() / "DATASETS.md"
-    text = catalog_markdown(include=include or [], limit=limit, tokenizer_name=tokenizer,
+    tok = load_tokenizer(tokenizer)
+    text = catalog_markdown(tok.tokenizer, tok.revision, include=include or [], limit=limit, tokenizer_name=tokenizer,
                             log=lambda msg: console.print(msg, highlight=False))
     if check:
         current = path.read_text(encoding="utf-8") if path.is_file() else None
@@ -133,11 +134,11 @@ def catalog(out: Optional[Path] = typer.Option(None, "--out", help="Where to wri
 
 @app.command()
 def new(name: str, category: str = typer.Option(..., "--category", help="One of the 8 categories."),
-        dest: Optional[Path] = typer.Option(None, "--dest",
+        dest: Path | None = typer.Option(None, "--dest",
                                             help="An include folder (default: the bank's datasets/ and plugins)."),
-        include: Optional[List[Path]] = IncludeOpt) -> None:
+        include: list[Path] | None = IncludeOpt) -> None:
     """Scaffold a dataset: a card with TODOs and a working example builder; prints the next steps."""
-    from ..scaffold import scaffold
+    from probebank.data.scaffold import scaffold
 
     made = scaffold(name, category, dest=dest, include=include or [])
     for path in made.files:

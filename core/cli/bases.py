@@ -4,12 +4,11 @@ from __future__ import annotations
 import inspect
 import json
 from pathlib import Path
-from typing import List, Optional
 
 import typer
 
-from ..errors import ConfigError
-from .common import IncludeOpt, app, console
+from probebank.cli.common import IncludeOpt, app, console
+from probebank.errors import ConfigError
 
 
 def _settings(factory: object) -> str:
@@ -27,16 +26,16 @@ def _fmt(value: object, digits: int = 3) -> str:
 
 
 @app.command()
-def bases(compare: Optional[Path] = typer.Option(None, "--compare", help="A results folder of a run with --bases: "
+def bases(compare: Path | None = typer.Option(None, "--compare", help="A results folder of a run with --bases: "
                                                  "print the basis comparison table."),
-          category: Optional[str] = typer.Option(None, help="With --compare: only datasets of this category."),
+          category: str | None = typer.Option(None, help="With --compare: only datasets of this category."),
           format: str = typer.Option("table", "--format", help="table, md or json"),
-          include: Optional[List[Path]] = IncludeOpt) -> None:
+          include: list[Path] | None = IncludeOpt) -> None:
     """List the registered unsupervised bases, or compare them on a results folder."""
     if format not in ("table", "md", "json"):
         raise ConfigError(f"unknown format '{format}'", field="--format", fix="use table, md or json")
     if compare is None:
-        from ..plugins import get_registered
+        from probebank.plugins import get_registered
 
         reg = get_registered(include or [])
         items = [{"name": name, "trainable": bool(getattr(f, "trainable", False)), "settings": _settings(f),
@@ -52,7 +51,8 @@ def bases(compare: Optional[Path] = typer.Option(None, "--compare", help="A resu
             table.add_row(i["name"], "yes" if i["trainable"] else "no", i["settings"], i["about"])
         console.print(table)
         return
-    from ..basis_run import compare as compare_rows, read_basis_records
+    from probebank.bases.run import compare as compare_rows
+    from probebank.bases.run import read_basis_records
 
     rows = compare_rows(read_basis_records(compare), category=category)
     if format == "json":

@@ -6,12 +6,11 @@ here; `--debug` shows the traceback instead.
 from __future__ import annotations
 
 import sys
-from typing import Optional
 
 import typer
 from rich.console import Console
 
-from ..errors import ConfigError
+from probebank.errors import ConfigError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="probebank: probing datasets and k-sparse probes on transformer activations.")
@@ -23,11 +22,11 @@ STATE = {"debug": False}
 IncludeOpt = typer.Option(None, "--include", help="Folder of extra cards and plugin modules (repeatable).")
 
 
-def _csv(value: Optional[str]) -> Optional[list[str]]:
+def parse_csv(value: str | None) -> list[str] | None:
     return [v.strip() for v in value.split(",") if v.strip()] if value else None
 
 
-def _ints(value: Optional[str], option: str) -> Optional[list[int]]:
+def parse_ints(value: str | None, option: str) -> list[int] | None:
     if not value:
         return None
     out: list[int] = []
@@ -46,7 +45,7 @@ def _ints(value: Optional[str], option: str) -> Optional[list[int]]:
     return out
 
 
-def _short(text: str, width: int = 40) -> str:
+def short_text(text: str, width: int = 40) -> str:
     first = text.split(";")[0].split(". ")[0].strip()
     return first if len(first) <= width else first[: width - 1] + "…"
 

@@ -3,22 +3,22 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import List, Optional
+from typing import Any
 
 import typer
 
-from ..errors import ConfigError
-from .common import IncludeOpt, _short, app, console
+from probebank.cli.common import IncludeOpt, app, console, short_text
+from probebank.errors import ConfigError
 
 
 @app.command("list")
 def list_cmd(format: str = typer.Option("table", "--format", help="table or json"),
-             include: Optional[List[Path]] = IncludeOpt) -> None:
+             include: list[Path] | None = IncludeOpt) -> None:
     """List the datasets of the bank (reads cards only; imports no builder code)."""
-    from ..registry import load_catalog
+    from probebank.data.registry import load_catalog
 
-    catalog = load_catalog(include or [], with_plugins=bool(include))
-    items = []
+    catalog = load_catalog(include or [])
+    items: list[dict[str, Any]] = []
     for name in catalog.names():
         card = catalog.entries[name].card
         n_classes = len(card.labels.classes)
@@ -39,31 +39,32 @@ def list_cmd(format: str = typer.Option("table", "--format", help="table or json
         table.add_column(col)
     for i in items:
         table.add_row(i["name"], i["category"], i["version"], i["label_type"] + (" (silver)" if i["silver"] else ""),
-                      str(i["binary_features"]), i["aggregation"], _short(i["license"]))
+                      str(i["binary_features"]), i["aggregation"], short_text(i["license"]))
     console.print(table)
 
 
 @app.command()
-def show(name: str, include: Optional[List[Path]] = IncludeOpt) -> None:
+def show(name: str, include: list[Path] | None = IncludeOpt) -> None:
     """Print one dataset's card."""
     import yaml
-    from ..registry import load_catalog
 
-    entry = load_catalog(include or [], with_plugins=bool(include)).get(name)
+    from probebank.data.registry import load_catalog
+
+    entry = load_catalog(include or []).get(name)
     console.print(f"[bold]{name}[/bold]  ({entry.origin}{', ' + str(entry.card_path) if entry.card_path else ''})")
     print(yaml.safe_dump(entry.card.model_dump(mode="json", exclude_none=True), sort_keys=False, allow_unicode=True))
 
 
 @app.command()
-def build(name: str, limit: Optional[int] = typer.Option(None, help="Max examples per class."),
+def build(name: str, limit: int | None = typer.Option(None, help="Max examples per class."),
           force: bool = typer.Option(False, help="Rebuild even if cached."),
-          include: Optional[List[Path]] = IncludeOpt) -> None:
+          include: list[Path] | None = IncludeOpt) -> None:
     """Build one dataset's examples (fetching its pinned sources) and print their statistics."""
     from collections import Counter
 
-    from ..examples import build_dataset, row_labels
-    from ..plugins import get_registered
-    from ..registry import load_catalog
+    from probebank.data.examples import build_dataset, row_labels
+    from probebank.data.registry import load_catalog
+    from probebank.plugins import get_registered
 
     entry = load_catalog(include or []).get(name)
     built = build_dataset(entry, builders=get_registered(include or []).builders, limit=limit,
@@ -77,9 +78,9 @@ def build(name: str, limit: Optional[int] = typer.Option(None, help="Max example
 
 
 @app.command()
-def schema(name: Optional[str] = typer.Argument(None, help="One schema (default: all).")) -> None:
+def schema(name: str | None = typer.Argument(None, help="One schema (default: all).")) -> None:
     """Print the JSON Schemas of the card, registry, plan, probe config and result record."""
-    from ..schema import SCHEMAS
+    from probebank.cli.schemas import SCHEMAS
 
     if name and name not in SCHEMAS:
         raise ConfigError(f"no schema named '{name}'", field="NAME", fix=f"use one of: {', '.join(SCHEMAS)}")

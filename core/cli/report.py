@@ -2,31 +2,30 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List, Optional
 
 import typer
 
-from ..errors import ConfigError
-from .common import IncludeOpt, app, console, err_console
+from probebank.cli.common import IncludeOpt, app, console, err_console
+from probebank.errors import ConfigError
 
 FORMATS = ("table", "md", "csv", "html")
 
 
 @app.command()
-def leaderboard(folders: List[Path] = typer.Argument(..., help="Results folders (the --out of `probebank run`)."),
+def leaderboard(folders: list[Path] = typer.Argument(..., help="Results folders (the --out of `probebank run`)."),
                 by: str = typer.Option("model", "--by", help="Compare by: model, method, layer or basis."),
-                category: Optional[str] = typer.Option(None, "--category", help="Only this dataset category."),
+                category: str | None = typer.Option(None, "--category", help="Only this dataset category."),
                 metric: str = typer.Option("f1_k1", "--metric", help="Ranking metric: f1_k1, f1_k16, f1_dense, k_auc."),
                 layer_by: str = typer.Option("test", "--layer-by",
                                              help="Pick each feature's best layer on k=1 test F1 (the paper's way) or "
                                                   "on training F1 (never looks at the test rows)."),
                 format: str = typer.Option("table", "--format", help="table, md, csv or html."),
-                out: Optional[Path] = typer.Option(None, "--out", help="Output: a folder for html, a file for md/csv."),
+                out: Path | None = typer.Option(None, "--out", help="Output: a folder for html, a file for md/csv."),
                 neurons: bool = typer.Option(True, help="html: write a neuron card page per k=1 neuron."),
                 gates: bool = typer.Option(True, help="html: show each dataset's quality gates (at the run's limit)."),
-                include: Optional[List[Path]] = IncludeOpt) -> None:
+                include: list[Path] | None = IncludeOpt) -> None:
     """Rank models (or methods, layers, bases) per dataset category: mean and Borda count."""
-    from ..leaderboard import build_leaderboard
+    from probebank.results.leaderboard import build_leaderboard
 
     if format not in FORMATS:
         raise ConfigError(f"unknown format '{format}'", field="--format", fix=f"use one of: {', '.join(FORMATS)}")
@@ -34,12 +33,12 @@ def leaderboard(folders: List[Path] = typer.Argument(..., help="Results folders 
         raise ConfigError("--format html writes a folder of pages", field="--out", fix="add --out SITE/")
     lb = build_leaderboard(folders, by=by, category=category, metric=metric, include=list(include or []),
                            layer_by=layer_by)
-    if format == "html":
-        from ..report import write_site
+    if format == "html" and out is not None:
+        from probebank.report import write_site
 
         gate_results = None
         if gates:
-            from ..gates import gate_tables
+            from probebank.report.gates import gate_tables
             limits = {run.get("limit") for run in lb.results.runs.values()}
             gate_results = gate_tables(sorted({r.provenance.dataset for r in lb.results.records}),
                                        limit=limits.pop() if len(limits) == 1 else None, include=list(include or []))
@@ -47,11 +46,11 @@ def leaderboard(folders: List[Path] = typer.Argument(..., help="Results folders 
         console.print(f"wrote {len(pages)} pages; open {(Path(out) / 'index.html').resolve()}")
         return
     if format == "table":
-        from ..leaderboard_format import render_rich
+        from probebank.results.leaderboard_format import render_rich
         for item in render_rich(lb):
             console.print(item)
         return
-    from ..leaderboard_format import render_csv, render_markdown
+    from probebank.results.leaderboard_format import render_csv, render_markdown
     text = render_markdown(lb) if format == "md" else render_csv(lb)
     if out:
         Path(out).write_text(text, encoding="utf-8")
@@ -64,9 +63,9 @@ def leaderboard(folders: List[Path] = typer.Argument(..., help="Results folders 
 def submit(folder: Path = typer.Argument(..., help="A results folder to check."),
            check: bool = typer.Option(False, "--check", help="Validate the folder for the leaderboard (required)."),
            rebuild: bool = typer.Option(False, help="Rebuild every dataset instead of reading the build cache."),
-           include: Optional[List[Path]] = IncludeOpt) -> None:
+           include: list[Path] | None = IncludeOpt) -> None:
     """Check a results folder against the schema, the registry's dataset hashes and the canonical protocol."""
-    from ..submit import CANONICAL, check_folder
+    from probebank.results.submit import CANONICAL, check_folder
 
     if not check:
         raise ConfigError("only checking is implemented: there is no upload", field="--check",
@@ -94,17 +93,17 @@ def inspect(model: str = typer.Argument(..., help="Model name as recorded in the
             layer: int = typer.Argument(..., help="Layer index."),
             neuron: int = typer.Argument(..., help="Unit index within the site."),
             site: str = typer.Option("mlp", "--site", help="mlp, resid or attn."),
-            results: Optional[List[Path]] = typer.Option(None, "--results",
+            results: list[Path] | None = typer.Option(None, "--results",
                                                          help="Results folders to search for selections "
                                                               "(default: probe records cached by earlier runs)."),
-            datasets: Optional[str] = typer.Option(None, help="Only these datasets (comma-separated)."),
+            datasets: str | None = typer.Option(None, help="Only these datasets (comma-separated)."),
             top: int = typer.Option(8, help="Top-activating examples per dataset.")) -> None:
     """Neuron card: activation histogram per class, top-activating examples, where else it is selected."""
-    from ..neurons import neuron_card, render_text
-    from .common import _csv
+    from probebank.cli.common import parse_csv
+    from probebank.results.neurons import neuron_card, render_text
 
     if site not in ("mlp", "resid", "attn"):
         raise ConfigError(f"unknown site '{site}'", field="--site", fix="use mlp, resid or attn")
-    card = neuron_card(model, layer, neuron, site=site, results=list(results or []), datasets=_csv(datasets), top_n=top)
+    card = neuron_card(model, layer, neuron, site=site, results=list(results or []), datasets=parse_csv(datasets), top_n=top)
     console.print(render_text(card, markup=console.is_terminal), highlight=False,
                   markup=console.is_terminal, soft_wrap=True)

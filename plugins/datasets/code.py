@@ -6,12 +6,12 @@ import keyword
 import random
 import re
 import tokenize
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
+from probebank.data.examples import BuildContext
 from probebank.errors import BuildError
-from probebank.examples import BuildContext
 
 
 def sdist_root(unpacked: Path) -> Path:
@@ -268,7 +268,7 @@ def build_python_tokens(ctx: BuildContext) -> Iterator[dict]:
     for path in paths:
         text = read_code(path)
         tokens = python_tokens(text) if text is not None else None
-        if not tokens:
+        if text is None or not tokens:
             continue
         rel = path.relative_to(root).as_posix()
         all_targets = [t for t in rule(text, tokens) if t[2] in classes]

@@ -5,8 +5,9 @@ import json
 import random
 import re
 from collections import defaultdict
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 from probebank.errors import BuildError
 

@@ -8,15 +8,16 @@ from __future__ import annotations
 import ast
 import json
 from collections import defaultdict
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
+from probebank.data.examples import BuildContext
+from probebank.data.yamlio import load_yaml
 from probebank.errors import BuildError
-from probebank.examples import BuildContext
-from probebank.yamlio import load_yaml
-
-from .entities import cap_per_class, entity_examples, read_json as _json, slug
-from .people import PEOPLE_BUILDERS
+from probebank_plugins.datasets.entities import cap_per_class, entity_examples, slug
+from probebank_plugins.datasets.entities import read_json as _json
+from probebank_plugins.datasets.people import PEOPLE_BUILDERS
 
 SLOT = "{country}"
 

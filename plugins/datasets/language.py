@@ -7,13 +7,13 @@ from __future__ import annotations
 import gzip
 import re
 import unicodedata
+from collections.abc import Iterator
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
-from typing import Iterator
 
+from probebank.data.examples import BuildContext
 from probebank.errors import BuildError
-from probebank.examples import BuildContext
 
 _SPACE = re.compile(r"\s+")
 # Where a piece of text may be cut: after a sentence mark, after a clause mark, after a space.

@@ -4,14 +4,13 @@ from __future__ import annotations
 import json
 import random
 import re
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
+from probebank.data.examples import BuildContext
 from probebank.errors import BuildError
-from probebank.examples import BuildContext
 from probebank.paths import safe_join
-
-from .code import sdist_root
+from probebank_plugins.datasets.code import sdist_root
 
 # A word: a maximal run of letters and digits (underscores, apostrophes and hyphens split words).
 WORD = re.compile(r"[^\W_]+")
@@ -153,7 +152,7 @@ def stripped_tokens(text: str) -> Iterator[tuple[int, int, str]]:
             yield m.start() + left, m.start() + left + len(core), core
 
 
-def digit_label(text: str, start: int, end: int) -> str | None:
+def digit_label(text: str, start: int, end: int) -> str:
     return "has-digit" if any(ch.isdigit() for ch in text[start:end]) else "no-digit"
 
 
@@ -203,7 +202,7 @@ def prose_targets(feature: str, text: str) -> list[tuple[int, int, str]]:
             return []  # an unclosed bracket or quote (passages are cut from longer articles): no reliable labels
         spans = enclosure_spans(text)
         out = []
-        for a, b, w in words:
+        for a, b, _w in words:
             inside = [lab for s, e, lab in spans if s <= a and b <= e]
             if len(set(inside)) <= 1:  # a word both quoted and in parentheses is ambiguous: skipped
                 out.append((a, b, inside[0] if inside else "outside"))

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import gzip
 import re
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 
+from probebank.data.examples import BuildContext
 from probebank.errors import BuildError
-from probebank.examples import BuildContext
-
-from .wordnet import index_lemmas, read_nouns
+from probebank_plugins.datasets.wordnet import index_lemmas, read_nouns
 
 SLOT = "{word}"
 
@@ -118,7 +117,7 @@ def wordnet_compounds(root: Path, min_tagged: int) -> tuple[list[tuple[str, str]
     # index files are lowercased: drop compounds WordNet writes with a capital ("Aegean_Sea")
     capitalised = {lemma.lower() for syn in read_nouns(root).values() for lemma in syn.lemmas
                    if "_" in lemma and lemma != lemma.lower()}
-    pairs = [tuple(lemma.split("_")) for lemma, tagged in nouns.items()
+    pairs = [(lemma.split("_")[0], lemma.split("_")[1]) for lemma, tagged in nouns.items()
              if tagged >= min_tagged and _TWO_WORDS.fullmatch(lemma) and lemma not in capitalised]
     return sorted(pairs), every
 

@@ -8,13 +8,12 @@ labels is dropped.
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
+from probebank.data.examples import BuildContext
 from probebank.errors import BuildError
-from probebank.examples import BuildContext
-
-from .entities import cap_per_class, entity_examples, slug
-from .wordnet import Person, ancestors, people, read_nouns
+from probebank_plugins.datasets.entities import cap_per_class, entity_examples, slug
+from probebank_plugins.datasets.wordnet import Person, ancestors, people, read_nouns
 
 
 def _load(ctx: BuildContext) -> tuple[dict, list[Person]]:

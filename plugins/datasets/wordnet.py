@@ -6,9 +6,9 @@ Shared by the compound-word (syntax) and people (factual) builders. Only the pla
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 from probebank.errors import BuildError
 

@@ -1,0 +1,1 @@
+"""Activations: model layouts and providers, tokenizers, forward passes with hooks, aggregation and the content-addressed activation store."""

@@ -1,0 +1,165 @@
+"""Forward passes with hooks -> aggregated activations in the store.
+
+Work is cut to what is needed: no LM head, the forward stops after the last requested layer,
+causal sequences are cut after their last target token, and batches are grouped by length.
+Rows are written shard by shard, so an interrupted extraction resumes where it stopped and peak
+memory does not grow with the dataset.
+"""
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from probebank.data.align import AlignedExample, AlignmentReport, align_examples
+from probebank.data.examples import BuiltDataset
+from probebank.errors import BuildError, ConfigError
+from probebank.extract.aggregate import BatchIndex, aggregate, build_batch_index, pad_batch, row_spans
+from probebank.extract.capture import capture
+from probebank.extract.loaded import LoadedModel
+from probebank.extract.plan import ExtractionPlan
+from probebank.extract.store import FP16_MAX, ActivationStore, store_key
+from probebank.paths import cache_dir
+
+
+def plan_shards(aligned: list[AlignedExample], aggregation: str, shard_rows: int) -> list[list[AlignedExample]]:
+    """Sort by length (less padding) and cut into shards of about `shard_rows` rows, deterministically."""
+    order = sorted(aligned, key=lambda ex: (len(ex.input_ids), ex.index))
+    shards, current, rows = [], [], 0
+    for ex in order:
+        current.append(ex)
+        rows += len(row_spans(ex, aggregation))
+        if rows >= shard_rows:
+            shards.append(current)
+            current, rows = [], 0
+    if current:
+        shards.append(current)
+    return shards
+
+
+def model_fingerprint(loaded: LoadedModel) -> dict[str, Any]:
+    return {"name": loaded.name, "revision": loaded.revision, "dtype": loaded.dtype}
+
+
+def dataset_fingerprint(built: BuiltDataset) -> dict[str, Any]:
+    return {"name": built.card.name, "version": built.card.version, "content_hash": built.content_hash}
+
+
+def resolve_layers(loaded: LoadedModel, layers: Sequence[int] | None) -> list[int]:
+    if not layers:
+        return list(range(loaded.n_layers))
+    out = sorted({(loaded.n_layers + layer) if layer < 0 else layer for layer in layers})
+    bad = [layer for layer in out if not 0 <= layer < loaded.n_layers]
+    if bad:
+        raise ConfigError(f"layers {bad} do not exist in {loaded.name} ({loaded.n_layers} layers)",
+                          field="--layers", fix=f"use 0..{loaded.n_layers - 1} (negative counts from the end)")
+    return out
+
+
+class ShardBuffers:
+    """Preallocated [n_layers, rows, width] arrays of one shard, filled batch by batch.
+
+    fp16 halves memory and disk; a site whose values leave fp16's range is upgraded to fp32
+    (SmolLM2's residual reaches ~26,000, Gemma-3's ~100,000: beyond fp16's 65,504).
+    """
+
+    def __init__(self, sites: Sequence[str], layers: Sequence[int], widths: dict[str, int], n_rows: int) -> None:
+        self.layer_pos = {layer: i for i, layer in enumerate(layers)}
+        self.arrays = {site: np.empty((len(layers), n_rows, widths[site]), dtype=np.float16) for site in sites}
+        self.pos = 0
+
+    def put(self, site: str, layer: int, rows: torch.Tensor) -> None:
+        target = self.arrays[site]
+        dst = target[self.layer_pos[layer], self.pos:self.pos + rows.shape[0]]
+        if target.dtype == np.float16 and rows.numel():
+            low, high = torch.aminmax(rows)  # one vectorised pass; far cheaper than checking the fp16 copy
+            if max(-float(low), float(high)) >= FP16_MAX:
+                self.arrays[site] = target = target.astype(np.float32)  # out of fp16 range: keep fp32
+                dst = target[self.layer_pos[layer], self.pos:self.pos + rows.shape[0]]
+        torch.from_numpy(dst).copy_(rows)  # converts to the buffer's dtype while copying
+
+    def advance(self, n_rows: int) -> None:
+        self.pos += n_rows
+
+
+def _store_rows(buffers: ShardBuffers, index: BatchIndex, aggregation: str, site: str, layer: int,
+                acts: torch.Tensor) -> None:
+    """The capture hook's reduction: aggregate a layer's activations and copy them into the shard's buffer."""
+    buffers.put(site, layer, aggregate(acts, index, aggregation))
+
+
+def extract(loaded: LoadedModel, built: BuiltDataset, plan: ExtractionPlan, *,
+            store_root: Path | None = None, progress: bool = True,
+            stop_after_shards: int | None = None) -> tuple[ActivationStore, AlignmentReport]:
+    """Extract (or reuse) the activations of one dataset; returns the finished store and the alignment report.
+
+    `stop_after_shards` interrupts on purpose after that many new shards (for tests of resumption).
+    """
+    from tqdm.auto import tqdm
+
+    if (plan.model, plan.dataset) != (loaded.name, built.name):
+        raise ConfigError(f"the plan is for {plan.model} on {plan.dataset}, not {loaded.name} on {built.name}",
+                          field="plan", fix="make the ExtractionPlan with model=loaded.name and dataset=built.name")
+    layers = resolve_layers(loaded, plan.layers)
+    sites = list(dict.fromkeys(plan.sites))
+    parts = {"model": model_fingerprint(loaded), "dataset": dataset_fingerprint(built), "sites": sorted(sites),
+             "layers": layers, "aggregation": plan.aggregation, "max_tokens": plan.max_tokens}
+    store = ActivationStore(store_root or cache_dir("store"), store_key(parts), parts)
+    ds = built.dataset
+    aligned, report = align_examples(loaded.tokenizer, ds["text"], ds["targets"], ds["label"],
+                                     max_tokens=min(plan.max_tokens, loaded.max_positions), causal=loaded.causal)
+    if store.complete:
+        return store, report
+    if not aligned:
+        raise BuildError(f"no target of '{built.name}' survived alignment to {loaded.name}'s tokenizer",
+                         fix="check the target spans and max_tokens in the card")
+    shards = plan_shards(aligned, plan.aggregation, plan.shard_rows)
+    pad_id = loaded.tokenizer.pad_token_id if loaded.tokenizer.pad_token_id is not None else 0
+    total_tokens = sum(len(ex.input_ids) for shard in shards for ex in shard)
+    bar = tqdm(total=total_tokens, desc=f"extract {built.name}", unit="tok", disable=not progress, leave=False)
+    started, new_shards = time.perf_counter(), 0
+    writer, pending = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store-writer"), None
+    try:
+        for si, shard in enumerate(shards):
+            if store.shard_done(si):
+                bar.update(sum(len(ex.input_ids) for ex in shard))
+                continue
+            if stop_after_shards is not None and new_shards >= stop_after_shards:
+                if pending is not None:
+                    pending.result()
+                raise KeyboardInterrupt(f"stopped on purpose after {new_shards} shards")
+            buffers = ShardBuffers(sites, layers, loaded.widths,
+                                   sum(len(row_spans(ex, plan.aggregation)) for ex in shard))
+            meta_parts = []
+            for lo in range(0, len(shard), plan.batch_size):
+                batch = shard[lo:lo + plan.batch_size]
+                ids, mask = pad_batch(batch, pad_id)
+                index = build_batch_index(batch, ids.shape[1], plan.aggregation)
+                # Aggregate inside the hook and copy straight into the shard's fp16 buffer: memory holds
+                # one layer's full activations at a time and nothing is stacked or concatenated later.
+                capture(loaded, ids, mask, sites, layers,
+                        reduce=functools.partial(_store_rows, buffers, index, plan.aggregation))
+                buffers.advance(len(index.flat_last))
+                meta_parts.append(index.meta)
+                bar.update(int(mask.sum()))
+            rows = {k: np.concatenate([m[k] for m in meta_parts]) for k in meta_parts[0]}
+            if pending is not None:
+                pending.result()  # at most one shard in flight, so memory stays bounded
+            # Write on a background thread while the next shard's forward passes run.
+            pending = writer.submit(store.write_shard, si, buffers.arrays, rows)
+            new_shards += 1
+        if pending is not None:
+            pending.result()
+    finally:
+        writer.shutdown(wait=True)  # a finished shard is never lost, even on an interrupt
+        bar.close()
+    store.finalise(len(shards), sites, layers, {
+        "alignment": report.as_dict(), "widths_expected": {s: loaded.widths[s] for s in sites},
+        "extract_seconds": round(time.perf_counter() - started, 3)})
+    return store, report

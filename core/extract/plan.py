@@ -1,0 +1,22 @@
+"""What to extract for one (model, dataset): the extraction plan.
+"""
+from __future__ import annotations
+
+from pydantic import Field
+
+from probebank.contracts import Site
+from probebank.data.schema import Aggregation, Strict
+
+
+class ExtractionPlan(Strict):
+    """What to extract for one (model, dataset). Activations are stored in float16, a site whose values
+    leave float16's range in float32 (probebank.extract.store)."""
+
+    model: str
+    dataset: str
+    sites: list[Site] = Field(default_factory=lambda: list[Site](["mlp"]))
+    layers: list[int] | None = Field(None, description="None = every layer.")
+    aggregation: Aggregation = "mean"
+    max_tokens: int = 256
+    batch_size: int = Field(16, ge=1)
+    shard_rows: int = Field(2048, ge=1, description="Rows per shard (the resumable unit; bounds peak memory).")

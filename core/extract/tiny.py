@@ -1,0 +1,114 @@
+"""Tiny randomly initialised models of each supported family, with offline tokenizers.
+
+For unit tests and smoke runs (`probebank run --model tiny:llama`): no download, < 1 s each.
+"""
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import torch
+
+from probebank.errors import ModelError
+from probebank.extract.loaded import LoadedModel
+
+TINY_FAMILIES: tuple[str, ...] = ("llama", "gpt_neox", "gpt2", "gemma3", "bert")
+
+_WORDS = ("cat dog teacher engineer child river city book ball code garden doctor farmer pilot singer "
+          "painter nurse baker lawyer student Paris Berlin Tokyo Lagos Lima Oslo Cairo Delhi Rome Madrid "
+          "red green blue quick slow happy tired bright dark old new small large early late").split()
+_VERBS = "saw liked found moved wrote read built carried painted opened closed visited".split()
+
+
+def _tiny_corpus() -> list[str]:
+    """A few hundred deterministic template sentences (no third-party text)."""
+    out = []
+    for i in range(360):
+        a, b, c = _WORDS[i % len(_WORDS)], _WORDS[(7 * i + 3) % len(_WORDS)], _WORDS[(13 * i + 5) % len(_WORDS)]
+        v = _VERBS[i % len(_VERBS)]
+        out.append(f"The {a} {v} a {b} near {c} in {1900 + i}, didn't it? x = {i} * 2;")
+    return out
+
+
+@functools.lru_cache(maxsize=4)
+def _tiny_tokenizer_json(kind: str) -> str:
+    """Train a small tokenizer in memory (byte-level BPE for decoders, WordPiece for bert)."""
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+
+    if kind == "wordpiece":
+        tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+        tok.normalizer = normalizers.BertNormalizer(lowercase=True)
+        tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+        tok.decoder = decoders.WordPiece()
+        trainer: Any = trainers.WordPieceTrainer(vocab_size=400, show_progress=False,
+                                            special_tokens=["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"])
+        tok.train_from_iterator(_tiny_corpus(), trainer)
+        tok.post_processor = processors.TemplateProcessing(
+            single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+            special_tokens=[("[CLS]", tok.token_to_id("[CLS]")), ("[SEP]", tok.token_to_id("[SEP]"))])
+    else:
+        tok = Tokenizer(models.BPE())
+        tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+        tok.decoder = decoders.ByteLevel()
+        tok.post_processor = processors.ByteLevel(trim_offsets=True)
+        trainer = trainers.BpeTrainer(vocab_size=512, show_progress=False, special_tokens=["<|endoftext|>"],
+                                      initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+        tok.train_from_iterator(_tiny_corpus(), trainer)
+    return tok.to_str()
+
+
+def tiny_tokenizer(kind: str = "bpe") -> Any:
+    """A fast tokenizer trained offline in memory: "bpe" (byte-level, GPT-2 style) or "wordpiece" (BERT style)."""
+    from tokenizers import Tokenizer
+    from transformers import PreTrainedTokenizerFast
+
+    obj = Tokenizer.from_str(_tiny_tokenizer_json(kind))
+    if kind == "wordpiece":
+        return PreTrainedTokenizerFast(tokenizer_object=obj, unk_token="[UNK]", pad_token="[PAD]",
+                                       cls_token="[CLS]", sep_token="[SEP]", mask_token="[MASK]",
+                                       model_max_length=128)
+    return PreTrainedTokenizerFast(tokenizer_object=obj, bos_token="<|endoftext|>", eos_token="<|endoftext|>",
+                                   unk_token="<|endoftext|>", pad_token="<|endoftext|>", model_max_length=128)
+
+
+def tiny_config(family: str, vocab_size: int, n_layers: int = 4) -> Any:
+    """A tiny config of one family: d_model 64, 4 heads, d_mlp 128 (gpt2/neox: 256)."""
+    import transformers as tf
+
+    common: dict[str, Any] = dict(vocab_size=vocab_size, num_hidden_layers=n_layers, num_attention_heads=4,
+                                  hidden_size=64, max_position_embeddings=128)
+    if family == "llama":
+        return tf.LlamaConfig(**common, intermediate_size=128, num_key_value_heads=2, bos_token_id=0,
+                              eos_token_id=0, pad_token_id=0)
+    if family == "gpt_neox":
+        return tf.GPTNeoXConfig(**common, intermediate_size=256, bos_token_id=0, eos_token_id=0, pad_token_id=0)
+    if family == "gpt2":
+        return tf.GPT2Config(vocab_size=vocab_size, n_embd=64, n_layer=n_layers, n_head=4, n_positions=128,
+                             bos_token_id=0, eos_token_id=0, pad_token_id=0)
+    if family == "gemma3":
+        # A short sliding window so the tiny model exercises both local and global attention layers.
+        return tf.Gemma3TextConfig(**common, intermediate_size=128, num_key_value_heads=1, head_dim=16,
+                                   sliding_window=8, bos_token_id=0, eos_token_id=0, pad_token_id=0,
+                                   layer_types=[("sliding_attention", "full_attention")[i % 2] for i in range(n_layers)])
+    if family == "bert":
+        return tf.BertConfig(**common, intermediate_size=128, pad_token_id=0)
+    raise ModelError(f"no tiny config for family '{family}'", fix=f"use one of: {', '.join(TINY_FAMILIES)}")
+
+
+def tiny_model(family: str, seed: int = 0, n_layers: int = 4) -> LoadedModel:
+    """A tiny randomly initialised model of one family with an offline tokenizer (no download).
+
+    Decoders are built with their LM head (e.g. LlamaForCausalLM) and reduced to the base module,
+    as real checkpoints are; bert is a BertModel. For tests and smoke runs only.
+    """
+    import transformers as tf
+
+    tokenizer = tiny_tokenizer("wordpiece" if family == "bert" else "bpe")
+    config = tiny_config(family, vocab_size=len(tokenizer), n_layers=n_layers)
+    cls = {"llama": tf.LlamaForCausalLM, "gpt_neox": tf.GPTNeoXForCausalLM, "gpt2": tf.GPT2LMHeadModel,
+           "gemma3": tf.Gemma3ForCausalLM, "bert": tf.BertModel}[family]
+    with torch.random.fork_rng(devices=[]):  # seed the init without disturbing the caller's RNG
+        torch.manual_seed(seed)
+        model = cls(config)
+    return LoadedModel.from_module(f"tiny-{family}", model, tokenizer, revision=f"random-init-seed{seed}",
+                                   notes="tiny random-init model for tests (no trained weights)")

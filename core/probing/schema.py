@@ -1,0 +1,108 @@
+"""What probing takes and gives: the probe configuration and one result record with its provenance.
+
+`probebank schema ResultRecord` prints the JSON Schema of a record; a results folder is a file of
+them (probebank.results.records).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field
+
+from probebank.contracts import Site
+from probebank.data.schema import Aggregation, Strict
+from probebank.data.splits import MIN_ROWS_PER_CLASS
+
+DEFAULT_K_GRID = (1, 2, 3, 4, 5, 6, 8, 10, 12, 16, 32, 64, 128, 256)
+
+
+class ProbeConfig(Strict):
+    """How probes are fitted and scored. The train/test split is the card's (`split` in DatasetCard)."""
+
+    methods: list[str] = Field(default_factory=lambda: ["mean_diff"])
+    k_grid: list[int] = Field(default_factory=lambda: list(DEFAULT_K_GRID))
+    dense: bool = True
+    seeds: list[int] = Field(default_factory=lambda: [0])
+    C: float = Field(1.0, gt=0, description="Inverse L2 strength of the logistic regression on the top k.")
+    max_iter: int = Field(1000, ge=10)
+    balance: bool = Field(True, description="Subsample one-vs-rest negatives to the positives' count.")
+    min_rows_per_class: int = Field(MIN_ROWS_PER_CLASS, ge=2)
+
+
+class Metrics(Strict):
+    f1: float
+    accuracy: float
+    precision: float
+    recall: float
+    mcc: float
+    roc_auc: float | None = None
+
+
+class Provenance(Strict):
+    probebank_version: str
+    model: str
+    model_revision: str = Field(description="Revision, or sha256 of the weights file.")
+    model_dtype: str
+    model_notes: str | None = None
+    dataset: str
+    dataset_version: str
+    dataset_hash: str
+    store_key: str | None = None
+
+
+class Controls(Strict):
+    """Evidence that a probe result is real, measured on the same split as the probe (issue 4).
+
+    None means the control was not run for this record.
+    """
+
+    shuffled_f1: float | None = Field(None, description="Same probe trained on labels shuffled across groups.")
+    selectivity: float | None = Field(None, description="f1 - shuffled_f1 (Hewitt & Liang's control task).")
+    rotation_f1: float | None = Field(None, description="Same probe on a random rotation of the same layer.")
+    token_identity_f1: float | None = Field(None, description="Label predicted from the target token id alone.")
+    random_init_f1: float | None = Field(None, description="Same probe on a random-init model of the same architecture.")
+
+
+class SolverReport(Strict):
+    """How an exact (MILP) probe was solved: the proof that comes with an 'optimal' support."""
+
+    solver: str = Field(description="e.g. highs")
+    status: str = Field(description="optimal, time_limit, ...")
+    objective: float
+    bound: float = Field(description="Best proven lower bound on the objective.")
+    gap: float = Field(description="Relative optimality gap (objective - bound) / max(|objective|, eps).")
+    time_s: float
+    time_limited: bool
+    n_candidates: int
+    warm_start: bool = False
+
+
+class ResultRecord(Strict):
+    """One probe result: (model, dataset, feature, site, layer, method, k, seed) with provenance."""
+
+    provenance: Provenance
+    feature: str = Field(description="Positive class of the one-vs-rest probe.")
+    site: Site
+    layer: int
+    aggregation: Aggregation
+    basis: str = "identity"
+    method: str = Field(description="Selection method, or 'dense' for the L2 baseline on all units.")
+    method_params: dict[str, Any] = Field(default_factory=dict)
+    k: int = Field(description="Number of selected units (width of the layer for dense).")
+    seed: int
+    n_train: int
+    n_test: int
+    n_train_pos: int
+    n_test_pos: int
+    metrics: Metrics
+    units: list[int] = Field(default_factory=list, description="Selected unit indices, best first.")
+    coef: list[float] = Field(default_factory=list, description="Coefficients of the selected units.")
+    intercept: float = 0.0
+    wall_time_s: float = 0.0
+    controls: Controls | None = None
+    solver: SolverReport | None = None
+    train_f1: float | None = Field(None, description="F1 of the same probe on its own training rows (to choose "
+                                                      "a layer without looking at the test rows).")
+    basis_key: str | None = Field(None, description="Content key of a trained basis (what it was fit on, how).")
+    basis_flags: list[str] = Field(default_factory=list,
+                                   description="Warnings about the basis, e.g. 'train-overlaps-test'.")

@@ -1,0 +1,79 @@
+"""Statistics over seeds: means with 95% intervals, and the stability of selected units.
+
+Intervals: with two or more seeds, a Student t interval over the per-seed values (each seed is
+a different grouped split, so the interval covers split-to-split variation, the larger source of
+noise in small probing datasets). With one seed there is nothing to spread over, so F1 gets a
+bootstrap interval over the test rows instead: resampling n test rows with replacement is
+exactly a multinomial draw of the four confusion-matrix cells, which the record's counts,
+precision and recall determine, so no per-row predictions need to be stored. Other metrics
+get no interval from a single seed (None).
+"""
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+
+from probebank.metrics import f1_from_counts
+
+CONFIDENCE = 0.95
+N_BOOTSTRAP = 2000
+
+
+def t_interval(values: Sequence[float], confidence: float = CONFIDENCE) -> tuple[float, float | None, float | None]:
+    """(mean, low, high) of the Student t interval for the mean; (mean, None, None) for one value."""
+    from scipy.stats import t
+
+    v = np.asarray([x for x in values if x is not None], dtype=np.float64)
+    if v.size == 0:
+        raise ValueError("no values to average")
+    mean = float(v.mean())
+    if v.size < 2:
+        return mean, None, None
+    half = float(t.ppf(0.5 + confidence / 2.0, v.size - 1) * v.std(ddof=1) / math.sqrt(v.size))
+    return mean, mean - half, mean + half
+
+
+def confusion_from_metrics(n_test: int, n_pos: int, precision: float, recall: float) -> tuple[int, int, int, int]:
+    """(tp, fp, fn, tn) of a binary probe from its test counts, precision and recall."""
+    tp = int(round(recall * n_pos))
+    predicted_pos = int(round(tp / precision)) if precision > 0 else 0
+    fp = max(predicted_pos - tp, 0)
+    fn = n_pos - tp
+    return tp, fp, fn, n_test - tp - fp - fn
+
+
+def bootstrap_f1_interval(tp: int, fp: int, fn: int, tn: int, confidence: float = CONFIDENCE,
+                          n_boot: int = N_BOOTSTRAP, seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap interval of F1 over test rows (multinomial resampling of the cells)."""
+    n = tp + fp + fn + tn
+    if n <= 0:
+        raise ValueError("an empty confusion matrix has no F1")
+    rng = np.random.default_rng(seed)
+    draws = rng.multinomial(n, np.array([tp, fp, fn, tn], dtype=np.float64) / n, size=n_boot)
+    btp, bfp, bfn = draws[:, 0], draws[:, 1], draws[:, 2]
+    f1 = f1_from_counts(btp, bfp, bfn)
+    alpha = (1.0 - confidence) / 2.0
+    lo, hi = np.quantile(f1, [alpha, 1.0 - alpha])
+    return float(lo), float(hi)
+
+
+def jaccard(a: Iterable[int], b: Iterable[int]) -> float:
+    sa, sb = set(a), set(b)
+    return 1.0 if not sa and not sb else len(sa & sb) / len(sa | sb)
+
+
+def mean_pairwise_jaccard(supports: Sequence[Iterable[int]]) -> float | None:
+    """Mean Jaccard similarity over all pairs of supports (None with fewer than two)."""
+    sets = [set(s) for s in supports]
+    if len(sets) < 2:
+        return None
+    pairs = list(itertools.combinations(sets, 2))
+    return float(sum(jaccard(a, b) for a, b in pairs) / len(pairs))
+
+
+def k1_unit_changes(k1_units: Sequence[Sequence[int]]) -> bool:
+    """True when the k=1 unit is not the same for every seed."""
+    return len({tuple(u) for u in k1_units}) > 1

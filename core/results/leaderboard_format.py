@@ -1,0 +1,82 @@
+"""A Leaderboard as text: a rich table for the terminal, Markdown, or CSV (one row per dataset score)."""
+from __future__ import annotations
+
+import csv
+import io
+
+from probebank.results.leaderboard import LAYER_WORD, METRICS, Leaderboard
+
+
+def _f(v: float | None) -> str:
+    return "-" if v is None else f"{v:.3f}"
+
+
+DATASET_COLUMNS = ("dataset", "category", "entry", "features", "F1 k=1", "F1 k=16", "F1 dense", "k-AUC", "selectivity")
+RANK_COLUMNS = ("category", "entry", "datasets", "mean", "rank (mean)", "Borda", "rank (Borda)")
+
+
+def _dataset_cells(lb: Leaderboard) -> list[list[str]]:
+    return [[d.dataset, d.category, d.entry, str(d.n_features), _f(d.f1_k1), _f(d.f1_k16), _f(d.f1_dense),
+             _f(d.k_auc), _f(d.selectivity)] for d in sorted(lb.datasets, key=lambda d: (d.category, d.dataset, d.entry))]
+
+
+def _rank_cells(lb: Leaderboard) -> list[list[str]]:
+    rows = []
+    for cr in lb.rankings:
+        for r in cr.rows:
+            rows.append([cr.category, r.entry, str(r.n_datasets), _f(r.mean), str(r.mean_rank), f"{r.borda:g}",
+                         str(r.borda_rank)])
+    return rows
+
+
+def _refusals(lb: Leaderboard) -> list[str]:
+    return [f"{cr.category}: not ranked: {'; '.join(cr.refused)}" for cr in lb.rankings if cr.refused]
+
+
+def render_markdown(lb: Leaderboard) -> str:
+    def table(cols, rows) -> list[str]:
+        return ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)] + ["| " + " | ".join(r) + " |" for r in rows]
+
+    picked = LAYER_WORD[lb.layer_by]
+    lines = [f"Ranking by {lb.by}, metric {METRICS[lb.metric]} (best layer per feature, picked on {picked} "
+             "k=1 F1; mean over features and "
+             "then over the category's datasets; Borda: one point per entry beaten on a dataset, half per tie).", ""]
+    lines += table(RANK_COLUMNS, _rank_cells(lb))
+    for why in _refusals(lb):
+        lines += ["", f"- {why}"]
+    lines += ["", "Per dataset (k-AUC: area under F1 against log2 k, divided by the log2 k span):", ""]
+    lines += table(DATASET_COLUMNS, _dataset_cells(lb))
+    return "\n".join(lines) + "\n"
+
+
+def render_csv(lb: Leaderboard) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["kind", *DATASET_COLUMNS, "rank (mean)", "Borda", "rank (Borda)"])
+    for cells in _dataset_cells(lb):
+        w.writerow(["dataset", *cells, "", "", ""])
+    for cr in lb.rankings:
+        for r in cr.rows:
+            w.writerow(["category", "", cr.category, r.entry, "", _f(r.mean) if lb.metric == "f1_k1" else "",
+                        _f(r.mean) if lb.metric == "f1_k16" else "", _f(r.mean) if lb.metric == "f1_dense" else "",
+                        _f(r.mean) if lb.metric == "k_auc" else "", "", r.mean_rank, f"{r.borda:g}", r.borda_rank])
+        if cr.refused:
+            w.writerow(["refused", "", cr.category, "; ".join(cr.refused), "", "", "", "", "", "", "", "", ""])
+    return buf.getvalue()
+
+
+def render_rich(lb: Leaderboard) -> list:
+    from rich.table import Table
+
+    ranks = Table(title=f"ranking by {lb.by} ({METRICS[lb.metric]}, mean and Borda per category)")
+    for col in RANK_COLUMNS:
+        ranks.add_column(col, justify="left" if col in ("category", "entry") else "right")
+    for cells in _rank_cells(lb):
+        ranks.add_row(*cells)
+    per_ds = Table(title=f"per dataset: best layer per feature (picked on {LAYER_WORD[lb.layer_by]} k=1 F1), "
+                         "mean over features")
+    for col in DATASET_COLUMNS:
+        per_ds.add_column(col, justify="left" if col in ("dataset", "category", "entry") else "right")
+    for cells in _dataset_cells(lb):
+        per_ds.add_row(*cells)
+    return [per_ds, ranks] + [f"[yellow]{why}[/yellow]" for why in _refusals(lb)]

@@ -1,0 +1,244 @@
+"""The summary table of a results folder: per feature, the best layer and its figures with 95% intervals.
+"""
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Iterable
+from pathlib import Path
+
+from probebank.probing import kcurve, stats
+from probebank.probing.schema import ResultRecord
+
+
+def _mean(values: list[float]) -> float:
+    return sum(values) / len(values)
+
+
+# Per-seed metrics of a summary row: each gets a mean and a 95% interval (probebank.stats).
+F1_METRICS = ("f1_k1", "f1_k16", "f1_dense")
+
+
+METRICS = F1_METRICS + ("selectivity_k1", "shuffled_k1", "rotation_k1", "token_identity_f1", "random_init_k1",
+                        "auc_log2k", "k95", "gap_k1", "gain_1_8", "n_mono")
+
+
+NON_PROBE_METHODS = ("dense", "single_unit")  # baselines and signals, not selection methods
+
+
+def _seed_metrics(curve: dict[int, ResultRecord], dense: ResultRecord | None,
+                  single: ResultRecord | None) -> dict[str, float | None]:
+    """Every summary metric of one (feature, layer, seed) from its records."""
+    f1 = {k: r.metrics.f1 for k, r in curve.items()}
+    d = dense.metrics.f1 if dense else None
+    c1 = curve[1].controls if 1 in curve else None
+    token = next((r.controls.token_identity_f1 for r in curve.values() if r.controls), None)
+    return {
+        "f1_k1": f1.get(1), "f1_k16": f1.get(16), "f1_dense": d,
+        "selectivity_k1": c1.selectivity if c1 else None, "shuffled_k1": c1.shuffled_f1 if c1 else None,
+        "rotation_k1": c1.rotation_f1 if c1 else None, "token_identity_f1": token,
+        "random_init_k1": c1.random_init_f1 if c1 else None,
+        "auc_log2k": kcurve.auc_log2k(f1), "k95": kcurve.k_reaching(f1, d), "gap_k1": kcurve.k1_gap(f1, d),
+        "gain_1_8": kcurve.gain(f1, 1, 8),
+        "n_mono": float(single.method_params.get("n_units", 0)) if single else None,
+    }
+
+
+def _interval(name: str, values: list[float | None], records: list[ResultRecord | None]) -> tuple:
+    """(mean, low, high): t interval over seeds; with one seed a bootstrap over test rows for F1."""
+    vals = [v for v in values if v is not None]
+    if not vals:
+        return None, None, None
+    mean, lo, hi = stats.t_interval(vals)
+    if lo is None and name in F1_METRICS and len(values) == 1 and records[0] is not None:
+        r = records[0]
+        cells = stats.confusion_from_metrics(r.n_test, r.n_test_pos, r.metrics.precision, r.metrics.recall)
+        lo, hi = stats.bootstrap_f1_interval(*cells, seed=r.seed)
+    return mean, lo, hi
+
+
+def _k1_mean(seeds: dict[int, dict[int, ResultRecord]]) -> float:
+    """Mean k=1 test F1 over the seeds of one layer (0 when no seed has k=1)."""
+    vals = [c[1].metrics.f1 for c in seeds.values() if 1 in c]
+    return _mean(vals) if vals else 0.0
+
+
+def _layer_by_train(by_layer: dict[int, dict[int, dict[int, ResultRecord]]]) -> int | None:
+    """The layer with the best mean k=1 *training* F1 (ties: earlier layer); None without train F1s."""
+    scores = {}
+    for layer, seeds in by_layer.items():
+        vals = [c[1].train_f1 for c in seeds.values() if 1 in c and c[1].train_f1 is not None]
+        if vals:
+            scores[layer] = _mean(vals)
+    return max(scores, key=lambda layer: (scores[layer], -layer)) if scores else None
+
+
+def summarise(records: list[ResultRecord], method: str | None = None) -> list[dict]:
+    """Per (model, dataset, feature, site, basis, method): the layer with the best mean k=1 F1 and its figures.
+
+    Every metric is averaged over seeds with a 95% interval (`<metric>_ci`, see probebank.stats).
+    The best layer is picked on test F1, as Gurnee et al. report it (an optimistic choice: with
+    30 layers the maximum of noisy test F1s is biased upwards; the interval does not cover that).
+    So each row also has the layer picked on the probes' *training* F1 (`layer_by_train`, mean
+    k=1 train F1 over seeds) and the test k=1 F1 there (`f1_k1_by_train`, with its interval): a
+    figure that never looked at the test rows. `layer_optimism` = f1_k1 - f1_k1_by_train.
+    Also: k-curve summaries (probebank.kcurve), the k=1 -> 8 gain at every layer (`gain_1_8_by_layer`),
+    the stability of the supports across seeds (mean pairwise Jaccard at k=16, and whether the
+    k=1 unit changes), and the number of units that alone reach F1 >= 0.9 (`n_mono`).
+    """
+    Key = tuple
+    curves: dict[Key, dict[int, dict[int, dict[int, ResultRecord]]]] = defaultdict(
+        lambda: defaultdict(lambda: defaultdict(dict)))          # key -> layer -> seed -> k -> record
+    dense: dict[tuple, ResultRecord] = {}                        # (base, layer, seed) -> record
+    single: dict[tuple, ResultRecord] = {}
+    for r in records:
+        base = (r.provenance.model, r.provenance.dataset, r.feature, r.site, r.basis)
+        if r.method in NON_PROBE_METHODS:
+            (dense if r.method == "dense" else single)[base + (r.layer, r.seed)] = r
+            continue
+        if method and r.method != method:
+            continue
+        curves[base + (r.method,)][r.layer][r.seed][r.k] = r
+    rows = []
+    for key, by_layer in sorted(curves.items()):
+        base = key[:5]
+
+        best_layer = max(by_layer, key=lambda layer, b=by_layer: (_k1_mean(b[layer]), -layer))
+        by_train = _layer_by_train(by_layer)
+        seeds = sorted(by_layer[best_layer])
+        per_seed = {s: _seed_metrics(by_layer[best_layer][s], dense.get(base + (best_layer, s)),
+                                     single.get(base + (best_layer, s))) for s in seeds}
+        row: dict = {"model": key[0], "dataset": key[1], "feature": key[2], "site": key[3], "basis": key[4],
+                     "method": key[5], "best_layer": best_layer, "seeds": len(seeds)}
+        f1_records = {"f1_k1": [by_layer[best_layer][s].get(1) for s in seeds],
+                      "f1_k16": [by_layer[best_layer][s].get(16) for s in seeds],
+                      "f1_dense": [dense.get(base + (best_layer, s)) for s in seeds]}
+        for name in METRICS:
+            mean, lo, hi = _interval(name, [per_seed[s][name] for s in seeds], f1_records.get(name, [None]))
+            row[name] = mean
+            row[name + "_ci"] = None if lo is None else [lo, hi]
+        row["layer_by_train"] = by_train
+        row["f1_k1_by_train"] = row["f1_k1_by_train_ci"] = row["layer_optimism"] = None
+        if by_train is not None:
+            recs = [c.get(1) for c in by_layer[by_train].values()]
+            mean, lo, hi = _interval("f1_k1", [r.metrics.f1 if r else None for r in recs], recs)
+            row["f1_k1_by_train"] = mean
+            row["f1_k1_by_train_ci"] = None if lo is None else [lo, hi]
+            if mean is not None and row["f1_k1"] is not None:
+                row["layer_optimism"] = row["f1_k1"] - mean
+        k1_units = [by_layer[best_layer][s][1].units for s in seeds if 1 in by_layer[best_layer][s]]
+        row["units_k1"] = k1_units[0] if k1_units else []
+        row["k1_unit_changes"] = stats.k1_unit_changes(k1_units) if len(k1_units) > 1 else False
+        k_stab = max((k for k in by_layer[best_layer][seeds[0]] if k <= 16), default=None)
+        row["jaccard_k"] = k_stab
+        row["jaccard"] = stats.mean_pairwise_jaccard(
+            [by_layer[best_layer][s][k_stab].units for s in seeds if k_stab in by_layer[best_layer][s]])
+        gains = {}
+        for layer in sorted(by_layer):
+            g = [kcurve.gain({k: r.metrics.f1 for k, r in c.items()}) for c in by_layer[layer].values()]
+            g = [v for v in g if v is not None]
+            gains[layer] = _mean(g) if g else None
+        row["gain_1_8_by_layer"] = gains
+        row["layers"] = len(by_layer)
+        rows.append(row)
+    return rows
+
+
+# (column title, row key, kind) of the tables; kind "f" = value with interval, "k" = integer k
+COLUMNS = (("F1 k=1", "f1_k1", "f"), ("F1 k=1 layer by train", "f1_k1_by_train", "f"),
+           ("F1 k=16", "f1_k16", "f"), ("F1 dense", "f1_dense", "f"),
+           ("select. k=1", "selectivity_k1", "f"), ("rotation k=1", "rotation_k1", "f"),
+           ("token id", "token_identity_f1", "f"), ("rand-init k=1", "random_init_k1", "f"),
+           ("AUC log2k", "auc_log2k", "f"), ("k@95% dense", "k95", "k"), ("gap k=1", "gap_k1", "f"),
+           ("gain 1->8", "gain_1_8", "f"), ("units F1>=.9", "n_mono", "k"))
+
+
+def _cell(row: dict, key: str, kind: str, with_ci: bool = True) -> str:
+    """'mean±half-width of the 95% interval' (with_ci=False: the mean only, for the narrow terminal)."""
+    v = row.get(key)
+    if v is None:
+        return "-"
+    ci = row.get(key + "_ci") if with_ci else None
+    half = None if not ci else (ci[1] - ci[0]) / 2
+    if kind == "k":
+        text = f"{v:.0f}" if float(v).is_integer() else f"{v:.1f}"
+        return text if half is None else f"{text}±{half:.1f}"
+    return f"{v:.3f}" if half is None else f"{v:.3f}±{half:.3f}"
+
+
+def _stability(row: dict) -> str:
+    j = row.get("jaccard")
+    text = "-" if j is None else f"{j:.2f}"
+    return text + (" k1 changes" if row.get("k1_unit_changes") else "")
+
+
+def _columns(rows: list[dict]) -> list[tuple[str, str, str]]:
+    """Drop the columns no row has a value for (e.g. controls off, no --random-init)."""
+    return [c for c in COLUMNS if any(r.get(c[1]) is not None for r in rows)] or list(COLUMNS[:3])
+
+
+def render_summary(rows: list[dict], title: str = "probebank results") -> object:
+    from rich.table import Table
+
+    seeds = max((r.get("seeds", 1) for r in rows), default=1)
+    table = Table(title=f"{title}\n(means over {seeds} seed(s); 95% intervals in summary.md and --format md/json)",
+                  show_lines=False)
+    cols = _columns(rows)
+    for col, just in (("dataset", "left"), ("feature", "left"), ("method", "left"), ("layer", "right")):
+        table.add_column(col, justify=just)
+    for title_, _, _ in cols:
+        table.add_column(title_.replace(" ", "\n"), justify="right", no_wrap=True)
+    table.add_column("Jaccard", justify="right")
+    table.add_column("neuron\n(k=1)", justify="right")
+    for r in rows:
+        method = r["method"] if r.get("basis", "identity") == "identity" else f"{r['method']}@{r['basis']}"
+        table.add_row(r["dataset"], r["feature"], method, f"{r['site']} {r['best_layer']}",
+                      *[_cell(r, key, kind, with_ci=False) for _, key, kind in cols], _stability(r),
+                      ",".join(str(u) for u in r["units_k1"]) or "-")
+    return table
+
+
+def certificates(records: Iterable[ResultRecord]) -> str | None:
+    """One line on the exact (milp) probes' certificates, or None when no record has a solver report."""
+    reps = [r.solver for r in records if r.solver is not None]
+    if not reps:
+        return None
+    proven = [s for s in reps if s.status == "optimal"]
+    times = sorted(s.time_s for s in reps)
+    solvers = ", ".join(sorted({s.solver for s in reps}))
+    line = (f"exact probes ({solvers}): {len(reps)} solves, {len(proven)} proven optimal"
+            + (f" (max gap {max(s.gap for s in proven):.1e})" if proven else "")
+            + f", median {times[len(times) // 2]:.3f} s, max {times[-1]:.2f} s")
+    limited = len(reps) - len(proven)
+    if limited:
+        worst = max(s.gap for s in reps if s.status != "optimal")
+        line += f"; {limited} stopped by the time limit (largest proven gap {worst:.1e})"
+    return line
+
+
+def write_summary_markdown(rows: list[dict], path: Path, footer: str | None = None) -> None:
+    cols = _columns(rows)
+    head = ["model", "dataset", "feature", "site", "basis", "method", "best layer", "layer by train", "seeds"]
+    head += [c[0] for c in cols] + ["Jaccard", "neuron (k=1)"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        cells = [r["model"], r["dataset"], r["feature"], r["site"], r.get("basis", "identity"), r["method"],
+                 str(r["best_layer"]), "-" if r.get("layer_by_train") is None else str(r["layer_by_train"]),
+                 str(r.get("seeds", 1))]
+        cells += [_cell(r, key, kind) for _, key, kind in cols]
+        cells += [_stability(r), ",".join(map(str, r["units_k1"])) or "-"]
+        lines.append("| " + " | ".join(cells) + " |")
+    note = ("\nValues are means over seeds ± half the 95% interval (t over seeds; with one seed a bootstrap "
+            "over test rows for F1). best layer = the layer with the best mean test k=1 F1, as the paper "
+            "reports it; F1 k=1 layer by train = test k=1 F1 at the layer picked on training F1, which never "
+            "saw the test rows (their difference is the optimism of picking on test). "
+            "select. = F1 - shuffled-label F1; k@95% dense = smallest k reaching "
+            "95% of the dense F1; Jaccard = mean pairwise Jaccard of the k=16 supports across seeds. "
+            "See docs/controls.md.\n")
+    if footer:
+        note += f"\n{footer}\n"
+    path.write_text("\n".join(lines) + "\n" + note, encoding="utf-8")
+
+
+def summary_json(rows: list[dict]) -> str:
+    return json.dumps(rows, indent=1)

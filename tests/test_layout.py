@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-CORE = Path(__file__).resolve().parents[1] / "core"
+ROOT = Path(__file__).resolve().parents[1]
+CORE = ROOT / "core"
 MAX_LINES = 400
 
 # Layers, bottom first: a module may import its own layer and the layers below it.
@@ -170,3 +171,17 @@ def test_public_api_names_resolve() -> None:
     checking = next(n for n in ast.parse(source).body if isinstance(n, ast.If) and "TYPE_CHECKING" in ast.unparse(n.test))
     typed = {a.asname or a.name for node in ast.walk(checking) if isinstance(node, ast.ImportFrom) for a in node.names}
     assert typed == set(probebank.__all__) - {"__version__"}  # type checkers see every exported name
+
+
+def test_every_sub_package_ships_in_the_wheel() -> None:
+    """pyproject lists packages by hand (package-dir maps core -> probebank): a new folder must be listed."""
+    import tomllib
+
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    listed = set(config["packages"])
+    on_disk = set()
+    for folder, name in (("core", "probebank"), ("plugins", "probebank_plugins")):
+        for init in (ROOT / folder).rglob("__init__.py"):
+            parts = init.parent.relative_to(ROOT / folder).parts
+            on_disk.add(".".join((name, *parts)))
+    assert on_disk - listed == set(), "add these to [tool.setuptools] packages in pyproject.toml"

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import inspect
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import typer
@@ -11,7 +12,7 @@ from probebank.cli.common import IncludeOpt, app, console
 from probebank.errors import ConfigError
 
 
-def _settings(factory: object) -> str:
+def _settings(factory: Callable[..., object]) -> str:
     """The keyword settings of a basis factory, with defaults (width and seed are given by the run)."""
     try:
         sig = inspect.signature(factory)
@@ -38,7 +39,7 @@ def bases(compare: Path | None = typer.Option(None, "--compare", help="A results
         from probebank.plugins import get_registered
 
         reg = get_registered(include or [])
-        items = [{"name": name, "trainable": bool(getattr(f, "trainable", False)), "settings": _settings(f),
+        items: list[dict[str, str]] = [{"name": name, "trainable": "yes" if getattr(f, "trainable", False) else "no", "settings": _settings(f),
                   "about": (inspect.getdoc(f) or "").split("\n")[0]} for name, f in sorted(reg.bases.items())]
         if format == "json":
             print(json.dumps(items, indent=1))
@@ -48,7 +49,7 @@ def bases(compare: Path | None = typer.Option(None, "--compare", help="A results
         for col in ("name", "fit", "settings (name:key=value)", "about"):
             table.add_column(col)
         for i in items:
-            table.add_row(i["name"], "yes" if i["trainable"] else "no", i["settings"], i["about"])
+            table.add_row(i["name"], i["trainable"], i["settings"], i["about"])
         console.print(table)
         return
     from probebank.bases.run import compare as compare_rows

@@ -138,13 +138,13 @@ def _class_counts(built: BuiltDataset) -> dict[str, int]:
 def _min_examples(built: BuiltDataset, counts: dict[str, int]) -> GateResult:
     card = built.card
     minimum = card.min_per_class if built.limit is None else min(card.min_per_class, built.limit)
-    smallest = min(counts, key=counts.get)
+    smallest = min(counts, key=counts.__getitem__)
     return GateResult("min_examples", counts[smallest], f">= {minimum}", counts[smallest] >= minimum,
                       detail=f"smallest class '{smallest}'")
 
 
 def _class_balance(counts: dict[str, int]) -> GateResult:
-    lo, hi = min(counts, key=counts.get), max(counts, key=counts.get)
+    lo, hi = min(counts, key=counts.__getitem__), max(counts, key=counts.__getitem__)
     ratio = counts[lo] / counts[hi] if counts[hi] else 0.0
     detail = (f"every class {counts[lo]}" if counts[lo] == counts[hi]
               else f"'{lo}' {counts[lo]} / '{hi}' {counts[hi]}")
@@ -206,7 +206,7 @@ def _shortcuts(built: BuiltDataset, rows: dict[str, np.ndarray]) -> list[GateRes
             out.append(GateResult(gate, None, f"< {SHORTCUT_F1_MAX}", False,
                                   detail="no feature has enough rows on both sides of the split"))
             continue
-        worst = max(per, key=per.get)
+        worst = max(per, key=per.__getitem__)
         out.append(GateResult(gate, per[worst], f"< {SHORTCUT_F1_MAX}", per[worst] < SHORTCUT_F1_MAX,
                               detail=f"worst feature '{worst}'", per_feature=per))
     return out

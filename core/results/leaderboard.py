@@ -258,9 +258,8 @@ def dataset_scores(features: Sequence[FeatureScore]) -> list[DatasetScore]:
         groups[(f.entry, f.dataset)].append(f)
     out = []
     for (entry, dataset), fs in sorted(groups.items()):
-        out.append(DatasetScore(entry, dataset, fs[0].category, len(fs),
-                                *(_mean(getattr(f, m) for f in fs) for m in ("f1_k1", "f1_k16", "f1_dense", "k_auc")),
-                                selectivity=_mean(f.selectivity for f in fs)))
+        means = {m: _mean(getattr(f, m) for f in fs) for m in ("f1_k1", "f1_k16", "f1_dense", "k_auc", "selectivity")}
+        out.append(DatasetScore(entry, dataset, fs[0].category, len(fs), **means))
     return out
 
 
@@ -319,8 +318,10 @@ def rank_categories(scores: Sequence[DatasetScore], metric: str = "f1_k1") -> li
         if refused:
             out.append(CategoryRanking(category, sorted(datasets), [], refused))
             continue
-        means = {e: sum(datasets[d][e] for d in datasets) / len(datasets) for e in entries}
-        points = borda({d: {e: v for e, v in per.items()} for d, per in datasets.items()})
+        # every value is known here: a missing or None one refused the category above
+        known = {d: {e: float(v) for e, v in per.items() if v is not None} for d, per in datasets.items()}
+        means = {e: sum(known[d][e] for d in known) / len(known) for e in entries}
+        points = borda(known)
         mean_ranks, borda_ranks = _ranks(means), _ranks(points)
         rows = [RankRow(e, len(datasets), means[e], mean_ranks[e], points[e], borda_ranks[e]) for e in entries]
         rows.sort(key=lambda r: (r.mean_rank, r.borda_rank, r.entry))
@@ -343,7 +344,7 @@ def dataset_categories(names: Iterable[str], include: Sequence[Path] = ()) -> di
     """Category of each dataset from the registry; datasets the registry does not know get '-'."""
 
     catalog = load_catalog(list(include))
-    out = {}
+    out: dict[str, str] = {}
     for name in names:
         try:
             out[name] = catalog.get(name).card.category

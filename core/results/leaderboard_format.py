@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Iterable, Sequence
 
 from probebank.results.leaderboard import LAYER_WORD, METRICS, Leaderboard
 
@@ -34,7 +35,7 @@ def _refusals(lb: Leaderboard) -> list[str]:
 
 
 def render_markdown(lb: Leaderboard) -> str:
-    def table(cols, rows) -> list[str]:
+    def table(cols: Sequence[str], rows: Iterable[Sequence[str]]) -> list[str]:
         return ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)] + ["| " + " | ".join(r) + " |" for r in rows]
 
     picked = LAYER_WORD[lb.layer_by]

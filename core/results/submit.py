@@ -93,7 +93,7 @@ def registry_hashes(include: Sequence[Path] = (), rebuild: bool = False) -> Hash
 def _card_aggregations(names: set[str], include: Sequence[Path]) -> dict[str, str]:
 
     catalog = load_catalog(list(include))
-    out = {}
+    out: dict[str, str] = {}
     for name in names:
         try:
             out[name] = catalog.get(name).card.aggregation

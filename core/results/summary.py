@@ -6,6 +6,7 @@ import json
 from collections import defaultdict
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Literal
 
 from probebank.probing import kcurve, stats
 from probebank.probing.schema import ResultRecord
@@ -86,8 +87,7 @@ def summarise(records: list[ResultRecord], method: str | None = None) -> list[di
     the stability of the supports across seeds (mean pairwise Jaccard at k=16, and whether the
     k=1 unit changes), and the number of units that alone reach F1 >= 0.9 (`n_mono`).
     """
-    Key = tuple
-    curves: dict[Key, dict[int, dict[int, dict[int, ResultRecord]]]] = defaultdict(
+    curves: dict[tuple, dict[int, dict[int, dict[int, ResultRecord]]]] = defaultdict(
         lambda: defaultdict(lambda: defaultdict(dict)))          # key -> layer -> seed -> k -> record
     dense: dict[tuple, ResultRecord] = {}                        # (base, layer, seed) -> record
     single: dict[tuple, ResultRecord] = {}
@@ -103,7 +103,7 @@ def summarise(records: list[ResultRecord], method: str | None = None) -> list[di
     for key, by_layer in sorted(curves.items()):
         base = key[:5]
 
-        best_layer = max(by_layer, key=lambda layer, b=by_layer: (_k1_mean(b[layer]), -layer))
+        best_layer = max(by_layer, key=lambda layer, b=by_layer: (_k1_mean(b[layer]), -layer))  # type: ignore[misc]
         by_train = _layer_by_train(by_layer)
         seeds = sorted(by_layer[best_layer])
         per_seed = {s: _seed_metrics(by_layer[best_layer][s], dense.get(base + (best_layer, s)),
@@ -136,8 +136,8 @@ def summarise(records: list[ResultRecord], method: str | None = None) -> list[di
         gains = {}
         for layer in sorted(by_layer):
             g = [kcurve.gain({k: r.metrics.f1 for k, r in c.items()}) for c in by_layer[layer].values()]
-            g = [v for v in g if v is not None]
-            gains[layer] = _mean(g) if g else None
+            known = [v for v in g if v is not None]
+            gains[layer] = _mean(known) if known else None
         row["gain_1_8_by_layer"] = gains
         row["layers"] = len(by_layer)
         rows.append(row)
@@ -184,7 +184,9 @@ def render_summary(rows: list[dict], title: str = "probebank results") -> object
     table = Table(title=f"{title}\n(means over {seeds} seed(s); 95% intervals in summary.md and --format md/json)",
                   show_lines=False)
     cols = _columns(rows)
-    for col, just in (("dataset", "left"), ("feature", "left"), ("method", "left"), ("layer", "right")):
+    columns: tuple[tuple[str, Literal["left", "right"]], ...] = (
+        ("dataset", "left"), ("feature", "left"), ("method", "left"), ("layer", "right"))
+    for col, just in columns:
         table.add_column(col, justify=just)
     for title_, _, _ in cols:
         table.add_column(title_.replace(" ", "\n"), justify="right", no_wrap=True)

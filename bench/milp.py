@@ -1,4 +1,4 @@
-"""Benchmark: exact k-sparse probes (probebank.milp) per (dataset, feature, layer), k = 1..8.
+"""Benchmark: exact k-sparse probes (probebank.probing.exact) per (dataset, feature, layer), k = 1..8.
 
     python bench/milp.py                                  # stores under $PROBEBANK_CACHE/store + synthetic
     python bench/milp.py --datasets language-udhr --layers 12 --features 2 --time-limit 5

@@ -4,7 +4,7 @@
     python bench/probe.py --layers 6 --repeats 1
     python bench/probe.py --store CACHE/store/KEY --feature 3   # real activations of one stored dataset
 
-The fast path is probebank.probe.sweep_feature (rank once, standardise once, Newton
+The fast path is probebank.probing.sweep.sweep_feature (rank once, standardise once, Newton
 solver with warm starts, the dense probe solved in the row span through the n x n Gram
 matrix, metrics from one confusion matrix).
 The reference is the loop the paper's code runs: for every k, re-rank the units by mean

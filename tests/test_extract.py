@@ -173,8 +173,7 @@ def test_stored_mean_equals_manual_mean_of_captured_tokens(tmp_path: Path) -> No
 
     loaded = tiny_model("gpt_neox")
     built = _toy_built(tmp_path, aggregation="mean")
-    plan = ExtractionPlan(model=loaded.name, dataset=built.name, layers=[1], aggregation="mean", batch_size=8,
-                          dtype="float16")
+    plan = ExtractionPlan(model=loaded.name, dataset=built.name, layers=[1], aggregation="mean", batch_size=8)
     store, _ = extract(loaded, built, plan, store_root=tmp_path / "s", progress=False)
     rows = store.rows()
     stored = np.asarray(store.layer("mlp", 1), dtype=np.float32)

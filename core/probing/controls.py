@@ -18,7 +18,7 @@ Each control is measured on the probe's own split (same rows, same method, same 
   Haar-distributed), one per (layer width, site, layer); the probe runs on X @ Q. If single units
   beat the rotated basis at small k, the neuron basis is privileged (Gurnee et al. 2023).
 - token identity: the label predicted from the target token id alone
-  (probebank.shortcuts.categorical_shortcut_f1). For mean- or max-pooled rows the stored token
+  (probebank.data.shortcuts.categorical_shortcut_f1). For mean- or max-pooled rows the stored token
   is only the last token of a multi-token span, so the baseline is not defined: None.
 - `single_unit_f1`: every unit alone as a threshold classifier (best threshold on train, both
   directions), scored on test, vectorised over all units: how many neurons alone reach F1 >= 0.9.

@@ -280,7 +280,7 @@ def _dataset_html(name: str, lb: Leaderboard, gates: GatesArg, include: Sequence
 
 # ---- neuron pages -----------------------------------------------------------------------------------
 def neuron_html(card: Any, dataset_pages: set[str] | None = None) -> str:
-    """HTML of a probebank.neurons.NeuronCard; datasets link to their pages when in `dataset_pages` (None: all)."""
+    """HTML of a probebank.results.neurons.NeuronCard; datasets link to their pages when in `dataset_pages` (None: all)."""
     def ds_link(name: str) -> str:
         if dataset_pages is None or name in dataset_pages:
             return f'<a href="{dataset_page(name)}">{escape(name)}</a>'

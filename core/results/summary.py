@@ -16,7 +16,7 @@ def _mean(values: list[float]) -> float:
     return sum(values) / len(values)
 
 
-# Per-seed metrics of a summary row: each gets a mean and a 95% interval (probebank.stats).
+# Per-seed metrics of a summary row: each gets a mean and a 95% interval (probebank.probing.stats).
 F1_METRICS = ("f1_k1", "f1_k16", "f1_dense")
 
 
@@ -77,13 +77,13 @@ def _layer_by_train(by_layer: dict[int, dict[int, dict[int, ResultRecord]]]) -> 
 def summarise(records: list[ResultRecord], method: str | None = None) -> list[dict]:
     """Per (model, dataset, feature, site, basis, method): the layer with the best mean k=1 F1 and its figures.
 
-    Every metric is averaged over seeds with a 95% interval (`<metric>_ci`, see probebank.stats).
+    Every metric is averaged over seeds with a 95% interval (`<metric>_ci`, see probebank.probing.stats).
     The best layer is picked on test F1, as Gurnee et al. report it (an optimistic choice: with
     30 layers the maximum of noisy test F1s is biased upwards; the interval does not cover that).
     So each row also has the layer picked on the probes' *training* F1 (`layer_by_train`, mean
     k=1 train F1 over seeds) and the test k=1 F1 there (`f1_k1_by_train`, with its interval): a
     figure that never looked at the test rows. `layer_optimism` = f1_k1 - f1_k1_by_train.
-    Also: k-curve summaries (probebank.kcurve), the k=1 -> 8 gain at every layer (`gain_1_8_by_layer`),
+    Also: k-curve summaries (probebank.probing.kcurve), the k=1 -> 8 gain at every layer (`gain_1_8_by_layer`),
     the stability of the supports across seeds (mean pairwise Jaccard at k=16, and whether the
     k=1 unit changes), and the number of units that alone reach F1 >= 0.9 (`n_mono`).
     """

@@ -288,7 +288,7 @@ def best_subset_squares(Z: np.ndarray, y: np.ndarray, k: int, *, C: float = 1.0,
                         problem: SquaresProblem | None = None) -> MilpResult:
     """The best k columns of Z for the balanced ridge least-squares probe, with a proven gap.
 
-    Returns a probebank.milp.MilpResult (solver "leaps-bnb"); `rounds` counts search nodes.
+    Returns a probebank.probing.exact.result.MilpResult (solver "leaps-bnb"); `rounds` counts search nodes.
     """
 
     t0 = time.perf_counter()

@@ -29,7 +29,7 @@ def _inside(folder: Path, path: Path) -> Path:
     return real
 
 
-def find_files(folder: Path) -> tuple[Path, Path | None]:
+def find_files(folder: str | Path) -> tuple[Path, Path | None]:
     folder = Path(folder).expanduser().resolve()
     if not folder.is_dir():
         raise BasisError("SAE folder not found", file=folder,

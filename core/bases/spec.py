@@ -44,8 +44,8 @@ def make_basis(spec: BasisSpec, factories: Mapping[str, Callable[..., Basis]], *
     unknown = [k for k in kwargs if k not in names]
     takes = ", ".join(names) or "no settings"
     if unknown and not _takes_any(factory):
-        what = "a folder path" if unknown == ["path"] else f"setting {', '.join(repr(u) for u in unknown)}"
-        raise BasisError(f"basis '{spec.name}' has no {what}", field="--bases",
+        what = "takes no folder path" if unknown == ["path"] else f"has no setting {', '.join(map(repr, unknown))}"
+        raise BasisError(f"basis '{spec.name}' {what}", field="--bases",
                          fix=f"'{spec.name}' takes: {takes} (`probebank bases` lists them)")
     if "random_state" in names and "random_state" not in kwargs:
         kwargs["random_state"] = random_state

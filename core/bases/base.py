@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.metaestimators import available_if
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils.validation import check_array, check_is_fitted
 from typing_extensions import Self
 
 from probebank.errors import BasisError
@@ -99,15 +99,18 @@ class BasisEstimator(TransformerMixin, BaseEstimator):
 
     # ---- helpers --------------------------------------------------------------------------------
     def _check_input(self, X: Any, *, fitted: bool, allow_empty: bool = False) -> np.ndarray:
-        X = np.asarray(X, dtype=np.float32)
-        if X.ndim != 2:
-            raise ValueError(f"{type(self).__name__} expects a 2-D array [n_rows, width], got shape {X.shape}")
-        if not allow_empty and not fitted and X.shape[0] == 0:
-            raise ValueError(f"{type(self).__name__}.fit needs at least one row")
+        """X as a finite 2-D float32 array (no copy when it already is one), of the fitted width."""
+        X = check_array(X, dtype=np.float32, ensure_min_samples=0 if allow_empty else 1)
         if fitted and X.shape[1] != self.n_features_in_:
-            raise ValueError(f"X has {X.shape[1]} features, but {type(self).__name__} was fitted on "
-                             f"{self.n_features_in_}")
+            raise ValueError(f"X has {X.shape[1]} features, but {type(self).__name__} is expecting "
+                             f"{self.n_features_in_} features as input")
         return X
+
+    def __sklearn_tags__(self) -> Any:  # scikit-learn >= 1.6
+        tags = super().__sklearn_tags__()
+        if tags.transformer_tags is not None:
+            tags.transformer_tags.preserves_dtype = ["float32"]  # codes are float32 whatever the input
+        return tags
 
     def _bad(self, setting: str, value: Any, expected: str) -> None:
         raise BasisError(f"basis '{self.name}': {setting} must be {expected}, got {value!r}", field="--bases",

@@ -44,6 +44,7 @@ class DictionaryBasis(BasisEstimator):
                                          batch_size=self.batch_size, max_iter=self.max_iter,
                                          random_state=self.random_state, fit_algorithm="cd")
         dl.fit(self._prep(X))
+        self.n_iter_ = int(dl.n_iter_)
         self.D_ = dl.components_.astype(np.float32)
 
     def _encode(self, X: np.ndarray) -> np.ndarray:

@@ -135,6 +135,7 @@ class ICABasis(_LinearFitBasis):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)  # a partial rotation is still a basis
             ica.fit(X.astype(np.float64))
+        self.n_iter_ = int(ica.n_iter_)
         self.mean_ = ica.mean_.astype(np.float32)
         self.W_ = ica.components_.T.astype(np.float32).copy()   # unmixing: sources = (X - mean) @ W
         self.D_ = ica.mixing_.T.astype(np.float32).copy()       # X ~ sources @ mixing.T + mean

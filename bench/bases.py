@@ -46,10 +46,10 @@ def main() -> None:
     sae_encode = time.perf_counter() - t
 
     t = time.perf_counter()
-    pca = PCABasis(args.width).fit(X)
+    pca = PCABasis().fit(X)
     pca_fit = time.perf_counter() - t
     t = time.perf_counter()
-    pca.encode(X)
+    pca.transform(X)
     pca_encode = time.perf_counter() - t
 
     per_m = 1e6 / (args.tokens * args.epochs)

@@ -118,9 +118,15 @@ class SelectionMethod(Protocol):
 class Basis(Protocol):
     """An unsupervised basis: a scikit-learn transformer from a layer's activations to codes.
 
-    `fit(X)` learns (a no-op when `trainable` is False), `transform(X)` encodes and, where the
-    basis can, `inverse_transform(codes)` decodes. Settings are constructor parameters (`width`,
-    `random_state`, then the basis's own), so a basis composes in a scikit-learn Pipeline.
+    Settings are constructor keywords, stored unchanged (`random_state` where the basis is random;
+    a run passes its seed unless the spec sets one), so `get_params`, `clone` and a Pipeline work.
+    `fit(X)` learns from activations [n_rows, width], returns self and sets fitted attributes with a
+    trailing underscore (`n_features_in_` always); a basis with `trainable = False` needs no data
+    and is fitted on an empty array of the layer's width. `transform(X)` gives the codes and, where
+    the basis decodes, `inverse_transform(codes)` the reconstruction. A trainable basis also has
+    `get_state()` / `set_state(arrays)` (its fitted arrays by name: the basis store saves them as
+    safetensors, never pickle), and may have `check_params()`, which a run calls before the model
+    loads to reject bad settings. probebank.bases.base.BasisEstimator provides all of this.
     """
 
     name: ClassVar[str]
@@ -129,6 +135,8 @@ class Basis(Protocol):
     def fit(self, X: Any, y: Any = None) -> Basis: ...
 
     def transform(self, X: Any) -> np.ndarray: ...
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]: ...
 
 
 class RegisterDataset(Protocol):

@@ -57,5 +57,5 @@ def register_methods(register: RegisterMethod) -> None:
 
 @hookspec
 def register_bases(register: RegisterBasis) -> None:
-    """Register unsupervised bases: register(name, factory), factory(width=..., random_state=..., **params) ->
-    a scikit-learn transformer (fit / transform / inverse_transform)."""
+    """Register unsupervised bases: register(name, factory), factory(**settings) -> a scikit-learn
+    transformer (fit / transform / inverse_transform; contracts.Basis), e.g. a BasisEstimator subclass."""

@@ -14,6 +14,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from probebank.bases.run import BASES_FILE, BasisRun
+from probebank.bases.spec import make_basis
 from probebank.contracts import Site
 from probebank.data.examples import BuiltDataset, build_dataset
 from probebank.data.registry import Catalog, load_catalog
@@ -149,7 +150,7 @@ def _probe(store: ActivationStore, built: BuiltDataset, provenance: Provenance, 
 
 
 def check_before_loading(config: RunConfig, registered: Registered) -> tuple[dict[str, Selector], list[Spec]]:
-    """Everything that can be checked without the model: methods and their settings, bases, the --out path."""
+    """Everything that can be checked without the model: methods, bases and their settings, the --out path."""
     try:
         selectors = resolve_methods(config.methods, registered.methods)
     except ValueError as exc:
@@ -160,10 +161,8 @@ def check_before_loading(config: RunConfig, registered: Registered) -> tuple[dic
     for selector in selectors.values():
         selector.check_params()
     specs = parse_specs(config.bases, option="--bases", example="identity,pca,sae-topk:k=16")
-    unknown = [s.name for s in specs if s.name not in registered.bases]
-    if unknown:
-        raise ConfigError(f"unknown basis {', '.join(unknown)}", field="--bases",
-                          fix=f"use one of: {', '.join(sorted(registered.bases))} (`probebank bases` lists them)")
+    for spec in specs:  # builds each basis unfitted (cheap): unknown names, settings and values fail here
+        make_basis(spec, registered.bases)
     out = Path(config.out)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"{out} is a file, not a folder", file=out, field="--out",

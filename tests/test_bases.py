@@ -44,16 +44,16 @@ def _planted_sparse(n: int, width: int, atoms: int, active: int, seed: int) -> t
 def test_each_builtin_fits_encodes_decodes_with_right_shapes(name: str, tmp_path: Path) -> None:
     X = _low_rank()
     spec = parse_spec(SMALL.get(name, name))
-    fb = fit_or_load(spec, make_basis(spec, BUILTIN_BASES, width=32), {"t": name}, lambda: X, BasisStore(tmp_path))
-    codes = fb.basis.encode(X[:50])
+    fb = fit_or_load(spec, make_basis(spec, BUILTIN_BASES), {"t": name}, lambda: X, BasisStore(tmp_path), width=32)
+    codes = fb.basis.transform(X[:50])
     expected_units = {"ica": 8, "dictionary": 24, "sae-topk": 64}.get(name, 32)
     assert codes.shape == (50, expected_units) and codes.dtype == np.float32
-    recon = fb.basis.decode(codes)
+    recon = fb.basis.inverse_transform(codes)
     assert recon.shape == (50, 32)
     if name in ("identity", "random-rotation", "pca"):
         assert fvu(X[:50], recon) < 1e-4  # complete bases reconstruct exactly
     if name == "random-rotation":
-        Q = fb.basis.Q
+        Q = fb.basis.rotation_
         assert np.allclose(Q.T @ Q, np.eye(32), atol=1e-4) and not np.allclose(Q, np.eye(32), atol=0.1)
     if name == "sae-topk":
         assert ((codes != 0).sum(1) <= 4).all()
@@ -63,11 +63,11 @@ def test_pca_and_ica_explain_low_rank_data_and_more_components_help(tmp_path: Pa
     X = _low_rank(rank=4)
     for spec in ("pca:n_components=4", "ica:n_components=4"):
         s = parse_spec(spec)
-        fb = fit_or_load(s, make_basis(s, BUILTIN_BASES, width=32), {}, lambda: X, BasisStore(tmp_path))
-        assert fvu(X, fb.basis.decode(fb.basis.encode(X))) < 0.01, spec
+        fb = fit_or_load(s, make_basis(s, BUILTIN_BASES), {}, lambda: X, BasisStore(tmp_path), width=32)
+        assert fvu(X, fb.basis.inverse_transform(fb.basis.transform(X))) < 0.01, spec
     s = parse_spec("pca:n_components=2")
-    two = fit_or_load(s, make_basis(s, BUILTIN_BASES, width=32), {}, lambda: X, BasisStore(tmp_path)).basis
-    assert fvu(X, two.decode(two.encode(X))) > 0.2  # rank 4 data: two components cannot explain it
+    two = fit_or_load(s, make_basis(s, BUILTIN_BASES), {}, lambda: X, BasisStore(tmp_path), width=32).basis
+    assert fvu(X, two.inverse_transform(two.transform(X))) > 0.2  # rank 4 data: two components cannot explain it
 
 
 def test_topk_sae_recovers_planted_sparse_directions_better_than_random() -> None:
@@ -90,7 +90,7 @@ def test_fitted_basis_is_stored_content_addressed_and_reused(tmp_path: Path, mon
     store = BasisStore(tmp_path)
     spec = parse_spec("sae-topk:expansion=1:k=4:epochs=1:batch_size=256")
     parts = {"model": "m", "revision": "r", "site": "mlp", "layer": 3, "corpus": "abc"}
-    first = fit_or_load(spec, make_basis(spec, BUILTIN_BASES, width=32), parts, lambda: X, store)
+    first = fit_or_load(spec, make_basis(spec, BUILTIN_BASES), parts, lambda: X, store)
     assert not first.reused and (tmp_path / first.key / "arrays.safetensors").is_file()
     assert not list(tmp_path.rglob("*.pkl")) and not list(tmp_path.rglob("*.pickle"))
 
@@ -98,27 +98,28 @@ def test_fitted_basis_is_stored_content_addressed_and_reused(tmp_path: Path, mon
         raise AssertionError("trained again although the key is the same")
 
     cls = BUILTIN_BASES["sae-topk"]
-    monkeypatch.setattr(cls, "fit", lambda self, X: no_training())
-    second = fit_or_load(spec, make_basis(spec, BUILTIN_BASES, width=32), parts, no_training, store)
+    monkeypatch.setattr(cls, "fit", lambda self, X, y=None: no_training())
+    second = fit_or_load(spec, make_basis(spec, BUILTIN_BASES), parts, no_training, store)
     assert second.reused and second.key == first.key
-    assert np.allclose(second.basis.encode(X[:20]), first.basis.encode(X[:20]), atol=1e-5)
+    assert np.allclose(second.basis.transform(X[:20]), first.basis.transform(X[:20]), atol=1e-5)
     # Another corpus, layer or setting is another key (and would train).
     for change in ({"corpus": "xyz"}, {"layer": 4}):
         with pytest.raises(AssertionError, match="trained again"):
-            fit_or_load(spec, make_basis(spec, BUILTIN_BASES, width=32), {**parts, **change}, no_training, store)
+            fit_or_load(spec, make_basis(spec, BUILTIN_BASES), {**parts, **change}, no_training, store)
     other = parse_spec("sae-topk:expansion=1:k=5:epochs=1:batch_size=256")
     with pytest.raises(AssertionError, match="trained again"):
-        fit_or_load(other, make_basis(other, BUILTIN_BASES, width=32), parts, no_training, store)
+        fit_or_load(other, make_basis(other, BUILTIN_BASES), parts, no_training, store)
 
 
 def test_safetensors_sae_folder_round_trips_and_rejects_wrong_shapes(tmp_path: Path) -> None:
     X, _ = _planted_sparse(n=1000, width=16, atoms=20, active=2, seed=2)
     weights, _ = train_topk_sae(X, TopKTrainConfig(d_sae=32, k=4, epochs=1, batch_size=100), progress=False)
     folder = save_sae_folder(weights, tmp_path / "my-sae")
-    basis = make_basis(parse_spec(f"sae:{folder}"), BUILTIN_BASES, width=16)
-    assert np.allclose(basis.encode(X[:30]), weights.encode(X[:30]), atol=1e-5)
-    assert np.allclose(basis.decode(basis.encode(X[:30])), weights.decode(weights.encode(X[:30])), atol=1e-5)
-    fb = fit_or_load(parse_spec(f"sae:{folder}"), basis, {}, None)
+    basis = make_basis(parse_spec(f"sae:{folder}"), BUILTIN_BASES)
+    fb = fit_or_load(parse_spec(f"sae:{folder}"), basis, {}, None, width=16)
+    assert np.allclose(basis.transform(X[:30]), weights.encode(X[:30]), atol=1e-5)
+    assert np.allclose(basis.inverse_transform(basis.transform(X[:30])), weights.decode(weights.encode(X[:30])),
+                       atol=1e-5)
     assert fb.key and len(fb.key) == 24  # keyed by the weights file's hash
 
     with pytest.raises(BasisError) as err:  # an SAE of another layer width
@@ -171,9 +172,9 @@ def test_spec_parsing_and_unknown_basis() -> None:
     assert parse_spec("sae-topk:k=16:expansion=2").kwargs() == {"expansion": 2, "k": 16}
     assert parse_spec("sae:/a/b").path == "/a/b" and parse_spec("pca").label == "pca"
     with pytest.raises(BasisError, match="unknown basis 'pcaa'"):
-        make_basis(parse_spec("pcaa"), BUILTIN_BASES, width=4)
-    with pytest.raises(BasisError, match="does not take these settings"):
-        make_basis(parse_spec("pca:bogus=1"), BUILTIN_BASES, width=4)
+        make_basis(parse_spec("pcaa"), BUILTIN_BASES)
+    with pytest.raises(BasisError, match="basis 'pca' has no setting 'bogus'.*takes: n_components, random_state"):
+        make_basis(parse_spec("pca:bogus=1"), BUILTIN_BASES)
 
 
 def test_run_with_bases_writes_records_and_metrics_per_basis(bank, tmp_path: Path, monkeypatch) -> None:
@@ -217,8 +218,8 @@ def test_trained_bases_are_flagged_when_training_text_overlaps_a_test_text(tmp_p
     run.overlap = OverlapIndex.of(corpus)
     X = _low_rank(n=200)
     for spec in run.specs:
-        run.fitted[(spec.label, "mlp", 0)] = fit_or_load(spec, make_basis(spec, BUILTIN_BASES, width=32),
-                                                         {}, lambda: X, BasisStore(tmp_path))
+        run.fitted[(spec.label, "mlp", 0)] = fit_or_load(spec, make_basis(spec, BUILTIN_BASES),
+                                                         {}, lambda: X, BasisStore(tmp_path), width=32)
     texts = ["He said Queequeg was a native of Rokovoko, an island far away to the West and South.",
              "A clean sentence about something else entirely, written for the test."]
     built = SimpleNamespace(dataset={"text": texts})

@@ -86,9 +86,9 @@ def corpus_texts(n_tokens: int = DEFAULT_TOKENS, chars_per_token: float = 4.0, p
 
 def build_corpus(texts: Sequence[str], max_tokens: int = 128) -> BuiltDataset:
     """A hidden BuiltDataset of the corpus texts (every token a target), cached by content."""
+    from datasets.arrow_dataset import Dataset
+    from datasets.load import load_from_disk
     from datasets.utils.logging import disable_progress_bar
-
-    from datasets import Dataset, load_from_disk
 
     disable_progress_bar()
     card = corpus_card(max_tokens)

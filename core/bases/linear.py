@@ -2,69 +2,68 @@
 """
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
+from probebank.bases.base import BasisEstimator
 
-class IdentityBasis:
-    """Units are the model's own neurons: encode is the identity."""
+
+class IdentityBasis(BasisEstimator):
+    """Units are the model's own neurons: transform is the identity."""
 
     name = "identity"
     trainable = False
 
-    def __init__(self, width: int | None = None, seed: int = 0) -> None:
-        self.width = width
+    def __init__(self) -> None:
+        pass
 
-    def fit(self, activations: np.ndarray) -> IdentityBasis:
-        return self
+    def _fit(self, X: np.ndarray) -> None:
+        pass
 
-    def encode(self, activations: np.ndarray) -> np.ndarray:
-        return activations
+    def _encode(self, X: np.ndarray) -> np.ndarray:
+        return X
 
-    def decode(self, codes: np.ndarray) -> np.ndarray:
+    def _decode(self, codes: np.ndarray) -> np.ndarray:
         return codes
 
-    def params(self) -> dict:
-        return {}
 
+class RandomRotationBasis(BasisEstimator):
+    """A seeded random orthogonal matrix (QR of a Gaussian): the neurons' random-basis control.
 
-class RandomRotationBasis:
-    """A seeded random orthogonal matrix (QR of a Gaussian): the neurons' random-basis control."""
+    fit reads only the width of X; `rotation_` is Haar-distributed (signs fixed by diag(R)).
+    """
 
     name = "random-rotation"
     trainable = False
+    fitted_arrays = ("rotation_",)
 
-    def __init__(self, width: int, seed: int = 0) -> None:
-        rng = np.random.default_rng(seed)
+    def __init__(self, random_state: int = 0) -> None:
+        self.random_state = random_state
+
+    def _fit(self, X: np.ndarray) -> None:
+        width = X.shape[1]
+        rng = np.random.default_rng(self.random_state)
         q, r = np.linalg.qr(rng.standard_normal((width, width)))
-        self.Q = (q * np.sign(np.diag(r))).astype(np.float32)  # sign fix: Haar-distributed
-        self.seed = seed
+        self.rotation_ = (q * np.sign(np.diag(r))).astype(np.float32)  # sign fix: Haar-distributed
 
-    def encode(self, X: np.ndarray) -> np.ndarray:
-        return np.asarray(X, np.float32) @ self.Q
+    def _encode(self, X: np.ndarray) -> np.ndarray:
+        return X @ self.rotation_
 
-    def decode(self, codes: np.ndarray) -> np.ndarray:
-        return np.asarray(codes, np.float32) @ self.Q.T
-
-    def params(self) -> dict:
-        return {"seed": self.seed}
+    def _decode(self, codes: np.ndarray) -> np.ndarray:
+        return codes @ self.rotation_.T
 
 
-class _LinearFitBasis:
-    """Shared encode/decode for bases that learn codes = (X - mean) @ W and X ~ codes @ D + mean."""
+class _LinearFitBasis(BasisEstimator):
+    """Shared transform for bases that learn codes = (X - mean) @ W and X ~ codes @ D + mean."""
 
-    trainable = True
+    fitted_arrays = ("mean_", "W_", "D_")
 
-    def encode(self, X: np.ndarray) -> np.ndarray:
-        return (np.asarray(X, np.float32) - self.mean_) @ self.W_
+    def _encode(self, X: np.ndarray) -> np.ndarray:
+        return (X - self.mean_) @ self.W_
 
-    def decode(self, codes: np.ndarray) -> np.ndarray:
-        return np.asarray(codes, np.float32) @ self.D_ + self.mean_
-
-    def state(self) -> dict[str, np.ndarray]:
-        return {"mean": self.mean_, "W": self.W_, "D": self.D_}
-
-    def load_state(self, arrays: dict[str, np.ndarray]) -> None:
-        self.mean_, self.W_, self.D_ = arrays["mean"], arrays["W"], arrays["D"]
+    def _decode(self, codes: np.ndarray) -> np.ndarray:
+        return codes @ self.D_ + self.mean_
 
 
 class PCABasis(_LinearFitBasis):
@@ -72,23 +71,25 @@ class PCABasis(_LinearFitBasis):
 
     Fitted by an eigendecomposition of the covariance (one n x d^2 product, then a d x d eigh),
     several times faster than an SVD of the data when tokens far outnumber the width.
+    `random_state` is accepted for a uniform interface; the fit is deterministic.
     """
 
     name = "pca"
 
-    def __init__(self, width: int, seed: int = 0, n_components: int | None = None) -> None:
-        self.width, self.seed, self.n_components = width, seed, n_components
+    def __init__(self, n_components: int | None = None, random_state: int = 0) -> None:
+        self.n_components = n_components
+        self.random_state = random_state
 
-    def params(self) -> dict:
-        return {"n_components": self.n_components, "seed": self.seed}
+    def check_params(self) -> None:
+        super().check_params()
+        self._positive_int("n_components", allow_none=True)
 
-    def fit(self, X: np.ndarray) -> PCABasis:
-        X = np.asarray(X, np.float32)
+    def _fit(self, X: np.ndarray) -> None:
         mean = X.mean(0, dtype=np.float64)
         centred = X - mean.astype(np.float32)
         cov = (centred.T @ centred).astype(np.float64) / max(X.shape[0] - 1, 1)
         values, vectors = np.linalg.eigh(cov)
-        n = min(self.n_components or self.width, X.shape[1])
+        n = min(self.n_components or X.shape[1], X.shape[1])
         order = np.argsort(values)[::-1][:n]
         components = vectors[:, order].T
         # Deterministic signs (as scikit-learn): the largest |loading| of each component is positive.
@@ -97,42 +98,44 @@ class PCABasis(_LinearFitBasis):
         self.mean_ = mean.astype(np.float32)
         self.W_ = np.ascontiguousarray(components.T, dtype=np.float32)
         self.D_ = np.ascontiguousarray(components, dtype=np.float32)
-        return self
 
 
 class ICABasis(_LinearFitBasis):
     """FastICA (PCA-whitened, then rotated to maximise non-Gaussianity).
 
     Defaults are sized for a 2-core CPU: 128 components (FastICA's cost grows with the square of
-    the component count) fitted on at most 10,000 training rows (a seeded subsample).
+    the component count; capped at the width and the row count) fitted on at most 10,000
+    training rows (a seeded subsample).
     """
 
     name = "ica"
 
-    def __init__(self, width: int, seed: int = 0, n_components: int = 128, max_iter: int = 200,
-                 tol: float = 1e-3, max_rows: int = 10_000) -> None:
-        self.width, self.seed = width, seed
-        self.n_components, self.max_iter, self.tol = min(n_components, width), max_iter, tol
+    def __init__(self, n_components: int = 128, max_iter: int = 200, tol: float = 1e-3, max_rows: int = 10_000,
+                 random_state: int = 0) -> None:
+        self.n_components = n_components
+        self.max_iter = max_iter
+        self.tol = tol
         self.max_rows = max_rows
+        self.random_state = random_state
 
-    def params(self) -> dict:
-        return {"n_components": self.n_components, "max_iter": self.max_iter, "tol": self.tol,
-                "max_rows": self.max_rows, "seed": self.seed}
+    def check_params(self) -> None:
+        super().check_params()
+        self._positive_int("n_components", "max_iter", "max_rows")
+        self._positive_float("tol")
 
-    def fit(self, X: np.ndarray) -> ICABasis:
-        import warnings
-
+    def _fit(self, X: np.ndarray) -> None:
         from sklearn.decomposition import FastICA
         from sklearn.exceptions import ConvergenceWarning
 
         if X.shape[0] > self.max_rows:
-            X = X[np.random.default_rng(self.seed).choice(X.shape[0], self.max_rows, replace=False)]
-        ica = FastICA(n_components=min(self.n_components, X.shape[0]), whiten="unit-variance",
-                      whiten_solver="eigh", max_iter=self.max_iter, tol=self.tol, random_state=self.seed)
+            X = X[np.random.default_rng(self.random_state).choice(X.shape[0], self.max_rows, replace=False)]
+        n = min(self.n_components, X.shape[1], X.shape[0])
+        ica = FastICA(n_components=n, whiten="unit-variance", whiten_solver="eigh", max_iter=self.max_iter,
+                      tol=self.tol, random_state=self.random_state)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)  # a partial rotation is still a basis
             ica.fit(X.astype(np.float64))
+        self.n_iter_ = int(ica.n_iter_)
         self.mean_ = ica.mean_.astype(np.float32)
         self.W_ = ica.components_.T.astype(np.float32).copy()   # unmixing: sources = (X - mean) @ W
         self.D_ = ica.mixing_.T.astype(np.float32).copy()       # X ~ sources @ mixing.T + mean
-        return self

@@ -67,6 +67,7 @@ class BasisRun:
             def get() -> np.ndarray:
                 nonlocal corpus_store
                 if corpus_store is None:
+                    assert built is not None  # training() is only handed out when there is a corpus
                     log(f"bases: extracting the training corpus ({len(texts)} passages) ...")
                     plan = ExtractionPlan(model=loaded.name, dataset=built.name, sites=list(sites), layers=list(layers),
                                           aggregation="each", max_tokens=built.card.max_tokens)
@@ -79,11 +80,12 @@ class BasisRun:
             width = loaded.widths[site]
             for layer in layers:
                 for spec in parsed:
-                    basis = make_basis(spec, factories, width=width, seed=seed)
+                    basis = make_basis(spec, factories, random_state=seed)
                     key_parts = {"model": loaded.name, "revision": loaded.revision, "dtype": loaded.dtype,
                                  "site": site, "layer": layer, "corpus": run.corpus_hash,
                                  "rows": TRAINING_ROWS_RULE}
-                    fb = fit_or_load(spec, basis, key_parts, training(site, layer) if built else None, store)
+                    fb = fit_or_load(spec, basis, key_parts, training(site, layer) if built else None, store,
+                                     width=width)
                     if fb.key is not None:
                         how = "reused" if fb.reused else f"fitted in {fb.meta.get('fit_seconds', 0):.1f} s"
                         log(f"bases: {spec.label} {site} L{layer} {how} ({fb.key})")
@@ -93,7 +95,7 @@ class BasisRun:
     # ---- probing --------------------------------------------------------------------------
     def encoders(self) -> dict[str, Callable[[str, int, np.ndarray], np.ndarray]]:
         def encoder(label: str) -> Callable[[str, int, np.ndarray], np.ndarray]:
-            return lambda site, layer, X: self.fitted[(label, site, layer)].basis.encode(X)
+            return lambda site, layer, X: self.fitted[(label, site, layer)].basis.transform(X)
         return {spec.label: encoder(spec.label) for spec in self.specs}
 
     def probe_key(self, key: str) -> str:
@@ -136,7 +138,7 @@ class BasisRun:
         method = cfg.methods[0]
         for (label, site, layer), fb in self.fitted.items():
             X = np.asarray(store.layer(site, layer), dtype=np.float32)
-            codes = np.asarray(fb.basis.encode(X), dtype=np.float32)
+            codes = np.asarray(fb.basis.transform(X), dtype=np.float32)
             per_feature: dict[str, list[float]] = {}
             for sp in splits:
                 _, _, f1 = best_single_unit(codes[sp.train], sp.y_train, codes[sp.test], sp.y_test)
@@ -156,7 +158,7 @@ class BasisRun:
                 best_unit_f1_mean=float(np.mean(list(best.values()))) if best else 0.0,
                 coverage_80=coverage(list(best.values()), 0.8), coverage_90=coverage(list(best.values()), 0.9),
                 dead_fraction=dead, always_on_fraction=always,
-                fvu=fvu(X, fb.basis.decode(codes)) if fb.can_decode else None,
+                fvu=fvu(X, fb.basis.inverse_transform(codes)) if fb.can_decode else None,
                 train_rows=fb.meta.get("n_train"), fit_seconds=fb.meta.get("fit_seconds")))
         return out
 
@@ -218,15 +220,15 @@ def compare(records: Sequence[BasisRecord], category: str | None = None) -> list
     for r in records:
         if category is None or r.category == category:
             groups.setdefault((r.basis, r.site), []).append(r)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for (basis, site), rs in groups.items():
         def mean(vals: list[float | None]) -> float | None:
-            vals = [v for v in vals if v is not None]
-            return float(np.mean(vals)) if vals else None
+            given = [v for v in vals if v is not None]
+            return float(np.mean(given)) if given else None
         rows.append({"basis": basis, "site": site, "n": len(rs), "units": int(np.median([r.n_units for r in rs])),
                      "f1_k1": mean([r.f1_at_k.get(1) for r in rs]), "best_unit_f1": mean([r.best_unit_f1_mean for r in rs]),
                      "coverage_80": mean([r.coverage_80 for r in rs]), "coverage_90": mean([r.coverage_90 for r in rs]),
                      "dead": mean([r.dead_fraction for r in rs]), "always_on": mean([r.always_on_fraction for r in rs]),
                      "fvu": mean([r.fvu for r in rs]), "flags": sorted({f for r in rs for f in r.basis_flags})})
-    rows.sort(key=lambda r: (r["site"], -(r["f1_k1"] if r["f1_k1"] is not None else -1)))
+    rows.sort(key=lambda r: (str(r["site"]), -(float(r["f1_k1"]) if r["f1_k1"] is not None else -1.0)))
     return rows

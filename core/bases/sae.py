@@ -12,6 +12,7 @@ The input scale is folded into the saved weights, so they apply to raw activatio
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -95,18 +96,16 @@ class TrainReport:
 
 def train_topk_sae(X: np.ndarray, cfg: TopKTrainConfig, *, progress: bool = True) -> tuple[SAEWeights, TrainReport]:
     """Train a TopK SAE on activations X [n, d_in]; returns weights for raw activations."""
-    import time
-
     import torch
     from tqdm.auto import tqdm
 
     started = time.perf_counter()
     gen = torch.Generator().manual_seed(cfg.seed)
-    X = torch.as_tensor(np.asarray(X, np.float32))
-    n, d_in = X.shape
+    raw = torch.as_tensor(np.asarray(X, np.float32))
+    n, d_in = raw.shape
     # Scale so that the mean squared norm is d_in: the lr and init then suit any layer.
-    scale = float(np.sqrt(d_in / max(float((X ** 2).sum(1).mean()), 1e-12)))
-    X = X * scale
+    scale = float(np.sqrt(d_in / max(float((raw ** 2).sum(1).mean()), 1e-12)))
+    data = raw * scale
     k = min(cfg.k, cfg.d_sae)
     aux_k = min(cfg.aux_k or d_in // 2, cfg.d_sae)
 
@@ -115,7 +114,7 @@ def train_topk_sae(X: np.ndarray, cfg: TopKTrainConfig, *, progress: bool = True
     W_dec = torch.nn.Parameter(W_dec)
     W_enc = torch.nn.Parameter(W_dec.detach().T.clone())
     b_enc = torch.nn.Parameter(torch.zeros(cfg.d_sae))
-    b_dec = torch.nn.Parameter(X.mean(0).clone())
+    b_dec = torch.nn.Parameter(data.mean(0).clone())
     params = [W_enc, b_enc, W_dec, b_dec]
     opt = torch.optim.Adam(params, lr=cfg.lr)
     since_fired = torch.zeros(cfg.d_sae, dtype=torch.long)
@@ -131,7 +130,7 @@ def train_topk_sae(X: np.ndarray, cfg: TopKTrainConfig, *, progress: bool = True
         for _ in range(cfg.epochs):
             order = torch.randperm(n, generator=gen)
             for s in range(steps_per_epoch):
-                x = X[order[s * cfg.batch_size:(s + 1) * cfg.batch_size]]
+                x = data[order[s * cfg.batch_size:(s + 1) * cfg.batch_size]]
                 pre = (x - b_dec) @ W_enc + b_enc
                 vals, idx = pre.topk(k, dim=1)
                 codes = torch.zeros_like(pre).scatter(1, idx, vals.relu())
@@ -157,10 +156,12 @@ def train_topk_sae(X: np.ndarray, cfg: TopKTrainConfig, *, progress: bool = True
                 loss.backward()
                 with torch.no_grad():
                     # Remove the gradient part that would change decoder row norms, then renormalise.
-                    W_dec.grad -= (W_dec.grad * W_dec).sum(1, keepdim=True) * W_dec
+                    grad = W_dec.grad
+                    assert grad is not None  # the loss always depends on the decoder
+                    grad -= (grad * W_dec).sum(1, keepdim=True) * W_dec
                 opt.step()
                 with torch.no_grad():
-                    W_dec /= W_dec.norm(dim=1, keepdim=True).clamp_min(1e-8)
+                    W_dec.div_(W_dec.norm(dim=1, keepdim=True).clamp_min(1e-8))
                 fvu = float((err.detach() ** 2).sum() / var)
                 step += 1
                 if step % 20 == 0:

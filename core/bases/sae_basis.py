@@ -2,78 +2,103 @@
 """
 from __future__ import annotations
 
-import numpy as np
+from collections.abc import Mapping
 
+import numpy as np
+from typing_extensions import Self
+
+from probebank.bases.base import BasisEstimator
 from probebank.bases.sae import SAEWeights, TopKTrainConfig, train_topk_sae
-from probebank.bases.sae_io import load_sae_folder
+from probebank.bases.sae_io import find_files, load_sae_folder
 from probebank.errors import BasisError
 
+ACTIVATIONS = ("topk", "jumprelu", "relu")  # stored by index in an SAE basis's state
 
-class TopKSAEBasis:
-    """A TopK sparse autoencoder trained in torch (probebank.sae); expansion x width latents.
+
+class _SAEBasis(BasisEstimator):
+    """Shared transform and state of the SAE bases: `weights_` (SAEWeights) does the work."""
+
+    weights_: SAEWeights
+
+    def _encode(self, X: np.ndarray) -> np.ndarray:
+        return self.weights_.encode(X)
+
+    def _decode(self, codes: np.ndarray) -> np.ndarray:
+        return self.weights_.decode(codes)
+
+    def get_state(self) -> dict[str, np.ndarray]:
+        out = {**super().get_state(), **self.weights_.arrays()}
+        out["activation"] = np.array([ACTIVATIONS.index(self.weights_.activation)], dtype=np.int64)
+        out["k"] = np.array([self.weights_.k or 0], dtype=np.int64)
+        return out
+
+    def set_state(self, arrays: Mapping[str, np.ndarray]) -> Self:
+        missing = [n for n in ("W_enc", "b_enc", "W_dec", "b_dec", "activation", "k") if n not in arrays]
+        if missing:
+            raise BasisError(f"stored state of basis '{self.name}' lacks {missing} (has {sorted(arrays)})",
+                             field="state", fix="delete the stored basis folder so the basis is fitted again")
+        super().set_state(arrays)
+        k = int(np.asarray(arrays["k"]).reshape(-1)[0])
+        threshold = arrays.get("threshold")
+        W_enc, b_enc, W_dec, b_dec = (np.asarray(arrays[n], np.float32) for n in ("W_enc", "b_enc", "W_dec", "b_dec"))
+        self.weights_ = SAEWeights(W_enc, b_enc, W_dec, b_dec,
+                                   activation=ACTIVATIONS[int(np.asarray(arrays["activation"]).reshape(-1)[0])],
+                                   k=k or None, threshold=None if threshold is None else np.asarray(threshold, np.float32))
+        return self
+
+
+class TopKSAEBasis(_SAEBasis):
+    """A TopK sparse autoencoder trained in torch (probebank.bases.sae); expansion x width latents.
 
     Defaults are sized for a 2-core CPU (bench/bases.py measures the cost): 2x latents, k=32,
-    2 epochs over the training corpus. Wider SAEs: sae-topk:expansion=8:epochs=4.
+    2 epochs over the training corpus. Wider SAEs: sae-topk:expansion=8:epochs=4. After fit,
+    `weights_` holds the SAE and `report_` the training report (not stored).
     """
 
     name = "sae-topk"
     trainable = True
 
-    def __init__(self, width: int, seed: int = 0, expansion: int = 2, k: int = 32, epochs: int = 2,
-                 batch_size: int = 512, lr: float = 1e-3) -> None:
-        self.width, self.seed = width, seed
-        self.expansion, self.k, self.epochs, self.batch_size, self.lr = expansion, k, epochs, batch_size, lr
-        self.weights = None
-        self.report = None
+    def __init__(self, expansion: int = 2, k: int = 32, epochs: int = 2, batch_size: int = 512, lr: float = 1e-3,
+                 random_state: int = 0) -> None:
+        self.expansion = expansion
+        self.k = k
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.random_state = random_state
 
-    def params(self) -> dict:
-        return {"expansion": self.expansion, "k": self.k, "epochs": self.epochs, "batch_size": self.batch_size,
-                "lr": self.lr, "seed": self.seed}
+    def check_params(self) -> None:
+        super().check_params()
+        self._positive_int("expansion", "k", "epochs", "batch_size")
+        self._positive_float("lr")
 
-    def fit(self, X: np.ndarray, progress: bool = True) -> TopKSAEBasis:
-
-        cfg = TopKTrainConfig(d_sae=self.expansion * self.width, k=self.k, epochs=self.epochs,
-                              batch_size=self.batch_size, lr=self.lr, seed=self.seed,
+    def _fit(self, X: np.ndarray) -> None:
+        cfg = TopKTrainConfig(d_sae=self.expansion * X.shape[1], k=self.k, epochs=self.epochs,
+                              batch_size=self.batch_size, lr=self.lr, seed=self.random_state,
                               dead_after_tokens=min(20_000, max(X.shape[0] // 2, self.batch_size)))
-        self.weights, self.report = train_topk_sae(X, cfg, progress=progress)
-        return self
-
-    def encode(self, X: np.ndarray) -> np.ndarray:
-        return self.weights.encode(X)
-
-    def decode(self, codes: np.ndarray) -> np.ndarray:
-        return self.weights.decode(codes)
-
-    def state(self) -> dict[str, np.ndarray]:
-        return self.weights.arrays()
-
-    def load_state(self, arrays: dict[str, np.ndarray]) -> None:
-
-        self.weights = SAEWeights(arrays["W_enc"], arrays["b_enc"], arrays["W_dec"], arrays["b_dec"],
-                                  activation="topk", k=self.k)
+        self.weights_, self.report_ = train_topk_sae(X, cfg)
 
 
-class SAEFolderBasis:
-    """SAE weights from a local folder in the common safetensors layout: `sae:/path/to/folder`."""
+class SAEFolderBasis(_SAEBasis):
+    """SAE weights from a local folder in the common safetensors layout: `sae:/path/to/folder`.
+
+    Needs no training: fit reads the folder and checks its d_in against the width of X.
+    """
 
     name = "sae"
     trainable = False
 
-    def __init__(self, width: int, seed: int = 0, path: str | None = None) -> None:
-
-        if not path:
-            raise BasisError("the sae basis needs a folder", field="--bases", fix="write sae:/path/to/folder")
+    def __init__(self, path: str | None = None) -> None:
         self.path = path
-        self.weights, self.sha256 = load_sae_folder(path, width)
+
+    def check_params(self) -> None:
+        if not self.path:
+            raise BasisError("the sae basis needs a folder", field="--bases", fix="write sae:/path/to/folder")
+        find_files(self.path)  # the folder and its weights file exist (shapes are checked at fit)
+
+    def _fit(self, X: np.ndarray) -> None:
+        self.weights_, self.sha256_ = load_sae_folder(str(self.path), X.shape[1])
 
     def content_key(self) -> str:
-        return self.sha256[:24]
-
-    def params(self) -> dict:
-        return {"path": self.path}
-
-    def encode(self, X: np.ndarray) -> np.ndarray:
-        return self.weights.encode(X)
-
-    def decode(self, codes: np.ndarray) -> np.ndarray:
-        return self.weights.decode(codes)
+        """The weights file's sha256 (24 hex digits): the key records carry for this basis."""
+        return self.sha256_[:24]

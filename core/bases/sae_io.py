@@ -29,10 +29,10 @@ def _inside(folder: Path, path: Path) -> Path:
     return real
 
 
-def find_files(folder: Path) -> tuple[Path, Path | None]:
+def find_files(folder: str | Path) -> tuple[Path, Path | None]:
     folder = Path(folder).expanduser().resolve()
     if not folder.is_dir():
-        raise BasisError("SAE folder not found", file=folder,
+        raise BasisError("SAE folder not found", file=folder, field="--bases",
                          fix="pass sae:/path/to/folder holding the .safetensors weights and cfg.json")
     weights = [folder / n for n in WEIGHT_NAMES if (folder / n).is_file()]
     if not weights:

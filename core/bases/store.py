@@ -1,16 +1,17 @@
 """Fitted bases on disk, content-addressed: fit once, reuse whenever the inputs are the same.
 
 A fitted basis lives in $PROBEBANK_CACHE/bases/<key>/ (arrays.safetensors + meta.json), where
-the key hashes the model and revision, site, layer, basis name and settings, the training
-corpus's content hash and the basis code. Same inputs, same key: the fit is reused.
+the key hashes the model and revision, site, layer, basis name and settings (`get_params`), the
+training corpus's content hash, the store format and the code fingerprint of the basis class
+(probebank.hashing.fingerprint: its methods and the project code they reach). Same inputs, same
+key: the fit is reused. The arrays are the basis's `get_state()`, read back with `set_state()`
+(never pickle); a stored folder of another format is fitted again.
 """
 from __future__ import annotations
 
-import hashlib
-import inspect
 import json
 import shutil
-import sys
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,33 +21,39 @@ import numpy as np
 
 from probebank.bases.spec import BasisSpec
 from probebank.errors import BasisError
+from probebank.hashing import fingerprint, json_digest
 from probebank.paths import cache_dir
 
-BASIS_STORE_FORMAT = 1
+# 2: bases are scikit-learn transformers; state from get_state() (adds n_features_in; SAE activation and k)
+BASIS_STORE_FORMAT = 2
+
+
+_FINGERPRINTS: dict[type, str] = {}  # one walk of the source per class and process
+
+
+def _class_fingerprint(cls: type) -> str:
+    if cls not in _FINGERPRINTS:
+        _FINGERPRINTS[cls] = fingerprint(cls)[:16]
+    return _FINGERPRINTS[cls]
 
 
 def code_version(basis: Any) -> str:
-    """sha256 of the source of the module defining the basis (a code change means a refit)."""
-    module = sys.modules.get(type(basis).__module__)
-    try:
-        src = inspect.getsource(module) if module else repr(type(basis))
-    except (OSError, TypeError):
-        src = repr(type(basis))
-    return hashlib.sha256(src.encode()).hexdigest()[:16]
+    """The code fingerprint of the basis's class (a change to its code, or to code it uses, means a refit)."""
+    return _class_fingerprint(type(basis))
 
 
 def basis_key(parts: Mapping[str, Any]) -> str:
-    blob = json.dumps({**parts, "format": BASIS_STORE_FORMAT}, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()[:24]
+    return json_digest({**parts, "format": BASIS_STORE_FORMAT})
 
 
 def basis_params(basis: Any) -> dict[str, Any]:
-    return dict(basis.params()) if hasattr(basis, "params") else {}
+    """The basis's settings (scikit-learn get_params), as they enter its key."""
+    return dict(basis.get_params(deep=False)) if hasattr(basis, "get_params") else {}
 
 
 @dataclass
 class FittedBasis:
-    """A basis ready to encode, with the key it is stored under and whether it was loaded."""
+    """A basis ready to transform, with the key it is stored under and whether it was loaded."""
 
     spec: BasisSpec
     basis: Any
@@ -60,7 +67,7 @@ class FittedBasis:
 
     @property
     def can_decode(self) -> bool:
-        return hasattr(self.basis, "decode")
+        return hasattr(self.basis, "inverse_transform")
 
 
 class BasisStore:
@@ -73,7 +80,14 @@ class BasisStore:
         return self.root / key
 
     def has(self, key: str) -> bool:
-        return (self.folder(key) / "meta.json").is_file()
+        """A complete fit of this store format is stored under key."""
+        meta = self.folder(key) / "meta.json"
+        if not meta.is_file():
+            return False
+        try:
+            return bool(json.loads(meta.read_text()).get("format") == BASIS_STORE_FORMAT)
+        except (OSError, ValueError):
+            return False
 
     def save(self, key: str, basis: Any, meta: dict[str, Any]) -> None:
         from safetensors.numpy import save_file
@@ -83,8 +97,9 @@ class BasisStore:
         if tmp.exists():
             shutil.rmtree(tmp)
         tmp.mkdir(parents=True)
-        arrays = {k: np.ascontiguousarray(v) for k, v in basis.state().items()}
+        arrays = {k: np.ascontiguousarray(v) for k, v in basis.get_state().items()}
         save_file(arrays, str(tmp / "arrays.safetensors"))
+        meta = {**meta, "format": BASIS_STORE_FORMAT}
         (tmp / "meta.json").write_text(json.dumps(meta, indent=1, sort_keys=True, default=str))
         if final.exists():
             shutil.rmtree(final)
@@ -94,19 +109,25 @@ class BasisStore:
         from safetensors.numpy import load_file
 
         folder = self.folder(key)
-        basis.load_state(load_file(str(folder / "arrays.safetensors")))
-        return json.loads((folder / "meta.json").read_text())
+        basis.set_state(load_file(str(folder / "arrays.safetensors")))
+        meta: dict[str, Any] = json.loads((folder / "meta.json").read_text())
+        return meta
 
 
 def fit_or_load(spec: BasisSpec, basis: Any, key_parts: Mapping[str, Any],
-                training: Callable[[], np.ndarray] | None, store: BasisStore | None = None) -> FittedBasis:
+                training: Callable[[], np.ndarray] | None, store: BasisStore | None = None, *,
+                width: int | None = None) -> FittedBasis:
     """Fit `basis` on `training()` activations, or load the fit stored under the same key.
 
     `training` is called only when a fit is needed, so a reused basis costs no extraction.
-    Bases that need no training (identity, random rotation) get no key and are not stored.
+    Bases that need no training (identity, random rotation, SAE weights from a folder) are fitted
+    on an empty array of the layer's `width`, get no key (a folder SAE: its weights file's hash)
+    and are not stored.
     """
     if not getattr(basis, "trainable", False):
-        # e.g. SAE weights loaded from a folder: keyed by the weights file's own hash
+        if width is None:
+            raise BasisError(f"basis '{spec.label}' needs the layer width to be prepared", field="--bases")
+        basis.fit(np.empty((0, width), dtype=np.float32))
         key = basis.content_key() if hasattr(basis, "content_key") else None
         return FittedBasis(spec, basis, key)
     store = store or BasisStore()
@@ -117,8 +138,6 @@ def fit_or_load(spec: BasisSpec, basis: Any, key_parts: Mapping[str, Any],
         return FittedBasis(spec, basis, key, reused=True, meta=meta)
     if training is None:
         raise BasisError(f"basis '{spec.label}' needs training activations and none were given", field="--bases")
-    import time
-
     X = np.asarray(training(), dtype=np.float32)
     started = time.perf_counter()
     basis.fit(X)
@@ -126,5 +145,3 @@ def fit_or_load(spec: BasisSpec, basis: Any, key_parts: Mapping[str, Any],
             "fit_seconds": round(time.perf_counter() - started, 3)}
     store.save(key, basis, meta)
     return FittedBasis(spec, basis, key, reused=False, meta=meta)
-
-

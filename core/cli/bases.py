@@ -5,6 +5,7 @@ import inspect
 import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -12,14 +13,12 @@ from probebank.cli.common import IncludeOpt, app, console
 from probebank.errors import ConfigError
 
 
-def _settings(factory: Callable[..., object]) -> str:
-    """The keyword settings of a basis factory, with defaults (width and seed are given by the run)."""
-    try:
-        sig = inspect.signature(factory)
-    except (TypeError, ValueError):
-        return ""
+def _settings(factory: Callable[..., Any]) -> str:
+    """The constructor settings of a basis, with defaults (random_state defaults to the run's seed)."""
+    from probebank.bases.spec import settings_of
+
     return ", ".join(f"{p.name}={p.default!r}" if p.default is not inspect.Parameter.empty else p.name
-                     for p in sig.parameters.values() if p.name not in ("self", "width", "seed"))
+                     for p in settings_of(factory))
 
 
 def _fmt(value: object, digits: int = 3) -> str:
@@ -39,7 +38,7 @@ def bases(compare: Path | None = typer.Option(None, "--compare", help="A results
         from probebank.plugins import get_registered
 
         reg = get_registered(include or [])
-        items: list[dict[str, str]] = [{"name": name, "trainable": "yes" if getattr(f, "trainable", False) else "no", "settings": _settings(f),
+        items = [{"name": name, "trainable": bool(getattr(f, "trainable", False)), "settings": _settings(f),
                   "about": (inspect.getdoc(f) or "").split("\n")[0]} for name, f in sorted(reg.bases.items())]
         if format == "json":
             print(json.dumps(items, indent=1))
@@ -49,7 +48,7 @@ def bases(compare: Path | None = typer.Option(None, "--compare", help="A results
         for col in ("name", "fit", "settings (name:key=value)", "about"):
             table.add_column(col)
         for i in items:
-            table.add_row(i["name"], i["trainable"], i["settings"], i["about"])
+            table.add_row(str(i["name"]), "yes" if i["trainable"] else "no", str(i["settings"]), str(i["about"]))
         console.print(table)
         return
     from probebank.bases.run import compare as compare_rows

@@ -68,3 +68,42 @@ def test_run_probes_the_packaged_dataset(installed: dict[str, str], tmp_path: Pa
     # --limit 20: 20 texts per class are built, then the card's grouped split (test_size 0.3) and balancing
     assert all(r["n_train"] + r["n_test"] <= 40 and r["n_test_pos"] >= 4 for r in records)
     assert json.loads((out / "alignment.json").read_text())[NAME]["targets"] == 40
+
+
+def _blocks(lang: str) -> list[str]:
+    """The fenced code blocks of CONTRIBUTING.md in one language, dedented."""
+    import re
+    import textwrap
+
+    text = (EXAMPLE.parents[1] / "CONTRIBUTING.md").read_text(encoding="utf-8")
+    return [textwrap.dedent(b) for b in re.findall(rf"^ *```{lang}\n(.*?)^ *```", text, flags=re.S | re.M)]
+
+
+def test_contributing_selection_method_snippet_works(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import numpy as np
+
+    from probebank.plugins import clear_plugin_cache, get_registered
+
+    snippet = next(b for b in _blocks("python") if b.startswith("# my_methods.py"))
+    (tmp_path / "my_methods.py").write_text(snippet, encoding="utf-8")
+    monkeypatch.setenv("PROBEBANK_NO_ENTRY_POINTS", "1")
+    clear_plugin_cache()
+    try:
+        method = get_registered([tmp_path]).methods["median_gap"]
+        X = np.random.default_rng(0).normal(size=(40, 6))
+        y = np.repeat([0, 1], 20)
+        X[y == 1, 4] += 3.0  # the planted unit
+        selector = method(ks=[1, 2], random_state=0).fit(X, y)
+        assert selector.supports_[1].tolist() == [4] and len(selector.supports_[2]) == 2
+        assert selector.get_params() == {"ks": [1, 2], "random_state": 0}
+    finally:
+        clear_plugin_cache()
+
+
+def test_contributing_card_snippet_is_a_valid_card() -> None:
+    import yaml
+
+    from probebank.data.schema import DatasetCard
+
+    card = DatasetCard.model_validate(yaml.safe_load(next(b for b in _blocks("yaml") if b.startswith("name:"))))
+    assert card.labels.classes[1] == "gas" and card.sources[0].kind == "author"

@@ -9,8 +9,9 @@ so `import probebank` stays fast):
     catalog = pb.load_catalog()
     probe = pb.SparseProbe(k=4, method="f_stat").fit(X, y)     # a scikit-learn estimator
 
-Plugin authors need `hookimpl` (probebank.hookspecs), the contracts in probebank.contracts
-(`Example`, `Layout`, the Protocols) and, for builders, `BuildContext`.
+A dataset plugin needs only `from probebank import BuildContext, Example, RegisterDataset, hookimpl`
+(docs/example-package is a complete one); the other contracts (`Layout`, the Protocols of sources,
+models, methods and bases) are in probebank.contracts.
 """
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ _EXPORTS: dict[str, str] = {
     "DatasetCard": "probebank.data.schema",
     # plugins and their contracts
     "hookimpl": "probebank.hookspecs", "Example": "probebank.contracts", "Layout": "probebank.contracts",
+    "RegisterDataset": "probebank.contracts",
     "get_registered": "probebank.plugins",
     # models and activations
     "load_model": "probebank.extract.providers", "LoadedModel": "probebank.extract.loaded",
@@ -61,26 +63,35 @@ def __dir__() -> list[str]:
     return sorted(__all__)
 
 
-if TYPE_CHECKING:  # what mypy and editors see
-    from probebank.contracts import Example, Layout
-    from probebank.data.examples import BuildContext, BuiltDataset, build_dataset
-    from probebank.data.registry import load_catalog
-    from probebank.data.schema import DatasetCard
-    from probebank.errors import ConfigError, ProbebankError
-    from probebank.extract.loaded import LoadedModel
-    from probebank.extract.pipeline import extract
-    from probebank.extract.plan import ExtractionPlan
-    from probebank.extract.providers import load_model
-    from probebank.extract.store import ActivationStore
-    from probebank.hookspecs import hookimpl
-    from probebank.plugins import get_registered
-    from probebank.probing.evaluate import evaluate_store
-    from probebank.probing.exact.selector import MilpSelector
-    from probebank.probing.methods import get_selector
-    from probebank.probing.probes import DenseProbe, SparseProbe
-    from probebank.probing.schema import ProbeConfig, ResultRecord
-    from probebank.probing.selection import Selector
-    from probebank.probing.sweep import sweep_feature
-    from probebank.results.records import read_records
-    from probebank.results.summary import summarise
-    from probebank.run import RunConfig, RunOutcome, run
+if TYPE_CHECKING:  # what mypy and editors see (`X as X`: an explicit re-export, for mypy --strict users)
+    from probebank.contracts import Example as Example
+    from probebank.contracts import Layout as Layout
+    from probebank.contracts import RegisterDataset as RegisterDataset
+    from probebank.data.examples import BuildContext as BuildContext
+    from probebank.data.examples import BuiltDataset as BuiltDataset
+    from probebank.data.examples import build_dataset as build_dataset
+    from probebank.data.registry import load_catalog as load_catalog
+    from probebank.data.schema import DatasetCard as DatasetCard
+    from probebank.errors import ConfigError as ConfigError
+    from probebank.errors import ProbebankError as ProbebankError
+    from probebank.extract.loaded import LoadedModel as LoadedModel
+    from probebank.extract.pipeline import extract as extract
+    from probebank.extract.plan import ExtractionPlan as ExtractionPlan
+    from probebank.extract.providers import load_model as load_model
+    from probebank.extract.store import ActivationStore as ActivationStore
+    from probebank.hookspecs import hookimpl as hookimpl
+    from probebank.plugins import get_registered as get_registered
+    from probebank.probing.evaluate import evaluate_store as evaluate_store
+    from probebank.probing.exact.selector import MilpSelector as MilpSelector
+    from probebank.probing.methods import get_selector as get_selector
+    from probebank.probing.probes import DenseProbe as DenseProbe
+    from probebank.probing.probes import SparseProbe as SparseProbe
+    from probebank.probing.schema import ProbeConfig as ProbeConfig
+    from probebank.probing.schema import ResultRecord as ResultRecord
+    from probebank.probing.selection import Selector as Selector
+    from probebank.probing.sweep import sweep_feature as sweep_feature
+    from probebank.results.records import read_records as read_records
+    from probebank.results.summary import summarise as summarise
+    from probebank.run import RunConfig as RunConfig
+    from probebank.run import RunOutcome as RunOutcome
+    from probebank.run import run as run

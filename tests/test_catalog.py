@@ -73,21 +73,83 @@ def test_new_refuses_bad_and_existing_names(tmp_path, empty_bank, cache, capsys,
     assert code == 2 and expected in out and "Traceback" not in out, out
 
 
-def test_new_first_party_registers_in_the_category_module(tmp_path, monkeypatch, cache, capsys) -> None:
+def test_new_first_party_writes_its_own_module(tmp_path, monkeypatch, cache, capsys) -> None:
+    """`new` leaves its category's module byte-identical (so no cached build of that category goes stale)
+    and writes a module of its own, which plugins/datasets/__init__.py finds; the new dataset builds."""
+    import shutil
+    import sys
+
+    import probebank_plugins.datasets as first_party
+    from probebank.data.examples import _build_key
+    from probebank.data.registry import load_registry_file
+    from probebank.plugins import clear_plugin_cache, get_registered
+
+    repo = Path(__file__).resolve().parents[1]
+    real = Path(first_party.__file__).parent
     root = tmp_path / "checkout"
     write(root / "registry.yaml", "version: 1\ndatasets: {}\n")
     (root / "datasets").mkdir()
-    write(root / "plugins" / "datasets" / "bias.py", 'BUILDERS = {"other": None}\n')
+    package = root / "plugins" / "datasets"
+    package.mkdir(parents=True)
+    for module_file in ("__init__.py", "lexical.py"):
+        shutil.copy2(real / module_file, package / module_file)
+    before = {p.name: p.read_bytes() for p in package.iterdir()}
+    # This copy of the package comes first on its path: its lexical.py is the one imported and hashed.
+    monkeypatch.setattr(first_party, "__path__", [str(package), *first_party.__path__])
+    importlib.import_module("probebank_plugins.datasets.lexical")  # so that monkeypatch puts the real one back
+    monkeypatch.delitem(sys.modules, "probebank_plugins.datasets.lexical")
+    monkeypatch.setenv("PROBEBANK_BANK", str(root))
+    monkeypatch.setenv("PROBEBANK_NO_ENTRY_POINTS", "1")
+    lexical = {n: e for n, e in load_registry_file(repo / "registry.yaml").entries.items()
+               if e.card.category == "lexical"}
+    assert lexical
+
+    def keys() -> dict[str, str]:
+        clear_plugin_cache()
+        builders = get_registered().builders
+        assert builders["changelog-word-shape"].__code__.co_filename == str(package / "lexical.py")
+        return {n: _build_key(e.card, e.folder, builders[e.card.builder], None) for n, e in lexical.items()}
+
+    try:
+        keys_before = keys()
+        code, out = run_cli(capsys, "new", "lexical-tools", "--category", "lexical")
+        assert code == 0, out
+        assert {p.name for p in package.iterdir()} == {*before, "lexical_tools.py"}
+        assert {n: (package / n).read_bytes() for n in before} == before
+        assert "registry.yaml under '# ---- lexical'" in out and "card: datasets/lexical-tools/card.yaml" in out
+        assert keys() == keys_before
+        fill_scaffold(root / "datasets" / "lexical-tools")
+        write(root / "registry.yaml", """\
+            version: 1
+            datasets:
+              lexical-tools: {card: datasets/lexical-tools/card.yaml, version: "1.0", category: lexical}
+        """)
+        clear_plugin_cache()
+        code, out = run_cli(capsys, "build", "lexical-tools")
+        assert code == 0, out
+        assert "lexical-tools v1.0: 72 examples" in out
+        assert get_registered().builders["lexical-tools"].__module__ == "probebank_plugins.datasets.lexical_tools"
+    finally:
+        sys.modules.pop("probebank_plugins.datasets.lexical_tools", None)
+        clear_plugin_cache()
+
+
+def test_new_first_party_bias_card_asks_for_responsible_use(tmp_path, monkeypatch, cache, capsys) -> None:
+    root = tmp_path / "checkout"
+    write(root / "registry.yaml", "version: 1\ndatasets: {}\n")
+    (root / "datasets").mkdir()
+    write(root / "plugins" / "datasets" / "__init__.py", "")
     monkeypatch.setenv("PROBEBANK_BANK", str(root))
     code, out = run_cli(capsys, "new", "bias-pets", "--category", "bias")
     assert code == 0, out
     card = (root / "datasets" / "bias-pets" / "card.yaml").read_text()
     assert "responsible_use:" in card and "TODO" in card
-    assert "registry.yaml under '# ---- bias'" in out and "card: datasets/bias-pets/card.yaml" in out
-    spec = importlib.util.spec_from_file_location("scaffolded_bias", root / "plugins" / "datasets" / "bias.py")
+    spec = importlib.util.spec_from_file_location("scaffolded_bias_pets", root / "plugins" / "datasets" / "bias_pets.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    assert set(module.BUILDERS) == {"other", "bias-pets"} and callable(module.BUILDERS["bias-pets"])
+    assert set(module.BUILDERS) == {"bias-pets"} and callable(module.BUILDERS["bias-pets"])
+    code, out = run_cli(capsys, "new", "bias-pets", "--category", "bias")  # the card folder is there now
+    assert code == 2 and "already exists" in out, out
 
 
 def test_catalog_writes_and_checks(tmp_path, empty_bank, cache, capsys) -> None:

@@ -73,3 +73,43 @@ def test_broken_include_module_names_the_file(tmp_path: Path) -> None:
     with pytest.raises(PluginError) as info:
         get_registered([tmp_path])
     assert "broken.py" in info.value.render() and "nope" in info.value.render()
+
+
+def test_a_packaged_dataset_is_listed_and_shown_without_include(tmp_path: Path, empty_bank: Path, monkeypatch,
+                                                                capsys) -> None:
+    """Issue 11, bug 1: `list` and `show` read the cards of entry-point packages, not only of --include folders."""
+    import json
+
+    from conftest import GOOD_CARD, write
+
+    from probebank.cli import main
+
+    pkg = tmp_path / "site" / "thirdparty_words"
+    write(pkg / "card.yaml", GOOD_CARD.format(name="lexical-thirdparty", builder="lexical-thirdparty"))
+    write(pkg / "__init__.py", '''
+        from pathlib import Path
+
+        from probebank import hookimpl
+
+        def build(ctx):
+            return []
+
+        @hookimpl
+        def register_datasets(register):
+            register("lexical-thirdparty", build, card=Path(__file__).parent / "card.yaml")
+    ''')
+    dist = tmp_path / "site" / "thirdparty_words-0.1.dist-info"
+    write(dist / "METADATA", "Metadata-Version: 2.1\nName: thirdparty-words\nVersion: 0.1\n")
+    write(dist / "entry_points.txt", "[probebank]\nwords = thirdparty_words\n")
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    monkeypatch.delenv("PROBEBANK_NO_ENTRY_POINTS", raising=False)
+    try:
+        assert main(["list", "--format", "json"]) == 0
+        listed = {d["name"]: d for d in json.loads(capsys.readouterr().out)["datasets"]}
+        assert listed["lexical-thirdparty"]["origin"] == "package thirdparty-words (thirdparty_words)"
+        assert main(["show", "lexical-thirdparty"]) == 0
+        shown = capsys.readouterr().out
+        assert "package thirdparty-words" in shown and str(pkg / "card.yaml") in shown
+        assert "builder: lexical-thirdparty" in shown
+    finally:
+        sys.modules.pop("thirdparty_words", None)

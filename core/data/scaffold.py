@@ -103,7 +103,7 @@ BUILDER = '''\
 """Builder of the `{name}` dataset (scaffolded by `probebank new`; edit freely)."""
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 from probebank.data.examples import BuildContext
 from probebank.data.yamlio import load_yaml
@@ -121,6 +121,11 @@ def build_{snake}(ctx: BuildContext) -> Iterator[dict]:
                 text = template[:start] + word + template[start + len("{{word}}"):]
                 yield {{"id": f"{name}-{{label}}-{{word}}-{{t_idx}}", "text": text,
                        "targets": [(start, start + len(word))], "label": label, "group": word}}
+'''
+
+FIRST_PARTY_BUILDERS = '''
+
+BUILDERS = {{"{name}": build_{snake}}}
 '''
 
 PLUGIN_HOOK = '''
@@ -165,15 +170,17 @@ def scaffold(name: str, category: str, *, dest: Path | None = None, include: Seq
                 responsible=RESPONSIBLE.format(TODO=TODO) if category in ("bias", "safety") else "")
     first_party = dest is None
     root = bank_root()
-    card_dir = (root / "datasets" / name) if first_party else Path(dest) / name
-    if first_party:
-        module = root / "plugins" / "datasets" / f"{category}.py"
-        if not module.is_file():
-            raise ConfigError("the bank has no plugins/datasets folder here (an installed copy?)", file=module,
+    if dest is None:
+        card_dir = root / "datasets" / name
+        # Its own module, found by plugins/datasets/__init__.py: no other builder's file (or cache key) changes.
+        package = root / "plugins" / "datasets"
+        if not (package / "__init__.py").is_file():
+            raise ConfigError("the bank has no plugins/datasets package here (an installed copy?)", file=package,
                               fix="run `probebank new` in a checkout, or pass --dest FOLDER for an include folder")
+        module = package / f"{snake(name)}.py"
     else:
-        module = Path(dest) / f"{snake(name)}.py"
-    for path in (card_dir, ) + (() if first_party else (module,)):
+        card_dir, module = Path(dest) / name, Path(dest) / f"{snake(name)}.py"
+    for path in (card_dir, module):
         if path.exists():
             raise ConfigError(f"{path} already exists", file=path, fix="pick another name or remove it")
     card_dir.mkdir(parents=True)
@@ -182,15 +189,8 @@ def scaffold(name: str, category: str, *, dest: Path | None = None, include: Seq
     (card_dir / "words.yaml").write_text(WORDS.format(**fill), encoding="utf-8")
     out.files += [card_dir / "card.yaml", card_dir / "words.yaml"]
     code = BUILDER.format(**fill)
-    if first_party:
-        # First-party builders live in their category's module and register through its BUILDERS dict.
-        body = code.split("\n\n\n", 1)[1]
-        with module.open("a", encoding="utf-8") as f:
-            f.write(f"\n\n# --- {name} (scaffolded by `probebank new`)\n"
-                    "from typing import Iterator  # noqa: E402\n\n"
-                    "from probebank.data.examples import BuildContext  # noqa: E402\n"
-                    "from probebank.data.yamlio import load_yaml  # noqa: E402\n\n\n"
-                    f"{body}\n\nBUILDERS[\"{name}\"] = build_{snake(name)}\n")
+    if first_party:  # registered through the module's BUILDERS dict, like every first-party builder
+        module.write_text(code + FIRST_PARTY_BUILDERS.format(**fill), encoding="utf-8")
     else:
         module.write_text(code.replace("from probebank.data.examples import BuildContext",
                                        "from probebank.data.examples import BuildContext\nfrom probebank.hookspecs import hookimpl")

@@ -160,3 +160,48 @@ def test_balanced_one_vs_rest_missing_positive_raises() -> None:
     y = np.array([0, 1, 2, 1])
     with pytest.raises(ValueError, match="no rows"):
         balanced_one_vs_rest(y, 5, np.arange(4), seed=0)
+
+
+def test_unstratified_split_aims_at_the_overall_share_only() -> None:
+    """split.stratified: false (bug 4: the field was read nowhere). Classes 9:1, ungrouped."""
+    y = np.array([0] * 900 + [1] * 100)
+    share_pos = []
+    for seed in range(20):
+        train, test = grouped_stratified_split(y, None, 0.3, seed, stratified=False)
+        check_partition(train, test, y.size)
+        assert test.size == 300                              # the overall share is still exact
+        assert set(y[train]) == set(y[test]) == {0, 1}        # every class on both sides
+        share_pos.append(float((y[test] == 1).sum()) / 100)
+        strat = grouped_stratified_split(y, None, 0.3, seed)[1]
+        assert (y[strat] == 1).sum() == 30                    # stratified: exactly 30% of each class
+    assert len(set(share_pos)) > 3                            # unstratified: the class share varies by seed
+    assert abs(np.mean(share_pos) - 0.3) < 0.05
+
+
+def test_unstratified_grouped_split_keeps_groups_whole() -> None:
+    y, groups = grouped_data(seed=5)
+    train, test = grouped_stratified_split(y, groups, 0.3, 1, stratified=False)
+    check_partition(train, test, y.size)
+    assert np.intersect1d(groups[train], groups[test]).size == 0
+    assert abs(test.size / y.size - 0.3) < 0.05
+
+
+def test_feature_splits_honour_the_cards_stratified_field() -> None:
+    from types import SimpleNamespace
+
+    from probebank.data.registry import load_catalog
+    from probebank.data.splits import feature_splits
+
+    card = load_catalog([]).get("language-udhr").card
+    n = 600
+    rng = np.random.default_rng(0)
+    labels = rng.integers(len(card.labels.classes), size=n)
+    rows = {"label": labels, "example": np.arange(n)}
+    ungrouped = card.split.model_copy(update={"grouped": False})
+    splits = {}
+    for strat in (True, False):
+        c = card.model_copy(update={"split": ungrouped.model_copy(update={"stratified": strat})})
+        built = SimpleNamespace(card=c, dataset={"group": list(range(n))})
+        splits[strat] = feature_splits(built, rows, balance=False)  # type: ignore[arg-type]
+    assert [s.feature for s in splits[True]] == [s.feature for s in splits[False]]
+    assert any(not np.array_equal(a.test, b.test) for a, b in zip(splits[True], splits[False], strict=True))

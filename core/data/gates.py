@@ -175,7 +175,8 @@ def _card_split(built: BuiltDataset, rows: dict[str, np.ndarray]) -> tuple[np.nd
 
     card = built.card
     groups = np.asarray(built.dataset["group"])[rows["example"]] if card.split.grouped else None
-    return grouped_stratified_split(rows["label"], groups, card.split.test_size, card.split.seed)
+    return grouped_stratified_split(rows["label"], groups, card.split.test_size, card.split.seed,
+                                    stratified=card.split.stratified)
 
 
 def _leakage(built: BuiltDataset, rows: dict[str, np.ndarray], train: np.ndarray, test: np.ndarray) -> GateResult:

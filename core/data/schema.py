@@ -83,7 +83,8 @@ class SplitPolicy(Strict):
     test_size: float = Field(0.3, gt=0.0, lt=1.0)
     seed: int = 0
     grouped: bool = Field(True, description="Keep every example of one `group` on one side.")
-    stratified: bool = True
+    stratified: bool = Field(True, description="Keep each class's test share at test_size; false: only the "
+                                               "overall share (every class still on both sides).")
 
 
 class DatasetCard(Strict):

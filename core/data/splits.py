@@ -69,11 +69,14 @@ def _repair(counts: np.ndarray, in_test: np.ndarray, names: np.ndarray) -> None:
 
 
 def grouped_stratified_split(y: np.ndarray, groups: np.ndarray | None, test_size: float,
-                             seed: int) -> tuple[np.ndarray, np.ndarray]:
+                             seed: int, *, stratified: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """Return (train_idx, test_idx), sorted: stratified by y, no group on both sides, seeded.
 
-    Raises ValueError when a split is impossible: a class with fewer than 2 groups (or 2
-    rows when ungrouped), fewer than 2 groups overall, or mismatched lengths.
+    `stratified=False` (a card's `split.stratified: false`) aims only at the overall test share:
+    class shares then vary with the seed as in a plain random split, but every class still
+    lands on both sides (the same repair step). Raises ValueError when a split is impossible:
+    a class with fewer than 2 groups (or 2 rows when ungrouped), fewer than 2 groups overall,
+    or mismatched lengths.
     """
     t = _check_test_size(test_size)
     y = np.asarray(y)
@@ -87,10 +90,12 @@ def grouped_stratified_split(y: np.ndarray, groups: np.ndarray | None, test_size
         if groups.shape != y.shape:
             raise ValueError(f"groups has shape {groups.shape}, y has {y.shape}")
         g_names, g_codes = np.unique(groups, return_inverse=True)
-    if groups is None or g_names.size == y.size:  # every row its own group
+    if stratified and (groups is None or g_names.size == y.size):  # every row its own group
         test = _stratified_rows(codes, names, t, rng)
     else:
-        n_groups = g_names.size
+        if groups is None or g_names.size == y.size:
+            g_codes = np.arange(y.size)
+        n_groups = int(g_codes.max()) + 1
         counts = np.zeros((n_groups, names.size), dtype=np.int64)
         np.add.at(counts, (g_codes, codes), 1)
         groups_per_class = (counts > 0).sum(axis=0)
@@ -98,14 +103,16 @@ def grouped_stratified_split(y: np.ndarray, groups: np.ndarray | None, test_size
             bad = names[np.argmin(groups_per_class)].tolist()
             raise ValueError(f"class {bad!r} occurs in {groups_per_class.min()} group(s); a grouped split "
                              "needs every class in at least 2 groups")
-        total = counts.sum(axis=0).astype(np.float64)
+        # What the greedy balances: each class's rows (stratified) or all rows as one pool.
+        aims = counts if stratified else counts.sum(axis=1, keepdims=True)
+        total = aims.sum(axis=0).astype(np.float64)
         target = t * total
         inv_tot2 = 1.0 / total**2
-        test_c = np.zeros(names.size, dtype=np.float64)
+        test_c = np.zeros(aims.shape[1], dtype=np.float64)
         in_test = np.zeros(n_groups, dtype=bool)
         # Greedy: put a group in test iff that lowers sum_c ((test_c - target_c) / total_c)^2.
         for g in rng.permutation(n_groups):
-            a = counts[g]
+            a = aims[g]
             delta = float(np.dot(a * (2.0 * (test_c - target) + a), inv_tot2))
             if delta < 0.0:
                 in_test[g] = True
@@ -191,7 +198,8 @@ def feature_splits(built: BuiltDataset, rows: dict[str, np.ndarray], *, seeds: S
     out: list[FeatureSplit] = []
     for seed in seeds:
         split_seed = card.split.seed + seed
-        train, test = grouped_stratified_split(labels, groups, card.split.test_size, split_seed)
+        train, test = grouped_stratified_split(labels, groups, card.split.test_size, split_seed,
+                                               stratified=card.split.stratified)
         for pos in positives:
             n_tr, n_te = int((labels[train] == pos).sum()), int((labels[test] == pos).sum())
             if min(n_tr, n_te) < min_rows:

@@ -2,18 +2,28 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
+from rich.markup import escape
 
 from probebank.cli.common import IncludeOpt, app, console
 from probebank.data.gates import VALIDATE_LIMIT
 from probebank.errors import ConfigError, GateError, ProbebankError
 
+if TYPE_CHECKING:
+    from rich.table import Table
+
+    from probebank.contracts import Builder
+    from probebank.data.gates import GateReport
+    from probebank.data.registry import CatalogEntry
+    from probebank.extract.tokenizer import LoadedTokenizer
+
 TokenizerOpt = typer.Option("smollm2-135m", "--tokenizer",
                             help="Model whose tokenizer the token-identity and position gates use (weights not loaded).")
 
 
-def _gate_table(report, title: str):
+def _gate_table(report: GateReport, title: str) -> Table:
     from rich.table import Table
 
     colour = {"pass": "green", "fail": "red", "waived": "yellow", "n/a": "dim"}
@@ -23,7 +33,7 @@ def _gate_table(report, title: str):
     for r in report.results:
         note = f"waiver: {r.reason}" if r.status == "waived" else r.detail
         table.add_row(r.gate, r.shown_value(), r.threshold, f"[{colour[r.status]}]{r.status}[/{colour[r.status]}]",
-                      note)
+                      escape(note))  # notes quote data and card text: brackets are not markup
     return table
 
 
@@ -44,7 +54,7 @@ def validate(names: list[str] | None = typer.Argument(None), all_: bool = typer.
     if not names and not all_:
         raise ConfigError("name datasets to validate, or pass --all", field="NAMES",
                           fix="e.g. `probebank validate language-udhr` or `probebank validate --all`")
-    targets = catalog.names() if all_ else [catalog.get(n).card.name for n in names]
+    targets = catalog.names() if all_ else [catalog.get(n).card.name for n in names or []]
     builders = get_registered(include or []).builders
     failures: list[str] = []
     skipped: list[str] = []
@@ -63,7 +73,9 @@ def validate(names: list[str] | None = typer.Argument(None), all_: bool = typer.
     console.print(f"[green]all {len(targets) - len(skipped)} dataset(s) valid[/green]{note}", highlight=False)
 
 
-def _validate_one(entry, builders, limit, tokenizer_name, tok, include, failures, skipped):
+def _validate_one(entry: CatalogEntry, builders: dict[str, Builder], limit: int | None, tokenizer_name: str,
+                  tok: LoadedTokenizer | None, include: list[Path], failures: list[str],
+                  skipped: list[str]) -> LoadedTokenizer | None:
     """Validate one dataset; gate failures are appended to `failures`. Returns the (lazily loaded) tokenizer."""
     from probebank.data.examples import build_dataset
     from probebank.data.gates import failure_message, run_gates, unknown_waivers
@@ -97,7 +109,7 @@ def _validate_one(entry, builders, limit, tokenizer_name, tok, include, failures
                                       f"hash {built.content_hash[:12]}"))
     for r in report.failures:
         msg = failure_message(name, r, entry.card_path)
-        console.print(f"[red]fail[/red] {msg}", highlight=False)
+        console.print(f"[red]fail[/red] {escape(msg)}", highlight=False)
         failures.append(msg)
     return tok
 

@@ -205,11 +205,12 @@ def _stats_html(name: str, feats: Sequence[FeatureScore], lb: Leaderboard) -> st
         if rep:
             align_rows.append(f"<tr><td>{escape(model)}</td>" + "".join(
                 f"<td class=\"num\">{rep.get(k, '-')}</td>" for k in
-                ("examples", "targets", "single_token", "split", "dropped", "truncated", "tokens_run")) + "</tr>")
+                ("examples", "targets", "single_token", "split", "off_boundary", "dropped", "truncated", "tokens_run"))
+                + "</tr>")
     if align_rows:
         out.append("<h3>Tokenizer alignment</h3>" + _table(
-            ["model", "examples", "targets", "single-token", "multi-token", "dropped", "truncated", "tokens run"],
-            align_rows))
+            ["model", "examples", "targets", "single-token", "multi-token", "off token boundaries", "dropped",
+             "truncated", "tokens run"], align_rows))
     return "".join(out)
 
 

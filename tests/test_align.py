@@ -178,3 +178,10 @@ def test_a_run_on_shifted_spans_warns_and_alignment_json_quotes_them(bank, tmp_p
     assert alignment["notes"][0].startswith("16 of 16 targets (100.0%) do not start and end on token boundaries")
     warning = [line for line in logged if "warning" in line]
     assert len(warning) == 1 and "probebank validate toy-words" in warning[0]
+    # a card that waives the gate has said why: no warning
+    card = folder / "toy-words" / "card.yaml"
+    card.write_text(card.read_text() + "waivers:\n  alignment: shifted on purpose\n")
+    logged.clear()
+    run(RunConfig(model="tiny:llama", datasets=["toy-words"], include=[folder], out=tmp_path / "out2",
+                  methods=["mean_diff"], controls=False, progress=False), log=logged.append)
+    assert not [line for line in logged if "warning" in line]

@@ -54,6 +54,7 @@ def test_pages_are_self_contained_and_links_resolve(site: Path) -> None:
     assert "selectivity (F1 - shuffled-label F1)" in ds  # synthetic-b carries controls, tiny-llama shows '-'
     assert '<td class="waived">waived</td>' in ds and '<td class="pass">pass</td>' in ds and "by design" in ds
     assert "No gate results were given" in (site / "dataset-safety-harmful-requests.html").read_text()
+    assert "Tokenizer alignment" in ds and "off token boundaries" in ds  # from the tiny run's alignment.json
     neuron = (site / next(n for n in names if n.startswith("neuron-tiny-llama"))).read_text()
     assert "<mark>" in neuron and 'class="plot histogram"' in neuron
 

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 from probebank.bases.run import BASES_FILE, BasisRun
 from probebank.bases.spec import make_basis
 from probebank.contracts import Site
+from probebank.data.align import OFF_BOUNDARY_MAX
 from probebank.data.examples import BuiltDataset, build_dataset
 from probebank.data.registry import Catalog, load_catalog
 from probebank.data.sources import SourceUnavailable
@@ -228,6 +229,9 @@ def run(config: RunConfig, *, log: Callable[[str], None] = print) -> RunOutcome:
                               batch_size=config.batch_size)
         store, report = extract(loaded, built, plan, progress=config.progress)
         alignment[name] = report.as_dict()
+        # probes would read tokens the spans do not name; a card that waives the gate has said why
+        if report.off_boundary_share > OFF_BOUNDARY_MAX and "alignment" not in entry.card.waivers:
+            log(f"{name}: warning: {report.notes[-1]} (the card's `alignment` gate: `probebank validate {name}`)")
         provenance = Provenance(probebank_version=__version__, model=loaded.name, model_revision=loaded.revision,
                                 model_dtype=loaded.dtype, model_notes=loaded.notes, dataset=name,
                                 dataset_version=entry.card.version, dataset_hash=built.content_hash,

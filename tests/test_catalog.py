@@ -170,7 +170,7 @@ def test_catalog_writes_and_checks(tmp_path, empty_bank, cache, capsys) -> None:
     cells = [c.strip() for c in row.strip("|").split("|")]
     assert cells[1:4] == ["lexical", "1.0", "1"]
     assert cells[4] == "72 (72)" and cells[6] == "author:words.yaml" and cells[7] == "no"
-    assert cells[8] == "8/8 pass" and re.fullmatch(r"\d\.\d\d / \d\.\d\d / \d\.\d\d", cells[9])
+    assert cells[8] == "9/9 pass" and re.fullmatch(r"\d\.\d\d / \d\.\d\d / \d\.\d\d", cells[9])
     code, out = run_cli(capsys, "catalog", "--check", *args)
     assert code == 0 and "up to date" in out, out
     card = dest / "lexical-tools" / "card.yaml"

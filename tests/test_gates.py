@@ -136,6 +136,8 @@ def test_fair_dataset_passes_every_gate(gate_bank) -> None:
     assert res["min_examples"].value == 180 and res["class_balance"].value == 1.0
     assert res["leakage"].value == 0 and res["duplicates"].value == 0.0
     assert 0.0 <= res["token_identity"].value < 0.9
+    assert res["alignment"].value == 0.0 and res["alignment"].examples == []
+    assert res["alignment"].detail == "0 of 360 targets (0 partial, 0 no token)"
 
 
 def test_token_shortcut_fails_then_waiver_turns_it_to_waived(gate_bank, capsys) -> None:
@@ -242,3 +244,120 @@ def test_measure_gates_without_a_possible_split_reports_instead_of_crashing(gate
     built = built_of(folder, "lexical-fair", limit=1)  # one word per class: a grouped split is impossible
     res = {r.gate: r for r in measure_gates(built, load_tokenizer(TOK).tokenizer)}
     assert not res["leakage"].passed and "no split possible" in res["leakage"].detail
+
+
+
+ALIGN_CARD = """\
+name: {name}
+version: "1.0"
+category: lexical
+description: Which verb precedes the word (a test dataset for the alignment gate).
+citation: written for the probebank tests
+license: CC0-1.0
+builder: {name}
+labels:
+  type: binary
+  classes: [found, moved]
+targets:
+  kind: spans
+aggregation: last
+min_per_class: 10
+{extra}
+"""
+
+ALIGN_PLUGIN = '''
+from probebank.hookspecs import hookimpl
+
+# Words the tiny tokenizer holds as whole tokens after a space, so a span one character off always
+# starts or ends inside a token. Every word sits in both classes (one group), in templates of equal
+# shape: no shortcut gate fails, only the spans can be wrong.
+WORDS = ("cat dog teacher engineer child river city book ball code garden doctor farmer pilot singer painter "
+         "nurse baker lawyer student Paris Berlin Tokyo Lagos Lima Oslo Cairo Delhi Rome Madrid").split()
+TEMPLATES = {"found": ["we found {w} today", "nobody found {w} at the long meeting"],
+             "moved": ["we moved {w} today", "nobody moved {w} at the long meeting"]}
+
+
+def examples(shift_every):
+    i = 0
+    for label, templates in TEMPLATES.items():
+        for w in WORDS:
+            for t, template in enumerate(templates):
+                text = template.format(w=w)
+                start = text.index(f" {w} ") + 1
+                # the bug under test: an offset computed one character late ("we found c[at ]today")
+                shift = 1 if shift_every and i % shift_every == 0 else 0
+                yield {"id": f"{label}-{w}-{t}", "text": text, "label": label, "group": w,
+                       "targets": [(start + shift, start + len(w) + shift)]}
+                i += 1
+
+
+def correct(ctx):
+    yield from examples(0)
+
+
+def shifted(ctx):
+    yield from examples(1)
+
+
+def few_shifted(ctx):
+    yield from examples(40)  # 3 of 120 targets: under the gate's 5%
+
+
+@hookimpl
+def register_datasets(register):
+    register("lexical-verb", correct)
+    register("lexical-verb-shifted", shifted)
+    register("lexical-verb-few-shifted", few_shifted)
+'''
+
+
+@pytest.fixture
+def align_bank(tmp_path: Path, empty_bank: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("PROBEBANK_CACHE", str(tmp_path / "cache"))
+
+    def make(*cards: tuple[str, str]) -> Path:
+        folder = tmp_path / "align-bank"
+        for name, extra in cards:
+            write(folder / name / "card.yaml", ALIGN_CARD.format(name=name, extra=extra))
+        write(folder / "align_plugin.py", ALIGN_PLUGIN)
+        return folder
+
+    return make
+
+
+def test_shifted_spans_fail_validate_with_the_first_targets_quoted(align_bank, capsys) -> None:
+    folder = align_bank(("lexical-verb", ""), ("lexical-verb-shifted", ""))
+    res = results(folder, "lexical-verb-shifted")
+    assert res["alignment"].status == "fail" and res["alignment"].value == 1.0
+    assert res["alignment"].detail == "120 of 120 targets (120 partial, 0 no token)"
+    assert [g for g, r in res.items() if r.status != "pass"] == ["alignment"]  # nothing else is wrong
+    code, out = run_cli(capsys, "validate", "lexical-verb-shifted", "--include", str(folder), "--tokenizer", TOK)
+    assert code == 2, out
+    tail = out[out.index("problem(s)"):]
+    assert "lexical-verb-shifted" in tail and "gate alignment failed: 1.000 (needs <= 5%" in tail
+    # the first three offending targets, in dataset order: the text with the span marked, the span, its tokens
+    quotes = [line.strip() for line in tail.splitlines() if line.strip().startswith("example ")]
+    assert quotes == ["example 'found-cat-0' target 0: \"we found c⟦at ⟧today\" span 'at ' -> tokens 'cat'",
+                      "example 'found-cat-1' target 0: \"nobody found c⟦at ⟧at the long meeting\" span 'at ' -> "
+                      "tokens 'cat'",
+                      "example 'found-dog-0' target 0: \"we found d⟦og ⟧today\" span 'og ' -> tokens 'dog'"]
+    assert "waivers: {alignment: <reason>}" in tail
+    # the same builder without the bug passes
+    code, out = run_cli(capsys, "validate", "lexical-verb", "--include", str(folder), "--tokenizer", TOK)
+    assert code == 0, out
+    assert results(folder, "lexical-verb")["alignment"].value == 0.0
+
+
+def test_a_few_off_boundary_targets_pass_and_a_waiver_shows_its_reason(align_bank, capsys) -> None:
+    folder = align_bank(("lexical-verb-few-shifted", ""),
+                        ("lexical-verb-shifted", "waivers:\n  alignment: spans cut words on purpose\n"))
+    few = results(folder, "lexical-verb-few-shifted")["alignment"]
+    assert few.status == "pass" and few.value == pytest.approx(3 / 120)
+    assert [q.split(":")[0] for q in few.examples] == ["example 'found-cat-0' target 0",
+                                                       "example 'found-Paris-0' target 0",
+                                                       "example 'moved-garden-0' target 0"]  # kept even on a pass
+    code, out = run_cli(capsys, "validate", "--all", "--include", str(folder), "--tokenizer", TOK)
+    assert code == 0, out
+    assert "spans cut words on purpose" in out
+    waived = results(folder, "lexical-verb-shifted")["alignment"]
+    assert waived.status == "waived" and waived.reason == "spans cut words on purpose"

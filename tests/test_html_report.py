@@ -14,7 +14,10 @@ from probebank.report import write_site
 from probebank.results.leaderboard import build_leaderboard
 
 GATES = {"factual-country-continent": {"class_balance": {"passed": True, "value": 1.0, "threshold": 0.1},
-                                       "token_identity": {"passed": False, "value": 0.95, "waiver": "by design"}}}
+                                       "token_identity": {"passed": False, "value": 0.95, "waiver": "by design"},
+                                       "alignment": {"passed": False, "value": 0.5, "threshold": "<= 5%",
+                                                     "detail": "3 of 6 targets (3 partial, 0 no token)",
+                                                     "examples": ["example 'x-1' target 0: \"we saw c⟦at ⟧<b>\""]}}}
 
 
 @pytest.fixture(scope="module")
@@ -54,6 +57,9 @@ def test_pages_are_self_contained_and_links_resolve(site: Path) -> None:
     assert "selectivity (F1 - shuffled-label F1)" in ds  # synthetic-b carries controls, tiny-llama shows '-'
     assert '<td class="waived">waived</td>' in ds and '<td class="pass">pass</td>' in ds and "by design" in ds
     assert "No gate results were given" in (site / "dataset-safety-harmful-requests.html").read_text()
+    assert "Tokenizer alignment" in ds and "off token boundaries" in ds  # from the tiny run's alignment.json
+    # a failing alignment gate quotes its targets, escaped
+    assert "<code>example &#x27;x-1&#x27; target 0: &quot;we saw c⟦at ⟧&lt;b&gt;&quot;</code>" in ds
     neuron = (site / next(n for n in names if n.startswith("neuron-tiny-llama"))).read_text()
     assert "<mark>" in neuron and 'class="plot histogram"' in neuron
 

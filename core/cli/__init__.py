@@ -13,6 +13,7 @@ import sys
 import warnings
 
 import typer
+from rich.markup import escape
 
 # Each module registers its commands on import; this order is the order of `probebank --help`.
 from probebank.cli import bank, bases, data, replicate, report, running  # noqa: F401
@@ -55,7 +56,8 @@ def main(argv: list[str] | None = None) -> int:
     except ProbebankError as exc:
         if STATE["debug"]:
             raise
-        err_console.print(f"[red]error:[/red] {exc.render()}", highlight=False, soft_wrap=True)
+        # messages quote user data (card text, example texts): print their brackets, never parse them as markup
+        err_console.print(f"[red]error:[/red] {escape(exc.render())}", highlight=False, soft_wrap=True)
         return 2
     except KeyboardInterrupt:
         err_console.print("interrupted: finished shards and records are kept; run again to resume.")

@@ -5,6 +5,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
+from rich.markup import escape
 
 from probebank.cli.common import IncludeOpt, app, console
 from probebank.data.gates import VALIDATE_LIMIT
@@ -32,7 +33,7 @@ def _gate_table(report: GateReport, title: str) -> Table:
     for r in report.results:
         note = f"waiver: {r.reason}" if r.status == "waived" else r.detail
         table.add_row(r.gate, r.shown_value(), r.threshold, f"[{colour[r.status]}]{r.status}[/{colour[r.status]}]",
-                      note)
+                      escape(note))  # notes quote data and card text: brackets are not markup
     return table
 
 
@@ -108,7 +109,7 @@ def _validate_one(entry: CatalogEntry, builders: dict[str, Builder], limit: int 
                                       f"hash {built.content_hash[:12]}"))
     for r in report.failures:
         msg = failure_message(name, r, entry.card_path)
-        console.print(f"[red]fail[/red] {msg}", highlight=False)
+        console.print(f"[red]fail[/red] {escape(msg)}", highlight=False)
         failures.append(msg)
     return tok
 

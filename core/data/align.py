@@ -3,8 +3,13 @@
 Cards are tokenizer-independent; this module is where a tokenizer meets them. A target maps to
 every non-special token whose character range overlaps the span. The report counts targets that
 span several tokens (split), whose tokens reach outside the span (partial: the token boundary
-falls inside the word), that lost tokens to truncation (truncated) and that lost all of them
-(dropped).
+falls inside the word), that no token overlaps (no_token, e.g. a span of pure whitespace), that
+lost tokens to truncation (truncated) and that lost all of them (dropped: no_token ones and those
+past max_tokens).
+
+Partial and no-token targets are "off token boundaries": the probe reads tokens that are not the
+span the card describes (a shifted span reads the neighbouring word). The report keeps the first
+few of them, quoted, so the `alignment` gate (gates.py) and alignment.json can show what went wrong.
 """
 from __future__ import annotations
 
@@ -13,6 +18,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
+OFF_BOUNDARY_MAX = 0.05   # the `alignment` gate's threshold: share of targets off token boundaries
+OFF_BOUNDARY_KEPT = 5     # offending targets quoted in the report
+CONTEXT_CHARS = 30        # characters of text shown on each side of a quoted span
 
 
 @dataclass
@@ -30,15 +39,60 @@ class AlignmentReport:
     single_token: int = 0
     split: int = 0
     partial: int = 0
+    no_token: int = 0
     truncated: int = 0
     dropped: int = 0
     tokens_in: int = 0      # tokens before truncation / cutting
     tokens_run: int = 0     # tokens actually sent through the model
     dropped_examples: int = 0
     notes: list[str] = field(default_factory=list)
+    off_boundary_examples: list[dict[str, Any]] = field(default_factory=list)  # the first few, see quote_target
+
+    @property
+    def off_boundary(self) -> int:
+        """Targets that do not start and end on token boundaries (partial or no token)."""
+        return self.partial + self.no_token
+
+    @property
+    def off_boundary_share(self) -> float:
+        return self.off_boundary / self.targets if self.targets else 0.0
 
     def as_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items()}
+        return {**self.__dict__, "off_boundary": self.off_boundary,
+                "off_boundary_share": round(self.off_boundary_share, 4)}
+
+
+def _elide(text: str, width: int = 2 * CONTEXT_CHARS) -> str:
+    return text if len(text) <= width else text[: width // 2] + "..." + text[-(width // 2):]
+
+
+def _visible(text: str) -> str:
+    """Text on one line: newlines and tabs escaped, long text elided in the middle."""
+    return _elide(text).replace("\\", "\\\\").replace("\n", "\\n").replace("\t", "\\t").replace("\r", "\\r")
+
+
+def quote_target(text: str, start: int, end: int, tokens: Sequence[tuple[int, int]]) -> str:
+    """One line showing a span in its text and the tokens it hit (character ranges of `text`).
+
+    E.g. `"the c⟦at s⟧at on the mat" span 'at s' -> tokens ' cat' ' sat'`: the span (between ⟦ ⟧)
+    starts inside " cat" and ends inside " sat".
+    """
+    lo, hi = max(0, start - CONTEXT_CHARS), min(len(text), end + CONTEXT_CHARS)
+    snippet = (("..." if lo else "") + _visible(text[lo:start]) + "⟦" + _visible(text[start:end]) + "⟧"
+               + _visible(text[end:hi]) + ("..." if hi < len(text) else ""))
+    shown = [repr(text[a:b]) for a, b in tokens]
+    if len(shown) > 6:  # the ends are where a span leaves its tokens
+        shown = shown[:3] + [f"... ({len(shown) - 6} more)"] + shown[-3:]
+    return f'"{snippet}" span {_elide(text[start:end])!r} -> tokens {" ".join(shown) or "none"}'
+
+
+def _note_off_boundary(report: AlignmentReport) -> None:
+    if not report.off_boundary:
+        return
+    first = report.off_boundary_examples[0]
+    report.notes.append(f"{report.off_boundary} of {report.targets} targets ({report.off_boundary_share:.1%}) do not "
+                        f"start and end on token boundaries ({report.partial} partial, {report.no_token} no token); "
+                        f"first: example {first['example']}: {first['quote']}")
 
 
 def _offsets_for(tokenizer: Any, texts: Sequence[str]) -> list[tuple[list[int], list[tuple[int, int]], list[int]]]:
@@ -69,19 +123,23 @@ def align_examples(tokenizer: Any, texts: Sequence[str], targets: Sequence[Seque
                 report.targets += 1
                 s, e = int(tgt["start"]), int(tgt["end"])
                 hit = np.nonzero(usable & (starts < e) & (ends > s))[0]
+                text = texts[i]
                 if hit.size == 0:  # e.g. a span of pure whitespace
+                    report.no_token += 1
                     report.dropped += 1
+                    _keep_offender(report, i, t_idx, text, s, e, [])
                     continue
                 first, last = int(hit[0]), int(hit[-1]) + 1
                 if last - first > 1:
                     report.split += 1
                 else:
                     report.single_token += 1
-                text = texts[i]
                 a = int(starts[first])
                 a += len(text[a:ends[first]]) - len(text[a:ends[first]].lstrip())  # a leading space is not a partial
                 if a < s or ends[last - 1] > e:
                     report.partial += 1
+                    _keep_offender(report, i, t_idx, text, s, e,
+                                   [(int(starts[k]), int(ends[k])) for k in hit])
                 if last > max_tokens:
                     if first >= max_tokens:
                         report.dropped += 1
@@ -98,4 +156,12 @@ def align_examples(tokenizer: Any, texts: Sequence[str], targets: Sequence[Seque
             input_ids = list(ids[:cut])
             report.tokens_run += len(input_ids)
             out.append(AlignedExample(i, input_ids, kept, kept_labels))
+    _note_off_boundary(report)
     return out, report
+
+
+def _keep_offender(report: AlignmentReport, example: int, target: int, text: str, start: int, end: int,
+                   tokens: list[tuple[int, int]]) -> None:
+    if len(report.off_boundary_examples) < OFF_BOUNDARY_KEPT:
+        report.off_boundary_examples.append({"example": example, "target": target, "start": start, "end": end,
+                                             "quote": quote_target(text, start, end, tokens)})

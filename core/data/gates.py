@@ -7,6 +7,7 @@ Each gate measures one number on a built dataset and compares it with a threshol
 - duplicates       exact duplicate texts <= 1% of examples, and none carrying different labels
 - near_duplicates  texts equal after lowercasing and dropping non-alphanumerics <= 5%
 - leakage          no identical text and no group on both sides of the card's train/test split
+- alignment        targets off the gate tokenizer's token boundaries (partial or no token) <= 5%
 - token_identity   label predicted from the target token's id alone: F1 < 0.9 on every feature
 - position         ... from the target token's position alone: F1 < 0.9
 - length           ... from the text's length in characters alone: F1 < 0.9
@@ -15,6 +16,7 @@ The split and the one-vs-rest features are made exactly as the probes make them
 (`evaluate.feature_splits` on the rows `grouped_stratified_split` sees); the target token and
 its position come from `align.align_examples` with the gate tokenizer (the default model's),
 the token the card's aggregation reads: the first token of a target for `first`, else the last.
+The same alignment counts the targets off token boundaries and quotes the first few (`alignment`).
 
 Measurements are cached by (dataset content hash, tokenizer, card fields they read, this code);
 waivers are applied afterwards, so editing a waiver never recomputes anything.
@@ -30,21 +32,23 @@ from typing import Any
 
 import numpy as np
 
-from probebank.data.align import align_examples
+from probebank.data.align import OFF_BOUNDARY_MAX, AlignedExample, AlignmentReport, align_examples
 from probebank.data.examples import BuiltDataset, row_labels, targets_as_rows
 from probebank.data.shortcuts import categorical_shortcut_f1, numeric_shortcut_f1
 from probebank.data.splits import feature_splits, grouped_stratified_split
 from probebank.hashing import fingerprint, json_digest
 from probebank.paths import cache_dir
 
-GATES = ("min_examples", "class_balance", "duplicates", "near_duplicates", "leakage",
+GATES = ("min_examples", "class_balance", "duplicates", "near_duplicates", "leakage", "alignment",
          "token_identity", "position", "length")
 SHORTCUT_GATES = ("token_identity", "position", "length")
 BALANCE_MIN = 0.1
 DUPLICATE_MAX = 0.01
 NEAR_DUPLICATE_MAX = 0.05
+ALIGNMENT_MAX = OFF_BOUNDARY_MAX  # share of targets off token boundaries (defined next to the alignment)
+ALIGNMENT_QUOTED = 3              # offending targets a failure message quotes
 SHORTCUT_F1_MAX = 0.9
-GATE_FORMAT = 1
+GATE_FORMAT = 2
 # Examples per class that `probebank validate` builds by default; CI samples the same number, so what an
 # author sees locally is what CI checks (shortcut F1s move with the sample size).
 VALIDATE_LIMIT = 60
@@ -55,6 +59,8 @@ FIX_HINT = {
     "duplicates": "drop repeated texts in the builder (and never give one text two labels)",
     "near_duplicates": "vary the templates or drop texts that differ only in case and punctuation",
     "leakage": "give examples that share text or origin the same `group` (split.grouped: true)",
+    "alignment": "check the builder's character offsets: a span shifted by a character, or cut inside a word, "
+                 "reads tokens it does not name",
     "token_identity": "vary the target tokens across classes, or explain why the label is a function of the token",
     "position": "vary where targets sit in the text, or explain why the label is a function of position",
     "length": "match text lengths across classes, or explain why length is part of the label",
@@ -71,6 +77,7 @@ class GateResult:
     status: str = ""            # pass / fail / waived / n/a (set by apply_waivers)
     reason: str = ""            # the waiver's text when waived
     per_feature: dict[str, float] = field(default_factory=dict)
+    examples: list[str] = field(default_factory=list)  # quoted offending rows (alignment), first ones first
 
     def shown_value(self) -> str:
         if self.value is None:
@@ -98,14 +105,21 @@ class GateReport:
 # --------------------------------------------------------------------------- rows
 
 
-def target_rows(built: BuiltDataset, tokenizer: Any) -> dict[str, np.ndarray]:
+def align_built(built: BuiltDataset, tokenizer: Any) -> tuple[list[AlignedExample], AlignmentReport]:
+    """The dataset aligned to the gate tokenizer, cut at the card's max_tokens (and the tokenizer's limit)."""
+    ds = built.dataset
+    limit_tokens = min(built.card.max_tokens, int(getattr(tokenizer, "model_max_length", 10**6) or 10**6))
+    return align_examples(tokenizer, ds["text"], ds["targets"], ds["label"], max_tokens=limit_tokens, causal=True)
+
+
+def target_rows(built: BuiltDataset, tokenizer: Any,
+                aligned: list[AlignedExample] | None = None) -> dict[str, np.ndarray]:
     """One row per probe row (per target; per token for aggregation `each`): example, label, token, position."""
 
     card = built.card
-    ds = built.dataset
-    texts = ds["text"]
-    limit_tokens = min(card.max_tokens, int(getattr(tokenizer, "model_max_length", 10**6) or 10**6))
-    aligned, _ = align_examples(tokenizer, texts, ds["targets"], ds["label"], max_tokens=limit_tokens, causal=True)
+    texts = built.dataset["text"]
+    if aligned is None:
+        aligned, _ = align_built(built, tokenizer)
     cols: dict[str, list[int]] = {"example": [], "label": [], "token": [], "position": [], "length": []}
     for ex in aligned:
         n_chars = len(texts[ex.index])
@@ -171,6 +185,15 @@ def _duplicates(built: BuiltDataset) -> tuple[GateResult, GateResult]:
     return dup, near
 
 
+def _alignment(built: BuiltDataset, report: AlignmentReport) -> GateResult:
+    detail = (f"{report.off_boundary} of {report.targets} targets ({report.partial} partial, "
+              f"{report.no_token} no token)")
+    ids = built.dataset["id"]
+    quotes = [f"example {ids[q['example']]!r} target {q['target']}: {q['quote']}" for q in report.off_boundary_examples]
+    return GateResult("alignment", report.off_boundary_share, f"<= {ALIGNMENT_MAX:.0%}",
+                      report.off_boundary_share <= ALIGNMENT_MAX, detail=detail, examples=quotes)
+
+
 def _card_split(built: BuiltDataset, rows: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
 
     card = built.card
@@ -214,7 +237,7 @@ def _shortcuts(built: BuiltDataset, rows: dict[str, np.ndarray]) -> list[GateRes
 
 
 def measure_gates(built: BuiltDataset, tokenizer: Any) -> list[GateResult]:
-    """Compute every gate on a built dataset (no waivers applied)."""
+    """Compute every gate on a built dataset (no waivers applied), in the order of GATES."""
     card = built.card
     results: list[GateResult] = []
     counts = _class_counts(built)
@@ -224,15 +247,16 @@ def measure_gates(built: BuiltDataset, tokenizer: Any) -> list[GateResult]:
     else:
         results += [GateResult(g, None, "-", True, detail="regression label") for g in ("min_examples", "class_balance")]
     results += list(_duplicates(built))
-    rows = target_rows(built, tokenizer)
+    aligned, report = align_built(built, tokenizer)
+    rows = target_rows(built, tokenizer, aligned)
     try:
         train, test = _card_split(built, rows)
     except ValueError as exc:  # e.g. a class in one group only: no honest split exists
-        results.append(GateResult("leakage", None, "= 0", False, detail=f"no split possible: {exc}"))
+        results += [GateResult("leakage", None, "= 0", False, detail=f"no split possible: {exc}"), _alignment(built, report)]
         results += [GateResult(g, None, f"< {SHORTCUT_F1_MAX}", False, detail="no split possible")
                     for g in SHORTCUT_GATES]
         return results
-    results.append(_leakage(built, rows, train, test))
+    results += [_leakage(built, rows, train, test), _alignment(built, report)]
     if classification:
         results += _shortcuts(built, rows)
     else:
@@ -301,8 +325,10 @@ def unknown_waivers(waivers: dict[str, str]) -> list[str]:
 
 def failure_message(dataset: str, r: GateResult, card_path: Any = None) -> str:
     where = f" ({card_path})" if card_path else ""
-    return (f"{dataset}{where}: gate {r.gate} failed: {r.shown_value()} (needs {r.threshold}; {r.detail}). "
-            f"Fix: {FIX_HINT.get(r.gate, 'fix the data')}; or, if this is by design, add "
+    quoted = "".join(f"\n      {q}" for q in r.examples[:ALIGNMENT_QUOTED])
+    return (f"{dataset}{where}: gate {r.gate} failed: {r.shown_value()} (needs {r.threshold}; {r.detail})"
+            + (f"; first offending targets:{quoted}\n    " if quoted else ". ")
+            + f"Fix: {FIX_HINT.get(r.gate, 'fix the data')}; or, if this is by design, add "
             f"`waivers: {{{r.gate}: <reason>}}` to the card")
 
 

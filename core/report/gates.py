@@ -37,5 +37,6 @@ def gate_tables(names: Sequence[str], *, limit: int | None, include: Sequence[An
         tok = tok or load_tokenizer(tokenizer_name)
         report = run_gates(built, tok.tokenizer, tok.revision)
         out[name] = {r.gate: {"passed": r.status in ("pass", "n/a"), "value": r.value, "threshold": r.threshold,
-                              "waiver": r.reason or None, "detail": r.detail} for r in report.results}
+                              "waiver": r.reason or None, "detail": r.detail, "examples": r.examples[:3]}
+                     for r in report.results}
     return out

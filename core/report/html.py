@@ -166,8 +166,9 @@ def _card_html(name: str, include: Sequence[Path]) -> str:
 
 
 def render_gates(results: Mapping[str, Any] | None) -> str:
-    """Gate results of one dataset: {gate: {"passed": bool, "value": x, "threshold": y, "waiver": str, "detail": str}}
-    (any of the keys may be missing; a bare bool or string is accepted as the whole result)."""
+    """Gate results of one dataset: {gate: {"passed": bool, "value": x, "threshold": y, "waiver": str, "detail": str,
+    "examples": [str]}} (any of the keys may be missing; a bare bool or string is accepted as the whole result).
+    `examples` (the alignment gate's quoted targets) are shown under the detail of a gate that did not pass."""
     if not results:
         return "<p class=\"note\">No gate results were given to this report (pass gates= to write_site).</p>"
     rows = []
@@ -179,7 +180,9 @@ def render_gates(results: Mapping[str, Any] | None) -> str:
         rows.append(f"<tr><td>{escape(gate)}</td><td class=\"{status}\">{status}</td>"
                     + (_num(value) if isinstance(value, (int, float)) else f"<td>{escape(str(value or '-'))}</td>")
                     + f"<td>{escape(str(res.get('threshold', '-')))}</td>"
-                    f"<td>{escape(str(waiver or '-'))}</td><td>{escape(str(res.get('detail', '-')))}</td></tr>")
+                    f"<td>{escape(str(waiver or '-'))}</td><td>{escape(str(res.get('detail', '-')))}"
+                    + ("".join(f"<br><code>{escape(str(q))}</code>" for q in res.get("examples") or [])
+                       if status != "pass" else "") + "</td></tr>")
     return _table(["gate", "status", "value", "threshold", "waiver", "detail"], rows)
 
 
@@ -205,11 +208,12 @@ def _stats_html(name: str, feats: Sequence[FeatureScore], lb: Leaderboard) -> st
         if rep:
             align_rows.append(f"<tr><td>{escape(model)}</td>" + "".join(
                 f"<td class=\"num\">{rep.get(k, '-')}</td>" for k in
-                ("examples", "targets", "single_token", "split", "dropped", "truncated", "tokens_run")) + "</tr>")
+                ("examples", "targets", "single_token", "split", "off_boundary", "dropped", "truncated", "tokens_run"))
+                + "</tr>")
     if align_rows:
         out.append("<h3>Tokenizer alignment</h3>" + _table(
-            ["model", "examples", "targets", "single-token", "multi-token", "dropped", "truncated", "tokens run"],
-            align_rows))
+            ["model", "examples", "targets", "single-token", "multi-token", "off token boundaries", "dropped",
+             "truncated", "tokens run"], align_rows))
     return "".join(out)
 
 

@@ -10,7 +10,7 @@ import marshal
 import os
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from probebank.paths import cache_dir
 
@@ -47,6 +47,17 @@ def sha256_file(path: Path) -> str:
 
 
 # ---------------------------------------------------------------- code fingerprints
+
+_K = TypeVar("_K")
+_V = TypeVar("_V")
+
+
+class RuntimeCache(dict[_K, _V]):
+    """A module-level dict that fills while the program runs (memoised results, not code).
+
+    `fingerprint` skips it: a cache key must be the same before and after the first run fills it.
+    """
+
 
 _PROJECT_ROOTS = ("probebank", "probebank_plugins")
 _DATA = (str, bytes, int, float, bool, type(None))
@@ -136,6 +147,10 @@ class _Walker:
         self.data("defaults", (fn.__defaults__, fn.__kwdefaults__))
 
     def walk_value(self, name: str, value: Any) -> None:
+        if isinstance(value, RuntimeCache):
+            return
+        if not inspect.isfunction(value) and inspect.isfunction(getattr(value, "__wrapped__", None)):
+            value = inspect.unwrap(value)  # e.g. functools.cache: the code is the wrapped function's
         if inspect.isfunction(value) or inspect.isclass(value) or inspect.ismethod(value) \
                 or isinstance(value, functools.partial):
             self.walk(value)

@@ -25,6 +25,7 @@ import pluggy
 from probebank import hookspecs
 from probebank.contracts import Builder, Layout, ModelProvider, SourceFetcher
 from probebank.errors import PluginError
+from probebank.hashing import RuntimeCache
 
 ENTRY_POINT_GROUP = "probebank"
 BUILTIN_PLUGINS: tuple[str, ...] = (
@@ -187,7 +188,7 @@ class Registered:
         return self._datasets[1]
 
 
-_CACHE: dict[tuple[tuple[str, ...], bool, bool], Registered] = {}
+_CACHE: RuntimeCache[tuple[tuple[str, ...], bool, bool], Registered] = RuntimeCache()
 
 
 def get_registered(include: Sequence[Path] = (), builtins: bool = True) -> Registered:

@@ -138,3 +138,30 @@ def test_a_builders_key_covers_the_code_it_uses_and_only_that(tmp_path: Path, mo
     assert key("build_a") == a0 and key("build_b") != b0
     (pkg / "helpers.py").write_text("def shout(text):\n    return text.upper() + '!'\n")
     assert key("build_a") != a0
+
+
+def test_a_cache_key_is_the_same_before_and_after_the_first_run_fills_runtime_state() -> None:
+    """A cold-cache run probed again on the identical second run: the BLAS controller the Newton
+    solver creates lazily was hashed into the probing code's fingerprint (None, then an object)."""
+    from probebank.hashing import RuntimeCache, fingerprint
+    from probebank.probing import newton
+    from probebank.probing.evaluate import evaluate_store
+    from probebank.probing.selection import MeanDiff
+
+    newton._threadpools.cache_clear()
+    before = fingerprint(evaluate_store, MeanDiff)
+    with newton.blas_limit(1):  # what every fit does first
+        pass
+    assert newton._threadpools.cache_info().currsize == 1
+    assert fingerprint(evaluate_store, MeanDiff) == before
+
+    state: RuntimeCache[str, int] = RuntimeCache()
+
+    def memoised(key: str) -> int:
+        if key not in state:
+            state[key] = len(key)
+        return state[key]
+
+    empty = fingerprint(memoised)
+    memoised("abc")
+    assert fingerprint(memoised) == empty

@@ -21,14 +21,14 @@ import numpy as np
 
 from probebank.bases.spec import BasisSpec
 from probebank.errors import BasisError
-from probebank.hashing import fingerprint, json_digest
+from probebank.hashing import RuntimeCache, fingerprint, json_digest
 from probebank.paths import cache_dir
 
 # 2: bases are scikit-learn transformers; state from get_state() (adds n_features_in; SAE activation and k)
 BASIS_STORE_FORMAT = 2
 
 
-_FINGERPRINTS: dict[type, str] = {}  # one walk of the source per class and process
+_FINGERPRINTS: RuntimeCache[type, str] = RuntimeCache()  # one walk of the source per class and process
 
 
 def _class_fingerprint(cls: type) -> str:

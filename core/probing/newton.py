@@ -9,6 +9,7 @@ tests/test_probe.py checks the solutions against sklearn's; bench/probe.py measu
 from __future__ import annotations
 
 import contextlib
+import functools
 import warnings
 from typing import Any
 
@@ -25,17 +26,16 @@ from threadpoolctl import ThreadpoolController  # a dependency of scikit-learn
 BLAS_THREADS: int | None = 1
 
 
-_controller: ThreadpoolController | None = None
+@functools.cache
+def _threadpools() -> ThreadpoolController:
+    return ThreadpoolController()  # scans the loaded libraries once (~ms)
 
 
 def blas_limit(n_threads: int | None) -> contextlib.AbstractContextManager[Any]:
     """Limit BLAS threads for the duration of a fit (None = leave them alone)."""
-    global _controller
     if n_threads is None:
         return contextlib.nullcontext()
-    if _controller is None:
-        _controller = ThreadpoolController()  # scans loaded libraries once (~ms)
-    return _controller.limit(limits=n_threads, user_api="blas")
+    return _threadpools().limit(limits=n_threads, user_api="blas")
 
 
 def _objective(f: np.ndarray, w: np.ndarray, y: np.ndarray, cw: np.ndarray) -> float:

@@ -19,6 +19,7 @@ import numpy as np
 from probebank.data.registry import load_catalog
 from probebank.errors import ConfigError
 from probebank.extract.store import STORE_FORMAT, ActivationStore
+from probebank.hashing import RuntimeCache
 from probebank.paths import bank_root, cache_dir, cache_root
 from probebank.probing.schema import ResultRecord
 
@@ -103,7 +104,7 @@ def known_models() -> list[str]:
 
 # A report writes up to hundreds of neuron cards, each reading every store of a layer: the
 # builds, the class names and the layer arrays are read once per process, not once per card.
-_BUILT: dict[tuple[str, str, str], object] = {}
+_BUILT: RuntimeCache[tuple[str, str, str], object] = RuntimeCache()
 
 
 def _built_dataset(name: str, content_hash: str) -> Any:

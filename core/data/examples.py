@@ -6,16 +6,22 @@ with the `register_datasets` hook. Each dict it yields is one text:
     {"text": "...",                       # required
      "targets": [(start, end), ...]       # char spans; or (start, end, "class") for per-target labels;
                                           #   omit for cards whose target rule is `all` / `after`
-     "label": "class name",               # the example's class (omit when every target has its own)
+     "label": "class name",               # the example's class, or its value (a number) on a regression
+                                          #   card (omit when every target has its own)
      "group": "doc-17",                   # optional: examples sharing a group stay on one split side
      "id": "..."}                         # optional: stable id (defaults to <dataset>-<index>)
 
-The result is a `datasets.Dataset` with fixed features (FEATURES below), labels as class indices.
+The result is a `datasets.Dataset` with fixed features (`features()` below), labels as class indices.
+A regression card's values are kept in `value` columns (per example and per target; NaN = the
+example's value) and every `label` is 0, the one "class": alignment, extraction and the gates read
+labels as integers and need nothing else (probebank.data.values turns store rows back into values).
 """
 from __future__ import annotations
 
 import hashlib
 import json
+import math
+import numbers
 import random
 import shutil
 from collections import Counter
@@ -35,17 +41,34 @@ from probebank.paths import cache_dir, safe_join
 BUILD_FORMAT = 1
 
 
-def features() -> Any:
-    """The fixed `datasets.Features` of every example table."""
+def features(regression: bool = False) -> Any:
+    """The fixed `datasets.Features` of every example table (a regression card's adds the `value` columns)."""
     from datasets.features import Features, Value
-    return Features({
+    target = {"start": Value("int32"), "end": Value("int32"), "label": Value("int32")}
+    if regression:
+        target["value"] = Value("float64")
+    cols = {
         "id": Value("string"),
         "text": Value("string"),
         # a list of structs (not datasets.Sequence, which would turn it into a dict of lists)
-        "targets": [{"start": Value("int32"), "end": Value("int32"), "label": Value("int32")}],
+        "targets": [target],
         "label": Value("int32"),
         "group": Value("string"),
-    })
+    }
+    if regression:
+        cols["value"] = Value("float64")
+    return Features(cols)
+
+
+def _label_value(value: Any, where: str, what: str) -> float:
+    """A regression label as a finite float, or a BuildError saying what to yield instead."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):  # numpy numbers too
+        raise BuildError(f"{where}: {what} {value!r} is not a number, and the card's label type is regression",
+                         field="labels.type", fix="yield an int or float value (or make the card binary or multiclass)")
+    if not math.isfinite(value):
+        raise BuildError(f"{where}: {what} {value!r} is not finite", field="label",
+                         fix="yield a finite number (drop the example, or clip or transform the value)")
+    return float(value)
 
 
 @dataclass
@@ -96,8 +119,14 @@ def _normalise(card: DatasetCard, raw: dict, index: int) -> dict:
         raise BuildError(f"{where}: {what} {value!r} is not one of the card's classes {list(classes)}",
                          field="labels.classes", fix="yield a class name listed in the card")
 
+    regression = card.labels.type == "regression"
     label = raw.get("label")
-    label_idx = label_id(label, "label") if label is not None else -1
+    value = math.nan
+    if regression:  # every label is class 0; the number goes to `value` (NaN: none given)
+        value = _label_value(label, where, "label") if label is not None else math.nan
+        label_idx = 0
+    else:
+        label_idx = label_id(label, "label") if label is not None else -1
     rule = card.targets
     spans = raw.get("targets")
     if spans is None:
@@ -118,6 +147,13 @@ def _normalise(card: DatasetCard, raw: dict, index: int) -> dict:
         if not (isinstance(start, int) and isinstance(end, int) and 0 <= start < end <= len(text)):
             raise BuildError(f"{where}: target span ({start}, {end}) is not inside the text (length {len(text)})",
                              field="targets", fix="give 0 <= start < end <= len(text) in characters")
+        if regression:
+            t_value = _label_value(t_label, where, "target label") if t_label is not None else math.nan
+            if math.isnan(t_value) and math.isnan(value):
+                raise BuildError(f"{where}: target ({start}, {end}) has no value and neither has the example",
+                                 field="label", fix="give the example a numeric label or each target its own")
+            targets.append({"start": start, "end": end, "label": -1, "value": t_value})
+            continue
         t_idx = label_id(t_label, "target label") if t_label is not None else -1
         if t_idx < 0 and label_idx < 0:
             raise BuildError(f"{where}: target ({start}, {end}) has no label and neither has the example",
@@ -126,8 +162,11 @@ def _normalise(card: DatasetCard, raw: dict, index: int) -> dict:
     if not targets:
         raise BuildError(f"{where} has an empty target list", field="targets",
                          fix="drop the example or give it at least one target")
-    return {"id": ex_id, "text": text, "targets": targets, "label": label_idx,
-            "group": str(raw.get("group") if raw.get("group") is not None else ex_id)}
+    row = {"id": ex_id, "text": text, "targets": targets, "label": label_idx,
+           "group": str(raw.get("group") if raw.get("group") is not None else ex_id)}
+    if regression:
+        row["value"] = value
+    return row
 
 
 def row_labels(example: dict) -> list[int]:
@@ -140,6 +179,11 @@ def labelled_targets(dataset: Any, classes: Sequence[str]) -> Iterator[tuple[dic
     for example in dataset:
         for target, label in zip(targets_as_rows(example["targets"]), row_labels(example)):
             yield example, example["text"][target["start"]:target["end"]], classes[label]
+
+
+def row_values(example: dict) -> list[float]:
+    """Value of each target of a regression card's example (a target's own value, else the example's)."""
+    return [example["value"] if math.isnan(t["value"]) else t["value"] for t in targets_as_rows(example["targets"])]
 
 
 def targets_as_rows(targets: Any) -> list[dict]:
@@ -193,6 +237,8 @@ def check_examples(card: DatasetCard, rows: list[dict], *, limit: int | None) ->
     if not rows:
         raise BuildError(f"dataset '{card.name}' built no examples", field="builder",
                          fix="check the builder and its sources; an empty dataset cannot be probed")
+    if card.labels.type == "regression":
+        _check_values(card, rows, limit=limit)
     counts = Counter(lab for r in rows for lab in row_labels(r))
     if card.labels.type != "regression" and len(counts) < 2:
         only = card.labels.classes[next(iter(counts))]
@@ -208,6 +254,19 @@ def check_examples(card: DatasetCard, rows: list[dict], *, limit: int | None) ->
     if small and not {"min_per_class", "min_examples"} & set(card.waivers):  # the gate's name or the old key
         raise BuildError(f"dataset '{card.name}': classes below the minimum of {minimum}: {small}",
                          field="min_per_class", fix="add examples, drop the class, or write a waiver in the card")
+
+
+def _check_values(card: DatasetCard, rows: list[dict], *, limit: int | None) -> None:
+    """A regression card needs min_per_class targets in all and more than one distinct value."""
+    values = [v for r in rows for v in row_values(r)]
+    minimum = card.min_per_class if limit is None else min(card.min_per_class, limit)
+    if len(values) < minimum and not {"min_per_class", "min_examples"} & set(card.waivers):
+        raise BuildError(f"dataset '{card.name}' has {len(values)} targets, below the minimum of {minimum} "
+                         "(min_per_class counts all targets of a regression card)", field="min_per_class",
+                         fix="add examples, or lower min_per_class with a waiver in the card")
+    if len(set(values)) < 2:
+        raise BuildError(f"dataset '{card.name}': every target has the value {values[0]!r}", field="label",
+                         fix="a regression probe needs values that vary across targets")
 
 
 @dataclass
@@ -267,7 +326,7 @@ def build_dataset(entry: CatalogEntry, *, builders: Mapping[str, Builder],
     rows = _apply_limit(rows, limit, len(card.labels.classes), card.split.seed)
     check_examples(card, rows, limit=limit)
     digest = content_hash(rows)
-    ds = Dataset.from_list(rows, features=features())
+    ds = Dataset.from_list(rows, features=features(card.labels.type == "regression"))
     tmp = folder.with_name(folder.name + ".tmp")
     if tmp.exists():
         shutil.rmtree(tmp)

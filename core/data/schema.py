@@ -59,7 +59,8 @@ class SourcePin(Strict):
 
 class LabelSpec(Strict):
     type: LabelType
-    classes: list[str] = Field(default_factory=list, description="Class names; index = label id.")
+    classes: list[str] = Field(default_factory=list, description="Class names; index = label id. For regression: "
+                               "none, or one name for the value (the records' feature; default 'value').")
 
     @model_validator(mode="after")
     def _classes_match_type(self) -> LabelSpec:
@@ -67,9 +68,17 @@ class LabelSpec(Strict):
             raise ValueError("a binary label needs exactly 2 classes (negative first, positive second)")
         if self.type == "multiclass" and len(self.classes) < 3:
             raise ValueError("a multiclass label needs at least 3 classes (use binary for 2)")
+        if self.type == "regression" and len(self.classes) > 1:
+            raise ValueError("a regression label has no classes: give none, or one name for the value "
+                             "(e.g. classes: [log-word-index])")
         if len(set(self.classes)) != len(self.classes):
             raise ValueError("class names must be unique")
         return self
+
+    @property
+    def value_name(self) -> str:
+        """A regression card's name for its value: the feature of its records."""
+        return self.classes[0] if self.classes else "value"
 
 
 class TargetRule(Strict):

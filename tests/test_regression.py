@@ -1,0 +1,118 @@
+"""Regression labels end to end: float values are built, split, probed (k-sparse ridge), recorded and reported."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import write
+
+from probebank.data.examples import build_dataset, row_values
+from probebank.data.registry import CatalogEntry
+from probebank.data.schema import DatasetCard
+from probebank.errors import BuildError
+
+REG_CARD = """\
+name: {name}
+version: "1.0"
+category: position
+description: A tiny test dataset of words labelled with their index in the sentence (a number).
+citation: written for the probebank tests
+license: CC0-1.0
+builder: {builder}
+labels:
+  type: regression
+  classes: [word-index]
+targets:
+  kind: spans
+aggregation: last
+min_per_class: 8
+split:
+  test_size: 0.3
+waivers:
+  position: the value is the word's position, by design
+"""
+
+REG_PLUGIN = '''
+from probebank.hookspecs import hookimpl
+
+WORDS = ["apple", "river", "stone", "cloud", "grass", "table", "paper", "water", "honey", "glass",
+         "sugar", "night", "chair", "plant", "green", "bread"]
+
+
+def build(ctx):
+    for i in range(24):
+        words = [WORDS[(i * 7 + j) % len(WORDS)] for j in range(4 + i % 5)]
+        text = " ".join(words)
+        targets, pos = [], 0
+        for j, w in enumerate(words):
+            targets.append((pos, pos + len(w), float(j)))
+            pos += len(w) + 1
+        yield {"text": text, "targets": targets, "group": f"s{i // 2}"}
+
+
+@hookimpl
+def register_datasets(register):
+    register("toy-index", build)
+'''
+
+
+def reg_card(**changes: object) -> DatasetCard:
+    import yaml
+    data = yaml.safe_load(REG_CARD.format(name="toy-index", builder="toy-index"))
+    data.update(changes)
+    return DatasetCard.model_validate(data)
+
+
+def build_rows(rows: list[dict], card: DatasetCard | None = None):
+    return build_dataset(CatalogEntry(card or reg_card(), None, "test"), builders={"toy-index": lambda ctx: rows},
+                         force=True, progress=False)
+
+
+@pytest.fixture
+def reg_bank(bank):
+    def make() -> Path:
+        folder = bank()
+        write(folder / "toy-index" / "card.yaml", REG_CARD.format(name="toy-index", builder="toy-index"))
+        write(folder / "reg_plugin.py", REG_PLUGIN)
+        return folder
+    return make
+
+
+# --------------------------------------------------------------------------- build
+
+
+def test_float_labels_are_built_and_stored_per_target() -> None:
+    rows = [{"text": f"alpha beta {i}", "targets": [(0, 5, 0.5 * i), (6, 10)], "label": 10.0 + i,
+             "group": f"g{i}"} for i in range(8)]
+    built = build_rows(rows)
+    ds = built.dataset
+    assert ds.features["value"].dtype == "float64" and ds.features["targets"].feature["value"].dtype == "float64"
+    values = [row_values(ex) for ex in ds]
+    assert values[3] == [1.5, 13.0]  # the target's own value, else the example's
+    assert set(ds["label"]) == {0}  # one "class": alignment and the store read labels as integers
+
+
+@pytest.mark.parametrize("label, message", [("tall", "is not a number"), (True, "is not a number"),
+                                            (float("nan"), "is not finite"), (math.inf, "is not finite")])
+def test_bad_regression_labels_are_clear_errors(label: object, message: str) -> None:
+    rows = [{"text": f"alpha beta {i}", "targets": [(0, 5)], "label": float(i)} for i in range(9)]
+    rows[4]["label"] = label
+    with pytest.raises(BuildError, match=message) as err:
+        build_rows(rows)
+    assert "toy-index-4" in str(err.value) and err.value.fix
+
+
+def test_regression_needs_varying_values_and_enough_targets() -> None:
+    with pytest.raises(BuildError, match="every target has the value 2.0"):
+        build_rows([{"text": f"alpha {i}", "targets": [(0, 5)], "label": 2} for i in range(9)])
+    with pytest.raises(BuildError, match="below the minimum of 8"):
+        build_rows([{"text": f"alpha {i}", "targets": [(0, 5)], "label": i} for i in range(3)])
+
+
+def test_regression_card_takes_at_most_one_name() -> None:
+    assert reg_card().labels.value_name == "word-index"
+    assert reg_card(labels={"type": "regression"}).labels.value_name == "value"
+    with pytest.raises(ValueError, match="a regression label has no classes"):
+        reg_card(labels={"type": "regression", "classes": ["low", "high"]})

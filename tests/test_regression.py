@@ -116,3 +116,26 @@ def test_regression_card_takes_at_most_one_name() -> None:
     assert reg_card(labels={"type": "regression"}).labels.value_name == "value"
     with pytest.raises(ValueError, match="a regression label has no classes"):
         reg_card(labels={"type": "regression", "classes": ["low", "high"]})
+
+
+# --------------------------------------------------------------------------- splits
+
+
+def test_value_split_is_grouped_and_stratified_on_value_bins() -> None:
+    from probebank.data.values import value_bins, value_split
+
+    rng = np.random.default_rng(0)
+    values = rng.normal(size=400)
+    groups = np.repeat(np.arange(100), 4)
+    train, test, bins = value_split(values, groups, 0.3, seed=1)
+    assert bins == 5 and not set(groups[train]) & set(groups[test])
+    assert abs(test.size / values.size - 0.3) < 0.05
+    codes = value_bins(values, 5)
+    for b in range(5):  # every value quintile is split about 30/70, not left to chance
+        share = np.isin(np.flatnonzero(codes == b), test).mean()
+        assert 0.2 < share < 0.4
+    again = value_split(values, groups, 0.3, seed=1)
+    assert np.array_equal(again[1], test)
+    # stratified: false is a plain grouped split; discrete values with ties make fewer bins
+    assert value_split(values, groups, 0.3, seed=1, stratified=False)[2] == 1
+    assert value_split(np.repeat([0.0, 1.0], 200), groups, 0.3, seed=1)[2] == 2

@@ -139,3 +139,61 @@ def test_value_split_is_grouped_and_stratified_on_value_bins() -> None:
     # stratified: false is a plain grouped split; discrete values with ties make fewer bins
     assert value_split(values, groups, 0.3, seed=1, stratified=False)[2] == 1
     assert value_split(np.repeat([0.0, 1.0], 200), groups, 0.3, seed=1)[2] == 2
+
+
+# --------------------------------------------------------------------------- probes
+
+
+def _planted(n: int = 300, d: int = 40, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, d)).astype(np.float32)
+    X[:, 7] *= 5.0
+    y = 2.0 * X[:, 3] - 1.0 * X[:, 11] + 0.1 * rng.normal(size=n)
+    return X, y
+
+
+def test_sparse_ridge_probe_finds_the_planted_units_and_scores_r2() -> None:
+    from sklearn.base import clone
+    from sklearn.feature_selection import f_regression
+
+    from probebank.probing.regression import DenseRidgeProbe, FRegression, SparseRidgeProbe, f_regression_scores
+
+    X, y = _planted()
+    assert np.allclose(f_regression_scores(X, y), f_regression(X.astype(np.float64), y)[0], rtol=1e-6)
+    probe = SparseRidgeProbe(k=2, method="f_stat").fit(X[:200], y[:200])
+    assert probe.fit(X[:200], y[:200]) is probe and set(probe.selected_units_.tolist()) == {3, 11}
+    assert probe.score(X[200:], y[200:]) > 0.99  # RegressorMixin.score is R2
+    assert clone(probe).get_params() == probe.get_params()
+    assert isinstance(probe.set_params(method=FRegression()).fit(X, y).coef_, np.ndarray)
+    dense = DenseRidgeProbe().fit(X[:200], y[:200])
+    assert dense.coef_.shape == (40,) and dense.score(X[200:], y[200:]) > 0.95
+    # mean_diff's twin ranks by raw covariance: the high-variance unit 7 is not picked over the signal
+    assert SparseRidgeProbe(k=1, method="mean_diff").fit(X, y).selected_units_.tolist() == [3]
+
+
+def test_classification_only_methods_are_refused_with_a_reason() -> None:
+    from probebank.probing.methods import get_selector
+    from probebank.probing.regression import SparseRidgeProbe
+    from probebank.probing.regression_eval import regression_methods
+
+    X, y = _planted()
+    with pytest.raises(ValueError, match="selects for a class label only"):
+        SparseRidgeProbe(k=2, method="milp").fit(X, y)
+    usable, skipped = regression_methods({m: get_selector(m) for m in ("f_stat", "milp", "l1", "random")})
+    assert set(usable) == {"f_stat", "random"} and set(skipped) == {"milp", "l1"}
+    assert all("regression card" in why and "\n" not in why for why in skipped.values())
+
+
+def test_value_sweep_reports_r2_and_spearman_per_k() -> None:
+    from probebank.probing.methods import get_selector
+    from probebank.probing.regression import regression_selector
+    from probebank.probing.regression_eval import sweep_values
+
+    X, y = _planted()
+    sel = regression_selector(get_selector("f_stat"))
+    assert not isinstance(sel, str)
+    points = sweep_values(X[:200], y[:200], X[200:], y[200:], selector=sel, k_grid=[1, 2, 4, 64], name="f_stat")
+    assert [p.k for p in points] == [1, 2, 4, 40] and points[-1].method == "dense"
+    r2 = {p.k: p.metrics["r2"] for p in points}
+    assert r2[1] < 0.9 < r2[2] and points[1].metrics["spearman"] > 0.99
+    assert all(set(p.metrics) == {"r2", "spearman", "pearson", "rmse", "train_r2"} for p in points)

@@ -5,7 +5,8 @@ stratified by label; every layer, method and k reuses them, so results are compa
 With controls on (the default of `probebank run`), every sparse record also carries the
 shuffled-label F1, selectivity, the random-rotation F1 and the token-identity baseline of the
 same split, method and k (probebank.probing.controls), and each (feature, layer, seed) gets one
-`single_unit` record: the units that alone reach F1 >= 0.9.
+`single_unit` record: the units that alone reach F1 >= 0.9. A regression card is probed by
+probebank.probing.regression_eval instead (ridge, R2 and Spearman).
 
 The store is anything with `rows()` and `layer(site, layer)` (an ActivationStore, or a view of
 one with other labels): probing never imports extraction.
@@ -33,6 +34,7 @@ from probebank.probing.controls import (
     token_identity_f1,
 )
 from probebank.probing.methods import get_selector
+from probebank.probing.regression_eval import evaluate_values
 from probebank.probing.schema import Controls, ProbeConfig, Provenance, ResultRecord
 from probebank.probing.selection import Selector
 from probebank.probing.sweep import SweepPoint, sweep_feature
@@ -118,9 +120,13 @@ def evaluate_store(store: StoredRows, built: BuiltDataset, provenance: Provenanc
     neurons themselves). `controls` adds the control probes (no dense baseline for them: it would
     dominate the cost).
     """
+    methods = dict(selectors) if selectors is not None else resolve_methods(cfg.methods)
+    if built.card.labels.type == "regression":  # ridge probes, R2 and Spearman (probebank.probing.regression_eval)
+        yield from evaluate_values(store, built, provenance, cfg, sites, layers, selectors=methods, progress=progress,
+                                   encoders=encoders, controls=controls)
+        return
     rows = store.rows()
     splits = feature_splits(built, rows, seeds=cfg.seeds, balance=cfg.balance, min_rows=cfg.min_rows_per_class)
-    methods = dict(selectors) if selectors is not None else resolve_methods(cfg.methods)
     encoders = dict(encoders or {"identity": identity_encoder})
     split_controls = _split_controls(built, rows, splits) if controls else []
     aggregation = built.card.aggregation

@@ -38,6 +38,16 @@ class Metrics(Strict):
     roc_auc: float | None = None
 
 
+class RegressionMetrics(Strict):
+    """Metrics of a probe on a regression card (probebank.probing.regression), on the test rows."""
+
+    r2: float = Field(description="1 - residual / total sum of squares (sklearn's r2_score); the headline.")
+    spearman: float | None = Field(None, description="Spearman rank correlation of prediction and value.")
+    pearson: float | None = None
+    rmse: float
+    train_r2: float | None = Field(None, description="R2 of the same probe on its own training rows.")
+
+
 class Provenance(Strict):
     probebank_version: str
     model: str
@@ -63,6 +73,17 @@ class Controls(Strict):
     random_init_f1: float | None = Field(None, description="Same probe on a random-init model of the same architecture.")
 
 
+class RegressionControls(Strict):
+    """The controls of a regression probe: as Controls, with R2 in place of F1."""
+
+    shuffled_r2: float | None = Field(None, description="Same probe trained on values shuffled across groups.")
+    selectivity: float | None = Field(None, description="r2 - shuffled_r2.")
+    rotation_r2: float | None = Field(None, description="Same probe on a random rotation of the same layer.")
+    token_identity_r2: float | None = Field(None, description="Value predicted from the target token id alone "
+                                                              "(the token's mean training value).")
+    random_init_r2: float | None = Field(None, description="Same probe on a random-init model.")
+
+
 class SolverReport(Strict):
     """How an exact (MILP) probe was solved: the proof that comes with an 'optimal' support."""
 
@@ -81,7 +102,7 @@ class ResultRecord(Strict):
     """One probe result: (model, dataset, feature, site, layer, method, k, seed) with provenance."""
 
     provenance: Provenance
-    feature: str = Field(description="Positive class of the one-vs-rest probe.")
+    feature: str = Field(description="Positive class of the one-vs-rest probe (the value's name on a regression card).")
     site: Site
     layer: int
     aggregation: Aggregation
@@ -92,17 +113,22 @@ class ResultRecord(Strict):
     seed: int
     n_train: int
     n_test: int
-    n_train_pos: int
+    n_train_pos: int = Field(description="Positive rows (0 on a regression card).")
     n_test_pos: int
-    metrics: Metrics
+    metrics: Metrics | RegressionMetrics
     units: list[int] = Field(default_factory=list, description="Selected unit indices, best first.")
     coef: list[float] = Field(default_factory=list, description="Coefficients of the selected units.")
     intercept: float = 0.0
     wall_time_s: float = 0.0
-    controls: Controls | None = None
+    controls: Controls | RegressionControls | None = None
     solver: SolverReport | None = None
     train_f1: float | None = Field(None, description="F1 of the same probe on its own training rows (to choose "
                                                       "a layer without looking at the test rows).")
     basis_key: str | None = Field(None, description="Content key of a trained basis (what it was fit on, how).")
     basis_flags: list[str] = Field(default_factory=list,
                                    description="Warnings about the basis, e.g. 'train-overlaps-test'.")
+
+    @property
+    def regression(self) -> bool:
+        """A record of a regression card: metrics R2 / Spearman instead of F1."""
+        return isinstance(self.metrics, RegressionMetrics)

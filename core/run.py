@@ -29,7 +29,17 @@ from probebank.extract.store import ActivationStore
 from probebank.paths import cache_dir
 from probebank.plugins import Registered, get_registered
 from probebank.probing.evaluate import evaluate_store, probe_key, resolve_methods
-from probebank.probing.schema import DEFAULT_K_GRID, Controls, ProbeConfig, Provenance, ResultRecord
+from probebank.probing.regression_eval import regression_methods
+from probebank.probing.schema import (
+    DEFAULT_K_GRID,
+    Controls,
+    Metrics,
+    ProbeConfig,
+    Provenance,
+    RegressionControls,
+    RegressionMetrics,
+    ResultRecord,
+)
 from probebank.probing.selection import Selector
 from probebank.results.records import RECORDS_FILE, append_records, read_records
 from probebank.results.summary import certificates, summarise, write_summary_markdown
@@ -172,17 +182,24 @@ def check_before_loading(config: RunConfig, registered: Registered) -> tuple[dic
 
 
 def _fill_random_init(records: list[ResultRecord], random_records: list[ResultRecord]) -> int:
-    """Copy each random-init probe's F1 into the matching record's controls; returns how many matched."""
+    """Copy each random-init probe's F1 (R2 on a regression card) into the matching record's controls;
+    returns how many matched."""
     def match(r: ResultRecord) -> tuple:
         return (r.feature, r.site, r.layer, r.basis, r.method, r.k, r.seed)
 
-    f1 = {match(r): r.metrics.f1 for r in random_records if r.method != "single_unit"}
+    score = {match(r): r.metrics.f1 if isinstance(r.metrics, Metrics) else r.metrics.r2
+             for r in random_records if r.method != "single_unit"}
     n = 0
     for r in records:
-        value = f1.get(match(r))
-        if value is not None and r.method != "single_unit":
+        value = score.get(match(r))
+        if value is None or r.method == "single_unit":
+            continue
+        if isinstance(r.metrics, RegressionMetrics):
+            ctrl = r.controls if isinstance(r.controls, RegressionControls) else RegressionControls()
+            r.controls = ctrl.model_copy(update={"random_init_r2": value})
+        else:
             r.controls = (r.controls or Controls()).model_copy(update={"random_init_f1": value})
-            n += 1
+        n += 1
     return n
 
 
@@ -224,6 +241,10 @@ def run(config: RunConfig, *, log: Callable[[str], None] = print) -> RunOutcome:
             skipped[name] = exc.message
             log(f"{name}: {exc.message}")
             continue
+        if entry.card.labels.type == "regression":  # methods with no regression twin: one line each
+            for label, why in regression_methods(selectors)[1].items():
+                skipped[f"{name} --methods {label}"] = why
+                log(f"{name}: method {label} skipped: {why}")
         plan = ExtractionPlan(model=loaded.name, dataset=name, sites=config.sites, layers=layers,
                               aggregation=entry.card.aggregation, max_tokens=entry.card.max_tokens,
                               batch_size=config.batch_size)
@@ -256,10 +277,13 @@ def run(config: RunConfig, *, log: Callable[[str], None] = print) -> RunOutcome:
             with open(records_path, "a", encoding="utf-8") as f:
                 f.write(text)
             added = text.count("\n")
-        if bases is not None and added:
+        if bases is not None and added and entry.card.labels.type != "regression":  # basis metrics are per class
             bases.write_metrics(out, store, built, provenance, probe_cfg,
                                 [r for r in read_records(records_path) if r.provenance.dataset == built.name])
-        if not added:
+        if not added and entry.card.labels.type == "regression":
+            skipped[name] = (f"no split leaves {probe_cfg.min_rows_per_class}+ rows with varying values on both "
+                             f"sides, or no method has a regression twin; use a larger --limit or --methods f_stat")
+        elif not added:
             skipped[name] = (f"no feature has {probe_cfg.min_rows_per_class}+ positive rows on both sides of the "
                              f"split; use a larger --limit")
             log(f"{name}: skipped: {skipped[name]}")

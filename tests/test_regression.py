@@ -197,3 +197,62 @@ def test_value_sweep_reports_r2_and_spearman_per_k() -> None:
     r2 = {p.k: p.metrics["r2"] for p in points}
     assert r2[1] < 0.9 < r2[2] and points[1].metrics["spearman"] > 0.99
     assert all(set(p.metrics) == {"r2", "spearman", "pearson", "rmse", "train_r2"} for p in points)
+
+
+# --------------------------------------------------------------------------- run, records, summary
+
+
+def test_run_on_a_regression_card_writes_r2_records_and_summary(reg_bank, tmp_path: Path) -> None:
+    import json
+
+    from probebank.results.records import read_records
+    from probebank.run import RunConfig, run
+
+    folder = reg_bank()
+    logged: list[str] = []
+    out = run(RunConfig(model="tiny:llama", datasets=["toy-index"], include=[folder], out=tmp_path / "o",
+                        progress=False, methods=["f_stat", "mean_diff", "milp"], k_grid=[1, 2, 16], seeds=[0, 1],
+                        layers=[0, 3]), log=logged.append)
+    lines = (tmp_path / "o" / "records.jsonl").read_text().splitlines()
+    raw = [json.loads(line) for line in lines]
+    assert out.n_records == len(raw) > 0
+    assert {r["method"] for r in raw} == {"f_stat", "mean_diff", "dense"}  # milp: skipped with its reason
+    assert "classification" not in out.skipped and "toy-index --methods milp" in out.skipped
+    assert any("method milp skipped" in m for m in logged)
+    assert all(set(r["metrics"]) == {"r2", "spearman", "pearson", "rmse", "train_r2"} for r in raw)
+    assert all('"f1"' not in line and '_f1"' not in line.replace('"train_f1":null', "") for line in lines)
+    assert {r["feature"] for r in raw} == {"word-index"} and {r["k"] for r in raw} >= {1, 2, 16}
+    sparse = [r for r in raw if r["method"] != "dense"]
+    assert all(r["controls"]["shuffled_r2"] is not None and r["controls"]["rotation_r2"] is not None
+               and r["controls"]["token_identity_r2"] is not None for r in sparse)
+    records = read_records(tmp_path / "o")
+    assert all(r.regression for r in records)
+    rows = out.summary
+    assert {r["method"] for r in rows} == {"f_stat", "mean_diff"} and all(r["metric"] == "r2" for r in rows)
+    assert all(r["r2_k1"] is not None and r["r2_k1_ci"] is not None and r["spearman_dense"] is not None
+               for r in rows)
+    md = (tmp_path / "o" / "summary.md").read_text()
+    assert "R2 k=1" in md and "Spearman dense" in md and "F1" not in md.split("Regression rows")[0]
+
+
+def test_cli_run_and_results_on_a_regression_card(reg_bank, tmp_path: Path, capsys) -> None:
+    import json
+
+    from probebank.cli import main
+
+    folder = reg_bank()
+    code = main(["run", "--model", "tiny:llama", "--datasets", "toy-index,toy-words", "--include", str(folder),
+                 "--out", str(tmp_path / "o"), "--no-progress", "--seeds", "0", "--random-init",
+                 "--layers", "1", "--methods", "f_stat"])
+    captured = capsys.readouterr()
+    out = captured.out
+    assert code == 0, captured.err
+    assert "regression" in out  # the R2 table's title (the terminal is too narrow for its cells here)
+    md = (tmp_path / "o" / "summary.md").read_text()
+    assert "| R2 k=1 |" in md and "word-index" in md and "| F1 k=1 |" in md and "capitalised" in md
+    assert main(["results", str(tmp_path / "o"), "--format", "json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    by_dataset = {r["dataset"]: r for r in rows}
+    assert by_dataset["toy-index"]["r2_k1"] is not None and "f1_k1" not in by_dataset["toy-index"]
+    assert by_dataset["toy-index"]["random_init_k1"] is not None  # the random-init R2 control
+    assert by_dataset["toy-words"]["f1_k1"] is not None  # classification rows as before

@@ -145,7 +145,6 @@ def evaluate_values(store: _Rows, built: BuiltDataset, provenance: Provenance, c
     shuffled = [grouped_shuffle(sp.y_train, sp.y_test, groups[sp.train], groups[sp.test], sp.seed) for sp in splits]
     token_r2 = [token_identity_r2(tokens, sp) for sp in splits]
     aggregation = built.card.aggregation
-    alpha = ridge_alpha(cfg)
     jobs = [(site, layer) for site in sites for layer in layers]
     for site, layer in tqdm(jobs, desc=f"probe {built.name}", unit="layer", disable=not progress, leave=False):
         X_layer = np.asarray(store.layer(site, layer), dtype=np.float32)
@@ -153,29 +152,37 @@ def evaluate_values(store: _Rows, built: BuiltDataset, provenance: Provenance, c
             X = np.asarray(encode(site, layer, X_layer), dtype=np.float32)
             X_rot = random_rotation(X, ROTATION_SEED) if controls else None
             for si, sp in enumerate(splits):
-                def record(**fields: Any) -> ResultRecord:
-                    return ResultRecord(provenance=provenance, feature=sp.feature, site=site, layer=layer,
-                                        aggregation=aggregation, basis=basis, seed=sp.seed, n_train=len(sp.train),
-                                        n_test=len(sp.test), n_train_pos=0, n_test_pos=0, **fields)
-
+                shared = dict(provenance=provenance, feature=sp.feature, site=site, layer=layer,
+                              aggregation=aggregation, basis=basis, seed=sp.seed, n_train=len(sp.train),
+                              n_test=len(sp.test), n_train_pos=0, n_test_pos=0)
                 for mi, (label, selector) in enumerate(methods.items()):
-                    def sweep(Xs: np.ndarray, y_tr: np.ndarray, y_te: np.ndarray, dense: bool) -> list[ValuePoint]:
-                        return sweep_values(Xs[sp.train], y_tr, Xs[sp.test], y_te, selector=selector,
-                                            k_grid=cfg.k_grid, dense=dense, alpha=alpha, seed=sp.seed, name=label)
+                    yield from _method_records(X, X_rot, sp, label, selector, cfg, cfg.dense and mi == 0,
+                                               shuffled[si] if controls else None, token_r2[si], shared)
 
-                    points = sweep(X, sp.y_train, sp.y_test, cfg.dense and mi == 0)
-                    sh_r2 = _r2(sweep(X, *shuffled[si], False)) if controls else {}
-                    rot_r2 = _r2(sweep(X_rot, sp.y_train, sp.y_test, False)) if X_rot is not None else {}
-                    params = {k: v for k, v in selector.get_params(deep=False).items() if k not in RUN_PARAMS}
-                    for p in points:
-                        is_dense = p.method == "dense"
-                        ctrl = None
-                        if controls:
-                            sh = None if is_dense else sh_r2.get(p.k)
-                            ctrl = RegressionControls(shuffled_r2=sh, rotation_r2=None if is_dense else rot_r2.get(p.k),
-                                                      selectivity=None if sh is None else float(p.metrics["r2"] or 0) - sh,
-                                                      token_identity_r2=token_r2[si])
-                        yield record(method=p.method, method_params={"alpha": p.alpha} if is_dense else
-                                     {**params, "alpha": p.alpha, "probe": "ridge"}, k=p.k,
-                                     metrics=RegressionMetrics.model_validate(p.metrics), units=p.units, coef=p.coef,
-                                     intercept=p.intercept, wall_time_s=p.wall_time_s, controls=ctrl)
+
+def _method_records(X: np.ndarray, X_rot: np.ndarray | None, sp: ValueSplit, label: str, selector: Selector,
+                    cfg: ProbeConfig, dense: bool, shuffled: tuple[np.ndarray, np.ndarray] | None,
+                    token_r2: float | None, shared: dict[str, Any]) -> Iterator[ResultRecord]:
+    """One method's sweep on one split (and its control sweeps when `shuffled` is given) as records."""
+    alpha = ridge_alpha(cfg)
+
+    def sweep(Xs: np.ndarray, y_tr: np.ndarray, y_te: np.ndarray, with_dense: bool) -> list[ValuePoint]:
+        return sweep_values(Xs[sp.train], y_tr, Xs[sp.test], y_te, selector=selector, k_grid=cfg.k_grid,
+                            dense=with_dense, alpha=alpha, seed=sp.seed, name=label)
+
+    points = sweep(X, sp.y_train, sp.y_test, dense)
+    sh_r2 = _r2(sweep(X, *shuffled, False)) if shuffled is not None else {}
+    rot_r2 = _r2(sweep(X_rot, sp.y_train, sp.y_test, False)) if shuffled is not None and X_rot is not None else {}
+    params = {k: v for k, v in selector.get_params(deep=False).items() if k not in RUN_PARAMS}
+    for p in points:
+        is_dense = p.method == "dense"
+        ctrl = None
+        if shuffled is not None:
+            sh = None if is_dense else sh_r2.get(p.k)
+            ctrl = RegressionControls(shuffled_r2=sh, rotation_r2=None if is_dense else rot_r2.get(p.k),
+                                      selectivity=None if sh is None else float(p.metrics["r2"] or 0.0) - sh,
+                                      token_identity_r2=token_r2)
+        yield ResultRecord(**shared, method=p.method,
+                           method_params={"alpha": p.alpha} if is_dense else {**params, "alpha": p.alpha, "probe": "ridge"},
+                           k=p.k, metrics=RegressionMetrics.model_validate(p.metrics), units=p.units, coef=p.coef,
+                           intercept=p.intercept, wall_time_s=p.wall_time_s, controls=ctrl)

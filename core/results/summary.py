@@ -10,6 +10,7 @@ from typing import Literal
 
 from probebank.probing import kcurve, stats
 from probebank.probing.schema import ResultRecord
+from probebank.results.value_summary import VALUE_COLUMNS, VALUE_NOTE, summarise_values
 
 
 def _mean(values: list[float]) -> float:
@@ -86,7 +87,12 @@ def summarise(records: list[ResultRecord], method: str | None = None) -> list[di
     Also: k-curve summaries (probebank.probing.kcurve), the k=1 -> 8 gain at every layer (`gain_1_8_by_layer`),
     the stability of the supports across seeds (mean pairwise Jaccard at k=16, and whether the
     k=1 unit changes), and the number of units that alone reach F1 >= 0.9 (`n_mono`).
+    Records of regression cards get rows of their own, with R2 in place of F1
+    (probebank.results.value_summary), after the classification rows.
     """
+    values = [r for r in records if r.regression]
+    if values:
+        return summarise([r for r in records if not r.regression], method) + summarise_values(values, method)
     curves: dict[tuple, dict[int, dict[int, dict[int, ResultRecord]]]] = defaultdict(
         lambda: defaultdict(lambda: defaultdict(dict)))          # key -> layer -> seed -> k -> record
     dense: dict[tuple, ResultRecord] = {}                        # (base, layer, seed) -> record
@@ -172,21 +178,37 @@ def _stability(row: dict) -> str:
     return text + (" k1 changes" if row.get("k1_unit_changes") else "")
 
 
-def _columns(rows: list[dict]) -> list[tuple[str, str, str]]:
+def _columns(rows: list[dict], columns: tuple[tuple[str, str, str], ...] = COLUMNS) -> list[tuple[str, str, str]]:
     """Drop the columns no row has a value for (e.g. controls off, no --random-init)."""
-    return [c for c in COLUMNS if any(r.get(c[1]) is not None for r in rows)] or list(COLUMNS[:3])
+    return [c for c in columns if any(r.get(c[1]) is not None for r in rows)] or list(columns[:3])
+
+
+def _is_value_row(row: dict) -> bool:
+    return row.get("metric") == "r2"  # a regression card's row (probebank.results.value_summary)
 
 
 def render_summary(rows: list[dict], title: str = "probebank results") -> object:
+    """The terminal table(s): classification rows (F1), then regression rows (R2) in a table of their own."""
+    values = [r for r in rows if _is_value_row(r)]
+    if not values:
+        return _render(rows, title, COLUMNS)
+    from rich.console import Group
+
+    classes = [r for r in rows if not _is_value_row(r)]
+    tables = [_render(classes, title, COLUMNS)] if classes else []
+    return Group(*tables, _render(values, f"{title} (regression: R2)" if classes else title, VALUE_COLUMNS))
+
+
+def _render(rows: list[dict], title: str, columns: tuple[tuple[str, str, str], ...]) -> object:
     from rich.table import Table
 
     seeds = max((r.get("seeds", 1) for r in rows), default=1)
     table = Table(title=f"{title}\n(means over {seeds} seed(s); 95% intervals in summary.md and --format md/json)",
                   show_lines=False)
-    cols = _columns(rows)
-    columns: tuple[tuple[str, Literal["left", "right"]], ...] = (
+    cols = _columns(rows, columns)
+    label_cols: tuple[tuple[str, Literal["left", "right"]], ...] = (
         ("dataset", "left"), ("feature", "left"), ("method", "left"), ("layer", "right"))
-    for col, just in columns:
+    for col, just in label_cols:
         table.add_column(col, justify=just)
     for title_, _, _ in cols:
         table.add_column(title_.replace(" ", "\n"), justify="right", no_wrap=True)
@@ -219,7 +241,18 @@ def certificates(records: Iterable[ResultRecord]) -> str | None:
 
 
 def write_summary_markdown(rows: list[dict], path: Path, footer: str | None = None) -> None:
-    cols = _columns(rows)
+    values = [r for r in rows if _is_value_row(r)]
+    rows = [r for r in rows if not _is_value_row(r)]
+    text = _markdown(rows, COLUMNS) + "\n" + _NOTE if rows or not values else ""
+    if values:  # regression cards: a table of their own, with R2 and Spearman
+        text += ("\n" if text else "") + _markdown(values, VALUE_COLUMNS) + "\n" + VALUE_NOTE
+    if footer:
+        text += f"\n{footer}\n"
+    path.write_text(text, encoding="utf-8")
+
+
+def _markdown(rows: list[dict], columns: tuple[tuple[str, str, str], ...]) -> str:
+    cols = _columns(rows, columns)
     head = ["model", "dataset", "feature", "site", "basis", "method", "best layer", "layer by train", "seeds"]
     head += [c[0] for c in cols] + ["Jaccard", "neuron (k=1)"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -230,16 +263,16 @@ def write_summary_markdown(rows: list[dict], path: Path, footer: str | None = No
         cells += [_cell(r, key, kind) for _, key, kind in cols]
         cells += [_stability(r), ",".join(map(str, r["units_k1"])) or "-"]
         lines.append("| " + " | ".join(cells) + " |")
-    note = ("\nValues are means over seeds ± half the 95% interval (t over seeds; with one seed a bootstrap "
-            "over test rows for F1). best layer = the layer with the best mean test k=1 F1, as the paper "
-            "reports it; F1 k=1 layer by train = test k=1 F1 at the layer picked on training F1, which never "
-            "saw the test rows (their difference is the optimism of picking on test). "
-            "select. = F1 - shuffled-label F1; k@95% dense = smallest k reaching "
-            "95% of the dense F1; Jaccard = mean pairwise Jaccard of the k=16 supports across seeds. "
-            "See docs/controls.md.\n")
-    if footer:
-        note += f"\n{footer}\n"
-    path.write_text("\n".join(lines) + "\n" + note, encoding="utf-8")
+    return "\n".join(lines)
+
+
+_NOTE = ("\nValues are means over seeds ± half the 95% interval (t over seeds; with one seed a bootstrap "
+         "over test rows for F1). best layer = the layer with the best mean test k=1 F1, as the paper "
+         "reports it; F1 k=1 layer by train = test k=1 F1 at the layer picked on training F1, which never "
+         "saw the test rows (their difference is the optimism of picking on test). "
+         "select. = F1 - shuffled-label F1; k@95% dense = smallest k reaching "
+         "95% of the dense F1; Jaccard = mean pairwise Jaccard of the k=16 supports across seeds. "
+         "See docs/controls.md.\n")
 
 
 def summary_json(rows: list[dict]) -> str:

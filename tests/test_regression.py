@@ -256,3 +256,14 @@ def test_cli_run_and_results_on_a_regression_card(reg_bank, tmp_path: Path, caps
     assert by_dataset["toy-index"]["r2_k1"] is not None and "f1_k1" not in by_dataset["toy-index"]
     assert by_dataset["toy-index"]["random_init_k1"] is not None  # the random-init R2 control
     assert by_dataset["toy-words"]["f1_k1"] is not None  # classification rows as before
+
+    # The leaderboard ranks the classification dataset by F1 and lists the regression one apart, with R2.
+    assert main(["leaderboard", str(tmp_path / "o"), "--format", "md"]) == 0
+    md = capsys.readouterr().out
+    ranked, regression = md.split("Regression datasets")
+    assert "toy-words" in ranked and "toy-index" not in ranked
+    assert "| R2 k=1 |" in regression and "| Spearman dense |" in regression and "word-index" in regression
+    assert main(["leaderboard", str(tmp_path / "o"), "--format", "html", "--out", str(tmp_path / "site"),
+                 "--no-gates"]) == 0
+    html = (tmp_path / "site" / "index.html").read_text()
+    assert "<h2>Regression datasets</h2>" in html and "word-index" in html

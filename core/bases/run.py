@@ -147,7 +147,7 @@ class BasisRun:
             curve: dict[int, list[float]] = {}
             for r in records:
                 if r.basis == label and r.site == site and r.layer == layer and r.method == method:
-                    curve.setdefault(r.k, []).append(r.metrics.f1)
+                    curve.setdefault(r.k, []).append(r.f1)
             dead, always = unit_activity(codes)
             trained = fb.key is not None and getattr(fb.basis, "trainable", False)
             out.append(BasisRecord(

@@ -61,7 +61,7 @@ class ValueSelector(ScoreSelector):
 
     def fit(self, X: Any, y: Any) -> ValueSelector:
         X, yv = check_xy_values(X, y)
-        self.supports_ = self._supports(X, yv, check_ks(self.ks))  # type: ignore[arg-type]
+        self.supports_ = self._supports(X, yv, check_ks(self.ks))
         self.n_units_ = int(X.shape[1])
         return self
 

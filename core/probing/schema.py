@@ -132,3 +132,24 @@ class ResultRecord(Strict):
     def regression(self) -> bool:
         """A record of a regression card: metrics R2 / Spearman instead of F1."""
         return isinstance(self.metrics, RegressionMetrics)
+
+    @property
+    def f1(self) -> float:
+        """The test F1 of a classification record (a regression record has none: TypeError)."""
+        if isinstance(self.metrics, Metrics):
+            return self.metrics.f1
+        raise TypeError(f"a regression record ({self.provenance.dataset}) has no F1: read metrics.r2")
+
+    @property
+    def f1_controls(self) -> Controls | None:
+        """The controls of a classification record (None for a regression record: see `controls`)."""
+        return self.controls if isinstance(self.controls, Controls) else None
+
+    @property
+    def score(self) -> float:
+        """The headline test metric: F1, or R2 on a regression card (see `metric_name`)."""
+        return self.metrics.f1 if isinstance(self.metrics, Metrics) else self.metrics.r2
+
+    @property
+    def metric_name(self) -> str:
+        return "R2" if self.regression else "F1"

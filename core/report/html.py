@@ -16,6 +16,7 @@ from probebank.errors import ProbebankError
 from probebank.report import svg
 from probebank.results.leaderboard import LAYER_WORD, METRICS, DatasetScore, FeatureScore, Leaderboard
 from probebank.results.neurons import neuron_card
+from probebank.results.value_board import VALUE_COLUMNS, value_cells
 
 GatesArg = Mapping[str, Mapping[str, Any]] | None  # dataset -> gate name -> result (see render_gates)
 
@@ -134,8 +135,13 @@ def _index(lb: Leaderboard, datasets: Sequence[str], gates: GatesArg) -> str:
               "category's datasets). "
               "k-curve AUC = area under F1 against log2 k over the k grid, divided by its span.</p>")
     body = [info, "<h2>Rankings per category</h2>", _ranking_html(lb),
-            "<h2>Per dataset</h2>", _table(DATASET_HEADERS, _dataset_rows(lb.datasets)),
-            "<h2>Comparison</h2>", _comparison_html(lb),
+            "<h2>Per dataset</h2>", _table(DATASET_HEADERS, _dataset_rows(lb.datasets))]
+    if lb.values:  # regression cards: R2 and Spearman, kept out of the F1 rankings
+        rows = ["<tr>" + "".join(f"<td>{escape(c)}</td>" if i < 5 else f"<td class=\"num\">{escape(c)}</td>"
+                                 for i, c in enumerate(cells)) + "</tr>" for cells in value_cells(lb.values)]
+        body += ["<h2>Regression datasets</h2><p class=\"note\">R2 and Spearman of ridge probes on the test rows "
+                 "(best layer on k=1 R2); not part of the F1 rankings.</p>", _table(list(VALUE_COLUMNS), rows)]
+    body += ["<h2>Comparison</h2>", _comparison_html(lb),
             "<h2>Datasets</h2><ul>"]
     for name in datasets:
         body.append(f'<li><a href="{dataset_page(name)}">{escape(name)}</a>'
@@ -309,11 +315,14 @@ def neuron_html(card: Any, dataset_pages: set[str] | None = None) -> str:
                     f"{_table(['class', 'rows', 'mean activation'], stats)}</div>"
                     "<h3>Top-activating examples (target highlighted)</h3>"
                     + _table(["activation", "class", "text"], rows))
+    mixed = any(s.metric != "F1" for s in card.selections)  # regression probes (R2) among them
     sel = [f"<tr><td>{ds_link(s.dataset)}</td><td>{escape(s.feature)}</td>"
-           f"<td>{escape(s.method)}</td><td class=\"num\">{s.k}</td><td class=\"num\">{s.rank + 1}</td>{_num(s.f1)}</tr>"
+           f"<td>{escape(s.method)}</td><td class=\"num\">{s.k}</td><td class=\"num\">{s.rank + 1}</td>{_num(s.score)}"
+           + (f"<td>{escape(s.metric)}</td>" if mixed else "") + "</tr>"
            for s in card.selections]
     body.append("<h2>Where else this neuron is selected (k &le; 16)</h2>"
-                + (_table(["dataset", "feature", "method", "k", "position", "F1"], sel) if sel
+                + (_table(["dataset", "feature", "method", "k", "position"] + (["score", "metric"] if mixed else ["F1"]),
+                          sel) if sel
                    else "<p class=\"note\">Not selected by any other probe with k &le; 16 in these records.</p>"))
     body.append(f"<p class=\"note\">Terminal version: <code>probebank inspect {escape(card.model)} {card.layer} "
                 f"{card.neuron} --site {escape(card.site)}</code></p>")

@@ -7,6 +7,9 @@ basis, method, k and seed) is counted once when both copies agree and refused wh
 An *entry* is what the leaderboard compares: the value of the --by field (model, method, layer
 or basis), plus whichever of model / method / basis also varies across the records, so that two
 different things are never averaged together.
+
+Records of regression cards (R2, not F1) are scored apart (probebank.results.value_board:
+`Leaderboard.values`) and never enter the F1 rankings.
 """
 from __future__ import annotations
 
@@ -23,6 +26,7 @@ from probebank.errors import ConfigError, ProbebankError
 from probebank.probing.schema import ResultRecord
 from probebank.results.records import RECORDS_FILE, read_records
 from probebank.results.summary import NON_PROBE_METHODS
+from probebank.results.value_board import ValueScore, value_scores
 
 By = Literal["model", "method", "layer", "basis"]
 BY_FIELDS: tuple[str, ...] = ("model", "method", "layer", "basis")
@@ -73,7 +77,7 @@ def load_results(folders: Sequence[Path]) -> ResultSet:
                     raise ConfigError(
                         f"two results disagree on the same probe ({r.provenance.model}, {r.provenance.dataset}, "
                         f"feature {r.feature}, {r.site} layer {r.layer}, {r.method} k={r.k}, seed {r.seed}): "
-                        f"F1 {first.metrics.f1:.4f} in {where} vs {r.metrics.f1:.4f} in {folder}",
+                        f"{r.metric_name} {first.score:.4f} in {where} vs {r.score:.4f} in {folder}",
                         file=folder, field="metrics", fix="keep one of the two folders")
                 out.duplicates += 1
                 continue
@@ -185,6 +189,7 @@ def feature_scores(records: Sequence[ResultRecord], *, by: str = "model",
     if layer_by not in LAYER_BY:
         raise ConfigError(f"unknown layer choice '{layer_by}'", field="--layer-by", fix="use test or train")
     categories = categories or {}
+    records = [r for r in records if not r.regression]  # scored by value_board (R2), not here
     models = _model_labels(records)
     extra = _varying(records, by, models)
     # (model, dataset, feature, site, basis) -> layer -> seed -> dense F1 (shared by every method of that group)
@@ -201,7 +206,7 @@ def feature_scores(records: Sequence[ResultRecord], *, by: str = "model",
         p = r.provenance
         base = (p.model, p.model_revision, p.dataset, r.feature, r.site, r.basis)
         if r.method == "dense":
-            dense[base][r.layer].append(r.metrics.f1)
+            dense[base][r.layer].append(r.f1)
             continue
         if r.method in NON_PROBE_METHODS:  # the best-single-unit signal: not a probe to rank
             continue
@@ -209,7 +214,7 @@ def feature_scores(records: Sequence[ResultRecord], *, by: str = "model",
         key = (entry_name(r, by, extra, models), p.dataset, r.feature, r.site, group_layer) + base
         hashes[(key[0], p.dataset)].add(p.dataset_hash)
         meta[key] = (p.model, r.method, r.basis)
-        f1[key][r.layer][r.k].append(r.metrics.f1)
+        f1[key][r.layer][r.k].append(r.f1)
         if r.controls is not None and r.controls.selectivity is not None and r.k == 1:
             sel[key][r.layer].append(r.controls.selectivity)
         if r.k == 1 and r.train_f1 is not None:
@@ -338,6 +343,7 @@ class Leaderboard:
     datasets: list[DatasetScore]
     rankings: list[CategoryRanking]
     layer_by: str = "test"  # how each feature's best layer was picked: test or training k=1 F1
+    values: list[ValueScore] = field(default_factory=list)  # regression cards: R2, apart from the rankings
 
 
 def dataset_categories(names: Iterable[str], include: Sequence[Path] = ()) -> dict[str, str]:
@@ -360,11 +366,23 @@ def build_leaderboard(folders: Sequence[Path], *, by: str = "model", category: s
     if categories is None:
         categories = dataset_categories({r.provenance.dataset for r in results.records}, include)
     feats = feature_scores(results.records, by=by, categories=categories, layer_by=layer_by)
+    values = _value_scores(results.records, by, categories, layer_by)
     if category:
-        known = sorted({f.category for f in feats})
+        known = sorted({f.category for f in feats} | {v.category for v in values})
         feats = [f for f in feats if f.category == category]
-        if not feats:
+        values = [v for v in values if v.category == category]
+        if not feats and not values:
             raise ConfigError(f"no results in category '{category}'", field="--category",
                               fix=f"use one of: {', '.join(known)}")
     ds = dataset_scores(feats)
-    return Leaderboard(by, metric, results, feats, ds, rank_categories(ds, metric), layer_by)
+    return Leaderboard(by, metric, results, feats, ds, rank_categories(ds, metric), layer_by, values)
+
+
+def _value_scores(records: Sequence[ResultRecord], by: str, categories: dict[str, str],
+                  layer_by: str) -> list[ValueScore]:
+    """The regression records' scores, with entries named as for the F1 rankings."""
+    values = [r for r in records if r.regression]
+    models = _model_labels(values)
+    extra = _varying(values, by, models)
+    return value_scores(values, lambda r: entry_name(r, by, extra, models), categories=categories,
+                        layer_by=layer_by)

@@ -6,6 +6,9 @@ import io
 from collections.abc import Iterable, Sequence
 
 from probebank.results.leaderboard import LAYER_WORD, METRICS, Leaderboard
+from probebank.results.value_board import VALUE_COLUMNS, value_cells
+
+VALUE_TITLE = "Regression datasets (R2 and Spearman on the test rows; not part of the F1 rankings)"
 
 
 def _f(v: float | None) -> str:
@@ -47,6 +50,8 @@ def render_markdown(lb: Leaderboard) -> str:
         lines += ["", f"- {why}"]
     lines += ["", "Per dataset (k-AUC: area under F1 against log2 k, divided by the log2 k span):", ""]
     lines += table(DATASET_COLUMNS, _dataset_cells(lb))
+    if lb.values:
+        lines += ["", VALUE_TITLE + ":", ""] + table(VALUE_COLUMNS, value_cells(lb.values))
     return "\n".join(lines) + "\n"
 
 
@@ -63,6 +68,10 @@ def render_csv(lb: Leaderboard) -> str:
                         _f(r.mean) if lb.metric == "k_auc" else "", "", r.mean_rank, f"{r.borda:g}", r.borda_rank])
         if cr.refused:
             w.writerow(["refused", "", cr.category, "; ".join(cr.refused), "", "", "", "", "", "", "", "", ""])
+    if lb.values:  # a block of its own, with its own header row
+        w.writerow(["kind", *VALUE_COLUMNS])
+        for cells in value_cells(lb.values):
+            w.writerow(["regression", *cells])
     return buf.getvalue()
 
 
@@ -80,4 +89,12 @@ def render_rich(lb: Leaderboard) -> list:
         per_ds.add_column(col, justify="left" if col in ("dataset", "category", "entry") else "right")
     for cells in _dataset_cells(lb):
         per_ds.add_row(*cells)
-    return [per_ds, ranks] + [f"[yellow]{why}[/yellow]" for why in _refusals(lb)]
+    out: list = [per_ds, ranks] + [f"[yellow]{why}[/yellow]" for why in _refusals(lb)]
+    if lb.values:
+        values = Table(title=VALUE_TITLE)
+        for col in VALUE_COLUMNS:
+            values.add_column(col, justify="left" if col in ("dataset", "category", "entry", "feature") else "right")
+        for cells in value_cells(lb.values):
+            values.add_row(*cells)
+        out.append(values)
+    return out

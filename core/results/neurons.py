@@ -61,8 +61,9 @@ class Selection:
     feature: str
     method: str
     k: int
-    f1: float
+    score: float  # the probe's test F1, or R2 on a regression card (`metric`)
     rank: int  # position of the neuron in the probe's units (0 = first selected)
+    metric: str = "F1"
 
 
 @dataclass
@@ -208,8 +209,8 @@ def selections(model: str, site: str, layer: int, neuron: int, records: Iterable
             continue
         key = (r.provenance.dataset, r.feature, r.method)
         if key not in best or r.k < best[key].k:
-            best[key] = Selection(key[0], key[1], key[2], r.k, r.metrics.f1, r.units.index(neuron))
-    return sorted(best.values(), key=lambda s: (s.k, -s.f1, s.dataset, s.feature))
+            best[key] = Selection(key[0], key[1], key[2], r.k, r.score, r.units.index(neuron), r.metric_name)
+    return sorted(best.values(), key=lambda s: (s.k, -s.score, s.dataset, s.feature))
 
 
 def neuron_card(model: str, layer: int, neuron: int, *, site: str = "mlp", results: Sequence[Path] = (),
@@ -278,7 +279,7 @@ def render_text(card: NeuronCard, markup: bool = True, max_selections: int = 20)
     if card.selections:
         lines.append("selected by probes (k <= 16; smallest k per dataset/feature/method):")
         for s in card.selections[:max_selections]:
-            lines.append(f"  {s.dataset} / {s.feature}: {s.method} k={s.k} (unit #{s.rank + 1}), F1 {s.f1:.3f}")
+            lines.append(f"  {s.dataset} / {s.feature}: {s.method} k={s.k} (unit #{s.rank + 1}), {s.metric} {s.score:.3f}")
         if len(card.selections) > max_selections:
             lines.append(f"  ... and {len(card.selections) - max_selections} more (with larger k)")
     else:

@@ -123,12 +123,12 @@ def findings(real: list[ResultRecord], shuffled: list[ResultRecord], method: str
                        f"(layer picked on {'training' if by_train else 'test'} F1)"))
 
     k1 = [r for r in real if r.method == method and r.basis == "identity" and r.k == 1
-          and r.controls and r.controls.rotation_f1 is not None]
+          and r.f1_controls and r.f1_controls.rotation_f1 is not None]
     if k1:
         from scipy.stats import wilcoxon
 
-        neuron = np.array([r.metrics.f1 for r in k1])
-        rot = np.array([r.controls.rotation_f1 for r in k1 if r.controls is not None])
+        neuron = np.array([r.f1 for r in k1])
+        rot = np.array([c.rotation_f1 for r in k1 if (c := r.f1_controls) is not None])
         diff = neuron - rot
         p = float(wilcoxon(diff, alternative="greater", zero_method="wilcox").pvalue) if np.any(diff != 0) else 1.0
         wins, losses = int((diff > 0).sum()), int((diff < 0).sum())
@@ -145,7 +145,7 @@ def findings(real: list[ResultRecord], shuffled: list[ResultRecord], method: str
     by_k: dict[int, list[float]] = defaultdict(list)
     for rec in real:
         if rec.method == method and rec.basis == "identity":
-            by_k[rec.k].append(rec.metrics.f1)
+            by_k[rec.k].append(rec.f1)
     ks = sorted(by_k)
     curve = [float(np.mean(by_k[k])) for k in ks]
     drops = [a - b for a, b in zip(curve, curve[1:])]
@@ -157,7 +157,7 @@ def findings(real: list[ResultRecord], shuffled: list[ResultRecord], method: str
     sel = np.array([np.nan if r["selectivity_k1"] is None else r["selectivity_k1"] for r in rows], dtype=float)
     sh = [rec.controls.selectivity for rec in shuffled
           if rec.method == method and rec.k == 1 and rec.controls and rec.controls.selectivity is not None]
-    sh_f1 = [rec.metrics.f1 for rec in shuffled if rec.method == method and rec.k == 1]
+    sh_f1 = [rec.f1 for rec in shuffled if rec.method == method and rec.k == 1]
     real_ok = bool(np.isfinite(sel).any() and np.nanmean(sel) >= REAL_SELECTIVITY)
     shuffled_ok = bool(sh) and abs(float(np.mean(sh))) <= SHUFFLED_SELECTIVITY
     out.append(Finding("selectivity", f"real >= {REAL_SELECTIVITY}; shuffled labels |.| <= {SHUFFLED_SELECTIVITY}",

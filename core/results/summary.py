@@ -6,11 +6,14 @@ import json
 from collections import defaultdict
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from probebank.probing import kcurve, stats
-from probebank.probing.schema import ResultRecord
+from probebank.probing.schema import Metrics, ResultRecord
 from probebank.results.value_summary import VALUE_COLUMNS, VALUE_NOTE, summarise_values
+
+if TYPE_CHECKING:
+    from rich.table import Table
 
 
 def _mean(values: list[float]) -> float:
@@ -31,10 +34,10 @@ NON_PROBE_METHODS = ("dense", "single_unit")  # baselines and signals, not selec
 def _seed_metrics(curve: dict[int, ResultRecord], dense: ResultRecord | None,
                   single: ResultRecord | None) -> dict[str, float | None]:
     """Every summary metric of one (feature, layer, seed) from its records."""
-    f1 = {k: r.metrics.f1 for k, r in curve.items()}
-    d = dense.metrics.f1 if dense else None
-    c1 = curve[1].controls if 1 in curve else None
-    token = next((r.controls.token_identity_f1 for r in curve.values() if r.controls), None)
+    f1 = {k: r.f1 for k, r in curve.items()}
+    d = dense.f1 if dense else None
+    c1 = curve[1].f1_controls if 1 in curve else None
+    token = next((c.token_identity_f1 for r in curve.values() if (c := r.f1_controls)), None)
     return {
         "f1_k1": f1.get(1), "f1_k16": f1.get(16), "f1_dense": d,
         "selectivity_k1": c1.selectivity if c1 else None, "shuffled_k1": c1.shuffled_f1 if c1 else None,
@@ -54,14 +57,16 @@ def _interval(name: str, values: list[float | None], records: list[ResultRecord 
     mean, lo, hi = stats.t_interval(vals)
     if lo is None and name in F1_METRICS and len(values) == 1 and records[0] is not None:
         r = records[0]
-        cells = stats.confusion_from_metrics(r.n_test, r.n_test_pos, r.metrics.precision, r.metrics.recall)
+        m = r.metrics
+        assert isinstance(m, Metrics)  # F1_METRICS come from classification records only
+        cells = stats.confusion_from_metrics(r.n_test, r.n_test_pos, m.precision, m.recall)
         lo, hi = stats.bootstrap_f1_interval(*cells, seed=r.seed)
     return mean, lo, hi
 
 
 def _k1_mean(seeds: dict[int, dict[int, ResultRecord]]) -> float:
     """Mean k=1 test F1 over the seeds of one layer (0 when no seed has k=1)."""
-    vals = [c[1].metrics.f1 for c in seeds.values() if 1 in c]
+    vals = [c[1].f1 for c in seeds.values() if 1 in c]
     return _mean(vals) if vals else 0.0
 
 
@@ -127,7 +132,7 @@ def summarise(records: list[ResultRecord], method: str | None = None) -> list[di
         row["f1_k1_by_train"] = row["f1_k1_by_train_ci"] = row["layer_optimism"] = None
         if by_train is not None:
             recs = [c.get(1) for c in by_layer[by_train].values()]
-            mean, lo, hi = _interval("f1_k1", [r.metrics.f1 if r else None for r in recs], recs)
+            mean, lo, hi = _interval("f1_k1", [r.f1 if r else None for r in recs], recs)
             row["f1_k1_by_train"] = mean
             row["f1_k1_by_train_ci"] = None if lo is None else [lo, hi]
             if mean is not None and row["f1_k1"] is not None:
@@ -141,7 +146,7 @@ def summarise(records: list[ResultRecord], method: str | None = None) -> list[di
             [by_layer[best_layer][s][k_stab].units for s in seeds if k_stab in by_layer[best_layer][s]])
         gains = {}
         for layer in sorted(by_layer):
-            g = [kcurve.gain({k: r.metrics.f1 for k, r in c.items()}) for c in by_layer[layer].values()]
+            g = [kcurve.gain({k: r.f1 for k, r in c.items()}) for c in by_layer[layer].values()]
             known = [v for v in g if v is not None]
             gains[layer] = _mean(known) if known else None
         row["gain_1_8_by_layer"] = gains
@@ -199,7 +204,7 @@ def render_summary(rows: list[dict], title: str = "probebank results") -> object
     return Group(*tables, _render(values, f"{title} (regression: R2)" if classes else title, VALUE_COLUMNS))
 
 
-def _render(rows: list[dict], title: str, columns: tuple[tuple[str, str, str], ...]) -> object:
+def _render(rows: list[dict], title: str, columns: tuple[tuple[str, str, str], ...]) -> Table:
     from rich.table import Table
 
     seeds = max((r.get("seeds", 1) for r in rows), default=1)

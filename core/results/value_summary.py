@@ -9,6 +9,7 @@ curve. summary.py renders these rows in a table of their own (VALUE_COLUMNS).
 """
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 
 from probebank.probing import kcurve, stats
@@ -66,8 +67,8 @@ def _interval(values: list[float | None]) -> tuple[float | None, list[float] | N
 
 
 def _k1_r2(seeds: dict[int, dict[int, ResultRecord]], train: bool = False) -> float | None:
-    vals = [m.train_r2 if train else m.r2 for c in seeds.values() if (m := _m(c.get(1))) is not None]
-    vals = [v for v in vals if v is not None]
+    raw = [m.train_r2 if train else m.r2 for c in seeds.values() if (m := _m(c.get(1))) is not None]
+    vals = [v for v in raw if v is not None]
     return _mean(vals) if vals else None
 
 
@@ -85,7 +86,8 @@ def summarise_values(records: list[ResultRecord], method: str | None = None) -> 
     rows = []
     for key, by_layer in sorted(curves.items()):
         base = key[:5]
-        best = max(by_layer, key=lambda layer, b=by_layer: (_k1_r2(b[layer]) or -1e300, -layer))
+        test_scores = {layer: -math.inf if (v := _k1_r2(seeds)) is None else v for layer, seeds in by_layer.items()}
+        best = max(by_layer, key=lambda layer: (test_scores[layer], -layer))  # ties: the earlier layer
         train_scores = {layer: s for layer, seeds in by_layer.items() if (s := _k1_r2(seeds, train=True)) is not None}
         by_train = max(train_scores, key=lambda layer: (train_scores[layer], -layer)) if train_scores else None
         seeds = sorted(by_layer[best])

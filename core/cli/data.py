@@ -72,7 +72,15 @@ def build(name: str, limit: int | None = typer.Option(None, help="Max examples p
     counts = Counter(lab for ex in built.dataset for lab in row_labels(ex))
     console.print(f"{name} v{built.card.version}: {len(built.dataset)} examples, "
                   f"{sum(counts.values())} targets, content hash {built.content_hash[:16]}")
-    for idx, n in sorted(counts.items()):
+    if built.card.labels.type == "regression":  # one value per target: its range, not class counts
+        import numpy as np
+
+        from probebank.data.examples import row_values
+        values = np.asarray([v for ex in built.dataset for v in row_values(ex)])
+        q = np.quantile(values, [0.0, 0.25, 0.5, 0.75, 1.0])
+        console.print(f"  {built.card.labels.value_name:<24} min {q[0]:.4g}, quartiles {q[1]:.4g} / {q[2]:.4g} / "
+                      f"{q[3]:.4g}, max {q[4]:.4g}; mean {values.mean():.4g}, {np.unique(values).size} distinct")
+    for idx, n in sorted(counts.items()) if built.card.labels.type != "regression" else ():
         console.print(f"  {built.card.labels.classes[idx]:<24} {n}")
     console.print(f"cached at {built.path}")
 

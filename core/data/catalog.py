@@ -22,7 +22,9 @@ CATEGORY_ORDER = ("language", "code", "syntax", "factual", "bias", "safety", "po
 
 
 def binary_features(card: DatasetCard) -> int:
-    """One-vs-rest features a card yields: 1 for binary, one per class otherwise."""
+    """One-vs-rest features a card yields: 1 for binary, one per class otherwise, none for regression."""
+    if card.labels.type == "regression":
+        return 0
     return 1 if card.labels.type == "binary" else len(card.labels.classes)
 
 
@@ -57,6 +59,8 @@ def gate_summary(report: GateReport | None, skipped: str | None) -> tuple[str, s
     parts.append(f"{passed}/{len(GATES)} pass")
     by = report.by_gate()
     f1s = " / ".join("-" if by.get(g) is None or by[g].value is None else f"{by[g].value:.2f}" for g in SHORTCUT_GATES)
+    if any(by[g].threshold.startswith("R2") for g in SHORTCUT_GATES if g in by):
+        f1s = "R2 " + f1s  # a regression card's shortcuts predict its value
     return "; ".join(parts), f1s
 
 
@@ -108,6 +112,10 @@ def render(rows: list, *, limit: int | None, tokenizer_name: str) -> str:
     lines += [
         "",
         "Shortcut F1 = the best one-vs-rest F1 of predicting the label from the target token id / its position / "
+        "the text length alone (gates fail at >= 0.9 unless waived); for a regression card (features: regression) "
+        "the R2 of predicting its value the same way."
+        if any(card.labels.type == "regression" for card, *_ in rows) else
+        "Shortcut F1 = the best one-vs-rest F1 of predicting the label from the target token id / its position / "
         "the text length alone (gates fail at >= 0.9 unless waived).",
         "",
         "| dataset | category | version | features | examples (targets) | license | source (pins) | silver "
@@ -120,7 +128,8 @@ def render(rows: list, *, limit: int | None, tokenizer_name: str) -> str:
         sources = ", ".join(pin_text(p) for p in card.sources) or "-"
         size = "-" if n_ex is None else f"{n_ex:,} ({n_tg:,})"
         lines.append("| " + " | ".join(_cell(str(x)) for x in (
-            card.name, card.category, card.version, binary_features(card), size, _short_license(card.license),
+            card.name, card.category, card.version,
+            "regression" if card.labels.type == "regression" else binary_features(card), size, _short_license(card.license),
             sources, "yes" if card.silver else "no", gates, f1s)) + " |")
     waived = [(card.name, g, reason) for card, report, *_ in rows if report
               for g, reason in sorted(card.waivers.items()) if g in report.by_gate()

@@ -11,6 +11,8 @@ Each gate measures one number on a built dataset and compares it with a threshol
 - token_identity   label predicted from the target token's id alone: F1 < 0.9 on every feature
 - position         ... from the target token's position alone: F1 < 0.9
 - length           ... from the text's length in characters alone: F1 < 0.9
+  (on a regression card the three shortcuts predict the value instead: R2 < 0.9, see
+  probebank.data.values; min_examples and class_balance do not apply)
 
 The split and the one-vs-rest features are made exactly as the probes make them
 (`evaluate.feature_splits` on the rows `grouped_stratified_split` sees); the target token and
@@ -36,6 +38,7 @@ from probebank.data.align import OFF_BOUNDARY_MAX, AlignedExample, AlignmentRepo
 from probebank.data.examples import BuiltDataset, row_labels, targets_as_rows
 from probebank.data.shortcuts import categorical_shortcut_f1, numeric_shortcut_f1
 from probebank.data.splits import feature_splits, grouped_stratified_split
+from probebank.data.values import value_shortcuts
 from probebank.hashing import fingerprint, json_digest
 from probebank.paths import cache_dir
 
@@ -48,6 +51,7 @@ NEAR_DUPLICATE_MAX = 0.05
 ALIGNMENT_MAX = OFF_BOUNDARY_MAX  # share of targets off token boundaries (defined next to the alignment)
 ALIGNMENT_QUOTED = 3              # offending targets a failure message quotes
 SHORTCUT_F1_MAX = 0.9
+SHORTCUT_R2_MAX = 0.9  # the same bar for a regression card's value
 GATE_FORMAT = 2
 # Examples per class that `probebank validate` builds by default; CI samples the same number, so what an
 # author sees locally is what CI checks (shortcut F1s move with the sample size).
@@ -120,15 +124,16 @@ def target_rows(built: BuiltDataset, tokenizer: Any,
     texts = built.dataset["text"]
     if aligned is None:
         aligned, _ = align_built(built, tokenizer)
-    cols: dict[str, list[int]] = {"example": [], "label": [], "token": [], "position": [], "length": []}
+    cols: dict[str, list[int]] = {"example": [], "target": [], "label": [], "token": [], "position": [], "length": []}
     for ex in aligned:
         n_chars = len(texts[ex.index])
-        for (_, first, last), label in zip(ex.targets, ex.labels):
+        for (t_idx, first, last), label in zip(ex.targets, ex.labels):
             spans = ([(tok, tok + 1) for tok in range(first, last)] if card.aggregation == "each"
                      else [(first, last)])
             for a, b in spans:
                 tok = a if card.aggregation == "first" else b - 1
                 cols["example"].append(ex.index)
+                cols["target"].append(t_idx)
                 cols["label"].append(label)
                 cols["token"].append(ex.input_ids[tok])
                 cols["position"].append(tok)
@@ -260,7 +265,10 @@ def measure_gates(built: BuiltDataset, tokenizer: Any) -> list[GateResult]:
     if classification:
         results += _shortcuts(built, rows)
     else:
-        results += [GateResult(g, None, "-", True, detail="regression label") for g in SHORTCUT_GATES]
+        r2 = value_shortcuts(built, rows)
+        results += [GateResult(g, r2.get(g), f"R2 < {SHORTCUT_R2_MAX}", g in r2 and r2[g] < SHORTCUT_R2_MAX,
+                               detail="regression label: R2 of the value" if g in r2 else "no split possible")
+                    for g in SHORTCUT_GATES]
     return results
 
 

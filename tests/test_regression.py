@@ -268,6 +268,8 @@ def test_cli_run_and_results_on_a_regression_card(reg_bank, tmp_path: Path, caps
                  "--no-gates"]) == 0
     html = (tmp_path / "site" / "index.html").read_text()
     assert "<h2>Regression datasets</h2>" in html and "word-index" in html
+    # leaderboard-ready: a regression probe has no one-vs-rest balance to check
+    assert main(["submit", "--check", str(tmp_path / "o"), "--include", str(folder)]) == 0, capsys.readouterr()
 
 
 # --------------------------------------------------------------------------- the bank's regression dataset

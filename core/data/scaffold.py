@@ -71,7 +71,8 @@ params:
     - "{{word}} came up twice in"
     - "Nobody at the meeting mentioned {{word}} until"
 labels:
-  type: binary              # binary (2 classes: negative, positive), multiclass (3+), regression
+  type: binary              # binary (2 classes: negative, positive), multiclass (3+), regression (the builder
+                            #   yields a number as label; classes: none, or one name for the value)
   classes: [{neg}, {pos}]
 targets:
   kind: spans               # the builder gives char spans (here: the word)

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from probebank.data.examples import row_values
 from probebank.data.registry import load_catalog
 from probebank.errors import ConfigError
 from probebank.extract.store import STORE_FORMAT, ActivationStore
@@ -175,7 +176,10 @@ def dataset_view(store: ActivationStore, site: str, layer: int, neuron: int, top
             text, span = example["text"], (int(tgt["start"]), int(tgt["end"]))
         else:
             text, span = f"(example {ex}, target {t}: the built dataset is not in the cache)", (0, 0)
-        top.append(TopExample(float(acts[i]), label_name(int(labels[i])), text, span, int(rows["position"][i])))
+        label = label_name(int(labels[i]))
+        if dataset is not None and "value" in dataset.features:  # a regression card: show the target's value
+            label = f"{label} = {row_values(example)[t]:.4g}"
+        top.append(TopExample(float(acts[i]), label, text, span, int(rows["position"][i])))
     return DatasetView(ds_meta["name"], ds_meta["version"], store.key, int(acts.size), edges.tolist(), hists, top,
                        dataset is not None)
 

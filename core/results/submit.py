@@ -39,7 +39,8 @@ class Protocol:
     def describe(self) -> str:
         return (f"k grid {list(self.k_grid)} (every k below the layer width), a dense baseline, seed "
                 f"{self.required_seed} among the seeds, the card's split (test size {self.test_size}, its seed) "
-                f"and aggregation, one-vs-rest balanced={self.balance}, logistic regression C={self.C}")
+                f"and aggregation, one-vs-rest balanced={self.balance}, logistic regression C={self.C} "
+                f"(regression cards: ridge, alpha 1/C)")
 
 
 CANONICAL = Protocol()
@@ -187,7 +188,7 @@ def check_folder(folder: Path, *, protocol: Protocol = CANONICAL, include: Seque
         if r.method == "dense":
             widths[group] = r.k
             continue
-        if protocol.balance and r.n_train - r.n_train_pos > r.n_train_pos:
+        if protocol.balance and not r.regression and r.n_train - r.n_train_pos > r.n_train_pos:  # one-vs-rest only
             reject("n_train", f"{r.n_train - r.n_train_pos} negatives for {r.n_train_pos} positives: "
                               "the canonical protocol balances one-vs-rest negatives to the positives' count")
         if r.method == "single_unit":  # the best-single-unit signal (one record per probe group), not a k sweep

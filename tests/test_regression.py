@@ -317,3 +317,18 @@ def test_regression_shortcut_gates_measure_r2(reg_bank) -> None:
     assert results["position"].value > 0.8 > results["length"].value
     assert results["position"].status == ("pass" if results["position"].value < 0.9 else "waived")
     assert results["min_examples"].status == "n/a"
+
+
+def test_regression_run_with_a_trained_basis(reg_bank, tmp_path: Path) -> None:
+    """Bases compose with regression probes: records per basis, the basis key stamped, no per-class basis metrics."""
+    import json
+
+    from probebank.run import RunConfig, run
+
+    out = run(RunConfig(model="tiny:llama", datasets=["toy-index"], include=[reg_bank()], out=tmp_path / "o",
+                        progress=False, methods=["f_stat"], seeds=[0], layers=[2], bases=["identity", "pca"],
+                        controls=False), log=lambda m: None)
+    raw = [json.loads(line) for line in (tmp_path / "o" / "records.jsonl").read_text().splitlines()]
+    assert {r["basis"] for r in raw} == {"identity", "pca"} and out.n_records == len(raw)
+    assert all(r["basis_key"] for r in raw if r["basis"] == "pca") and all("r2" in r["metrics"] for r in raw)
+    assert {r["basis"] for r in out.summary} == {"identity", "pca"}

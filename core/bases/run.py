@@ -21,6 +21,7 @@ from probebank.bases.spec import BasisSpec, make_basis, parse_spec
 from probebank.bases.store import BasisStore, FittedBasis, basis_params, code_version, fit_or_load
 from probebank.data.examples import BuiltDataset
 from probebank.data.splits import feature_splits
+from probebank.data.values import value_splits
 from probebank.errors import ConfigError
 from probebank.extract.pipeline import extract
 from probebank.extract.plan import ExtractionPlan
@@ -185,6 +186,9 @@ def test_side_examples(built: BuiltDataset, store: Any, cfg: ProbeConfig) -> set
     """Example indices on the test side of any seed's split (what the overlap check looks at)."""
 
     rows = store.rows()
+    if built.card.labels.type == "regression":  # the probes' own splits: grouped, stratified on value bins
+        return {int(e) for sp in value_splits(built, rows, seeds=cfg.seeds, min_rows=cfg.min_rows_per_class)
+                for e in rows["example"][sp.test]}
     return {int(e) for sp in feature_splits(built, rows, seeds=cfg.seeds, balance=cfg.balance, min_rows=cfg.min_rows_per_class) for e in rows["example"][sp.test]}
 
 

@@ -8,6 +8,7 @@ so `import probebank` stays fast):
     outcome = pb.run(pb.RunConfig(datasets=["language-udhr"], layers=[6, 12]))
     catalog = pb.load_catalog()
     probe = pb.SparseProbe(k=4, method="f_stat").fit(X, y)     # a scikit-learn estimator
+    ridge = pb.SparseRidgeProbe(k=4).fit(X, values)            # the same for a real-valued target (R2)
 
 A dataset plugin needs only `from probebank import BuildContext, Example, RegisterDataset, hookimpl`
 (docs/example-package is a complete one); the other contracts (`Layout`, the Protocols of sources,
@@ -37,6 +38,7 @@ _EXPORTS: dict[str, str] = {
     "ActivationStore": "probebank.extract.store",
     # probing
     "SparseProbe": "probebank.probing.probes", "DenseProbe": "probebank.probing.probes",
+    "SparseRidgeProbe": "probebank.probing.regression", "DenseRidgeProbe": "probebank.probing.regression",
     "sweep_feature": "probebank.probing.sweep", "evaluate_store": "probebank.probing.evaluate",
     "Selector": "probebank.probing.selection", "get_selector": "probebank.probing.methods",
     "MilpSelector": "probebank.probing.exact.selector", "ProbeConfig": "probebank.probing.schema",
@@ -86,6 +88,8 @@ if TYPE_CHECKING:  # what mypy and editors see (`X as X`: an explicit re-export,
     from probebank.probing.methods import get_selector as get_selector
     from probebank.probing.probes import DenseProbe as DenseProbe
     from probebank.probing.probes import SparseProbe as SparseProbe
+    from probebank.probing.regression import DenseRidgeProbe as DenseRidgeProbe
+    from probebank.probing.regression import SparseRidgeProbe as SparseRidgeProbe
     from probebank.probing.schema import ProbeConfig as ProbeConfig
     from probebank.probing.schema import ResultRecord as ResultRecord
     from probebank.probing.selection import Selector as Selector

@@ -172,6 +172,20 @@ def test_sparse_ridge_probe_finds_the_planted_units_and_scores_r2() -> None:
     assert SparseRidgeProbe(k=1, method="mean_diff").fit(X, y).selected_units_.tolist() == [3]
 
 
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.SkipTestWarning")
+@pytest.mark.parametrize("make", ["sparse", "sparse-mean_diff", "dense"])
+def test_ridge_probes_pass_the_sklearn_estimator_checks(make: str) -> None:
+    from sklearn.utils.estimator_checks import check_estimator
+
+    from probebank.probing.regression import DenseRidgeProbe, SparseRidgeProbe
+
+    estimator = {"sparse": SparseRidgeProbe(k=2), "sparse-mean_diff": SparseRidgeProbe(k=3, method="mean_diff"),
+                 "dense": DenseRidgeProbe()}[make]
+    results = check_estimator(estimator, on_fail=None)
+    assert not [(r["check_name"], str(r["exception"])[:200]) for r in results if r["status"] == "failed"]
+    assert sum(r["status"] == "passed" for r in results) >= 50
+
+
 def test_classification_only_methods_are_refused_with_a_reason() -> None:
     from probebank.probing.methods import get_selector
     from probebank.probing.regression import SparseRidgeProbe

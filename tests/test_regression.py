@@ -333,16 +333,36 @@ def test_regression_shortcut_gates_measure_r2(reg_bank) -> None:
     assert results["min_examples"].status == "n/a"
 
 
-def test_regression_run_with_a_trained_basis(reg_bank, tmp_path: Path) -> None:
-    """Bases compose with regression probes: records per basis, the basis key stamped, no per-class basis metrics."""
+def test_regression_run_with_bases(reg_bank, tmp_path: Path) -> None:
+    """Bases compose with regression probes: records and summary rows per basis."""
     import json
 
     from probebank.run import RunConfig, run
 
     out = run(RunConfig(model="tiny:llama", datasets=["toy-index"], include=[reg_bank()], out=tmp_path / "o",
-                        progress=False, methods=["f_stat"], seeds=[0], layers=[2], bases=["identity", "pca"],
-                        controls=False), log=lambda m: None)
+                        progress=False, methods=["f_stat"], seeds=[0], layers=[2],
+                        bases=["identity", "random-rotation"], controls=False), log=lambda m: None)
     raw = [json.loads(line) for line in (tmp_path / "o" / "records.jsonl").read_text().splitlines()]
-    assert {r["basis"] for r in raw} == {"identity", "pca"} and out.n_records == len(raw)
-    assert all(r["basis_key"] for r in raw if r["basis"] == "pca") and all("r2" in r["metrics"] for r in raw)
-    assert {r["basis"] for r in out.summary} == {"identity", "pca"}
+    assert {r["basis"] for r in raw} == {"identity", "random-rotation"} and out.n_records == len(raw)
+    assert all("r2" in r["metrics"] for r in raw) and {r["basis"] for r in out.summary} == {"identity", "random-rotation"}
+
+
+def test_basis_overlap_check_reads_the_probes_value_splits() -> None:
+    """A trained basis is flagged when its corpus overlaps the test texts: those of the regression splits."""
+    from probebank.bases.run import test_side_examples
+    from probebank.data.values import value_splits
+    from probebank.probing.schema import ProbeConfig
+
+    rows_in = [{"text": f"alpha beta gamma {i}", "targets": [(0, 5, float(i)), (6, 10, i + 0.5), (11, 16, -i)],
+                "group": f"g{i // 2}"} for i in range(20)]
+    built = build_rows(rows_in)
+    rows = {"example": np.repeat(np.arange(20), 3), "target": np.tile(np.arange(3), 20),
+            "label": np.zeros(60, dtype=np.int64)}
+    cfg = ProbeConfig(seeds=[0, 1])
+    expected = {int(e) for sp in value_splits(built, rows, seeds=[0, 1]) for e in rows["example"][sp.test]}
+
+    class Store:
+        def rows(self) -> dict[str, np.ndarray]:
+            return rows
+
+    assert test_side_examples(built, Store(), cfg) == expected and 0 < len(expected) < 20

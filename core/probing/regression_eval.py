@@ -137,8 +137,9 @@ def evaluate_values(store: _Rows, built: BuiltDataset, provenance: Provenance, c
     encoders = dict(encoders or {"identity": lambda site, layer, X: X})
     groups = np.asarray(built.dataset["group"])[rows["example"]]
     tokens = rows["token"] if built.card.aggregation in TOKEN_AGGREGATIONS else None
-    shuffled = [grouped_shuffle(sp.y_train, sp.y_test, groups[sp.train], groups[sp.test], sp.seed) for sp in splits]
-    token_r2 = [token_identity_r2(tokens, sp) for sp in splits]
+    shuffled = [grouped_shuffle(sp.y_train, sp.y_test, groups[sp.train], groups[sp.test], sp.seed)
+                for sp in splits] if controls else []
+    token_r2 = [token_identity_r2(tokens, sp) for sp in splits] if controls else []
     aggregation = built.card.aggregation
     jobs = [(site, layer) for site in sites for layer in layers]
     for site, layer in tqdm(jobs, desc=f"probe {built.name}", unit="layer", disable=not progress, leave=False):
@@ -152,7 +153,8 @@ def evaluate_values(store: _Rows, built: BuiltDataset, provenance: Provenance, c
                               n_test=len(sp.test), n_train_pos=0, n_test_pos=0)
                 for mi, (label, selector) in enumerate(methods.items()):
                     yield from _method_records(X, X_rot, sp, label, selector, cfg, cfg.dense and mi == 0,
-                                               shuffled[si] if controls else None, token_r2[si], shared)
+                                               shuffled[si] if controls else None,
+                                               token_r2[si] if controls else None, shared)
 
 
 def _method_records(X: np.ndarray, X_rot: np.ndarray | None, sp: ValueSplit, label: str, selector: Selector,

@@ -26,8 +26,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from probebank.data.values import r2_score
 from probebank.probing.methods import get_selector
-from probebank.probing.problem import check_ks, column_scaling, order_by_score
-from probebank.probing.schema import DEFAULT_K_GRID
+from probebank.probing.problem import column_scaling, order_by_score
 from probebank.probing.selection import FStat, MeanDiff, MutualInfo, RandomUnits, ScoreSelector, Selector
 
 DENSE_ALPHAS = tuple(float(a) for a in np.logspace(-2, 5, 15))  # the dense baseline's alpha grid (LOO)
@@ -55,16 +54,17 @@ def check_xy_values(X: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
 # --------------------------------------------------------------------------- selection
 
 
-class ValueSelector(ScoreSelector):
-    """A ranking method for a real-valued y: `fit(X, y)` sets `supports_` (and `ranking_`, `scores_`)."""
+class OnValues(Selector):
+    """Mixin: a selector whose `fit(X, y)` takes a real-valued y (its methods get y as floats)."""
 
     regression: ClassVar[bool] = True
 
-    def fit(self, X: Any, y: Any) -> ValueSelector:
-        X, yv = check_xy_values(X, y)
-        self.supports_ = self._supports(X, yv, check_ks(self.ks))
-        self.n_units_ = int(X.shape[1])
-        return self
+    def _check_xy(self, X: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
+        return check_xy_values(X, y)
+
+
+class ValueSelector(OnValues, ScoreSelector):
+    """A ranking method for a real-valued y: `fit(X, y)` sets `supports_` (and `ranking_`, `scores_`)."""
 
 
 def _centred(X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -99,31 +99,21 @@ class FRegression(ValueSelector):
         return f_regression_scores(X, yb)
 
 
-class MutualInfoRegression(ValueSelector):
+class MutualInfoRegression(OnValues, MutualInfo):
     """Mutual information with the value (sklearn mutual_info_regression, kNN, seeded) on the top
     `prefilter` units by F (the rest follow in F order), on at most `max_rows` rows (seeded)."""
 
-    def __init__(self, ks: Sequence[int] = DEFAULT_K_GRID, random_state: int = 0, prefilter: int | None = 256,
-                 max_rows: int | None = 3000, n_neighbors: int = 3) -> None:
-        super().__init__(ks, random_state)
-        self.prefilter = prefilter
-        self.max_rows = max_rows
-        self.n_neighbors = n_neighbors
+    def _f_order(self, X: np.ndarray, yb: np.ndarray) -> np.ndarray:
+        return order_by_score(f_regression_scores(X, yb))
 
-    def _rank(self, X: np.ndarray, yb: np.ndarray) -> np.ndarray:
+    def _sample_rows(self, yb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        return rng.permutation(yb.size)[: self.max_rows]
+
+    def _mutual_info(self, Xs: np.ndarray, yb: np.ndarray) -> np.ndarray:
         from sklearn.feature_selection import mutual_info_regression
 
-        by_f = order_by_score(f_regression_scores(X, yb))
-        cand = by_f if self.prefilter is None else by_f[: self.prefilter]
-        rows = np.arange(X.shape[0])
-        if self.max_rows is not None and X.shape[0] > self.max_rows:
-            rows = np.sort(np.random.default_rng(self.seed_).permutation(X.shape[0])[: self.max_rows])
-        Xs = np.asarray(X[np.ix_(rows, cand)], dtype=np.float64)
-        mi = mutual_info_regression(Xs, yb[rows], discrete_features=False, n_neighbors=self.n_neighbors,
-                                    random_state=self.seed_ % (2**32))
-        mi[np.ptp(Xs, axis=0) == 0] = -np.inf  # sklearn jitters constant units with tiny noise
-        self.scores_ = mi
-        return np.concatenate([cand[order_by_score(mi)], by_f[np.isin(by_f, cand, invert=True)]])
+        return np.asarray(mutual_info_regression(Xs, yb, discrete_features=False, n_neighbors=self.n_neighbors,
+                                                 random_state=self.seed_ % (2**32)))
 
 
 class RandomValueUnits(ValueSelector):
@@ -133,7 +123,7 @@ class RandomValueUnits(ValueSelector):
         return np.random.default_rng(self.seed_).permutation(X.shape[1]).astype(np.int64)
 
 
-REGRESSION_TWINS: dict[type[Selector], type[ValueSelector]] = {
+REGRESSION_TWINS: dict[type[Selector], type[OnValues]] = {
     MeanDiff: Covariance, FStat: FRegression, MutualInfo: MutualInfoRegression, RandomUnits: RandomValueUnits}
 
 

@@ -45,10 +45,14 @@ class Selector(BaseEstimator):
         self.random_state = random_state
 
     def fit(self, X: Any, y: Any) -> Selector:
-        X, yb = check_xy(X, y)
+        X, yb = self._check_xy(X, y)
         self.supports_ = self._supports(X, yb, check_ks(self.ks))
         self.n_units_ = int(X.shape[1])
         return self
+
+    def _check_xy(self, X: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
+        """The problem as arrays: two classes, y as booleans (True = positive)."""
+        return check_xy(X, y)
 
     @property
     def seed_(self) -> int:
@@ -152,23 +156,32 @@ class MutualInfo(Selector):
         self.n_neighbors = n_neighbors
 
     def _rank(self, X: np.ndarray, yb: np.ndarray) -> np.ndarray:
-        by_f = top_by_f(X, yb, None)
+        by_f = self._f_order(X, yb)
         cand = by_f if self.prefilter is None else by_f[: self.prefilter]
         rows = np.arange(X.shape[0])
-        rng = np.random.default_rng(self.seed_)
         if self.max_rows is not None and X.shape[0] > self.max_rows:
-            frac = self.max_rows / X.shape[0]
-            parts = [rng.permutation(np.flatnonzero(yb == c))[: max(2, int(round(frac * (yb == c).sum())))]
-                     for c in (False, True)]
-            rows = np.sort(np.concatenate(parts))
+            rows = np.sort(self._sample_rows(yb, np.random.default_rng(self.seed_)))
         Xs = np.asarray(X[np.ix_(rows, cand)], dtype=np.float64)
-        mi = mutual_info_classif(Xs, yb[rows].astype(np.int64), discrete_features=False,
-                                 n_neighbors=self.n_neighbors, random_state=self.seed_ % (2**32))
+        mi = self._mutual_info(Xs, yb[rows])
         # sklearn jitters constant units with tiny noise, which can score above zero.
         mi[np.ptp(Xs, axis=0) == 0] = -np.inf
         top = cand[order_by_score(mi)]
         rest = by_f[np.isin(by_f, cand, invert=True)]
         return np.concatenate([top, rest])
+
+    # What differs for a real-valued y (probebank.probing.regression.MutualInfoRegression):
+    def _f_order(self, X: np.ndarray, yb: np.ndarray) -> np.ndarray:
+        return top_by_f(X, yb, None)
+
+    def _sample_rows(self, yb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """`max_rows` rows, drawn per class in proportion."""
+        frac = (self.max_rows or yb.size) / yb.size
+        return np.concatenate([rng.permutation(np.flatnonzero(yb == c))[: max(2, int(round(frac * (yb == c).sum())))]
+                               for c in (False, True)])
+
+    def _mutual_info(self, Xs: np.ndarray, yb: np.ndarray) -> np.ndarray:
+        return np.asarray(mutual_info_classif(Xs, yb.astype(np.int64), discrete_features=False,
+                                              n_neighbors=self.n_neighbors, random_state=self.seed_ % (2**32)))
 
 
 class L1Path(Selector):

@@ -74,6 +74,9 @@ def _rotation(width: int, seed: int) -> np.ndarray:
     return q.astype(np.float32)
 
 
+ROTATION_SEED = 0  # one random rotation per layer width, the same for every feature, layer and seed
+
+
 def random_rotation(X: np.ndarray, seed: int) -> np.ndarray:
     """X @ Q for a seeded random orthogonal Q of X's width (the same Q for every feature)."""
     X = np.asarray(X, dtype=np.float32)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -27,6 +27,7 @@ from probebank.hashing import fingerprint, json_digest
 from probebank.metrics import binary_metrics
 from probebank.probing.controls import (
     MONO_F1,
+    ROTATION_SEED,
     TOKEN_AGGREGATIONS,
     grouped_shuffle,
     random_rotation,
@@ -34,27 +35,12 @@ from probebank.probing.controls import (
     token_identity_f1,
 )
 from probebank.probing.methods import get_selector
+from probebank.probing.problem import Encoder, StoredRows
 from probebank.probing.regression_eval import evaluate_values
 from probebank.probing.schema import Controls, ProbeConfig, Provenance, ResultRecord
-from probebank.probing.selection import Selector
+from probebank.probing.selection import Selector, method_params
 from probebank.probing.sweep import SweepPoint, sweep_feature
 from probebank.specs import parse_spec
-
-ROTATION_SEED = 0  # one random rotation per layer width, the same for every feature, layer and seed
-RUN_PARAMS = ("ks", "random_state")  # set per sweep from the run's k grid and seed, recorded as k and seed
-
-
-class StoredRows(Protocol):
-    """What probing reads from an activation store."""
-
-    key: str
-
-    def rows(self) -> dict[str, np.ndarray]: ...
-
-    def layer(self, site: str, layer: int) -> np.ndarray: ...
-
-
-Encoder = Callable[[str, int, np.ndarray], np.ndarray]  # (site, layer, activations) -> codes
 
 
 def identity_encoder(site: str, layer: int, X: np.ndarray) -> np.ndarray:
@@ -68,11 +54,6 @@ def resolve_methods(specs: Sequence[str], registry: Mapping[str, Callable[..., A
         spec = parse_spec(text, option="--methods")
         out[spec.label] = get_selector(spec.name, registry, **spec.kwargs())
     return out
-
-
-def method_params(selector: Selector) -> dict[str, Any]:
-    """A selector's settings as records keep them (the k grid and seed are recorded per record)."""
-    return {k: v for k, v in selector.get_params(deep=False).items() if k not in RUN_PARAMS}
 
 
 def probe_key(store_key: str, provenance: Provenance, cfg: ProbeConfig, sites: Sequence[str],

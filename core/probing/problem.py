@@ -5,8 +5,8 @@ standardises, weights and breaks ties the same way.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -80,3 +80,16 @@ def check_ks(ks: Sequence[int]) -> list[int]:
     if not out:
         raise ValueError("the k grid is empty")
     return out
+
+
+class StoredRows(Protocol):
+    """What probing reads from an activation store."""
+
+    key: str
+
+    def rows(self) -> dict[str, np.ndarray]: ...
+
+    def layer(self, site: str, layer: int) -> np.ndarray: ...
+
+
+Encoder = Callable[[str, int, np.ndarray], np.ndarray]  # (site, layer, activations) -> codes (a basis)

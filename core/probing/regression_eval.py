@@ -13,9 +13,9 @@ is no `single_unit` record: its F1 >= 0.9 threshold has no regression meaning.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 from sklearn.base import clone
@@ -23,9 +23,9 @@ from tqdm.auto import tqdm
 
 from probebank.data.examples import BuiltDataset
 from probebank.data.values import ValueSplit, categorical_shortcut_r2, value_splits
-from probebank.probing.controls import TOKEN_AGGREGATIONS, grouped_shuffle, random_rotation
+from probebank.probing.controls import ROTATION_SEED, TOKEN_AGGREGATIONS, grouped_shuffle, random_rotation
 from probebank.probing.newton import BLAS_THREADS, blas_limit
-from probebank.probing.problem import column_scaling
+from probebank.probing.problem import Encoder, StoredRows, column_scaling
 from probebank.probing.regression import (
     DENSE_ALPHAS,
     check_xy_values,
@@ -34,16 +34,7 @@ from probebank.probing.regression import (
     regression_selector,
 )
 from probebank.probing.schema import ProbeConfig, Provenance, RegressionControls, RegressionMetrics, ResultRecord
-from probebank.probing.selection import Selector
-
-ROTATION_SEED = 0  # as probebank.probing.evaluate: one rotation per layer width
-RUN_PARAMS = ("ks", "random_state")
-
-
-class _Rows(Protocol):
-    def rows(self) -> dict[str, np.ndarray]: ...
-
-    def layer(self, site: str, layer: int) -> np.ndarray: ...
+from probebank.probing.selection import Selector, method_params
 
 
 @dataclass
@@ -124,10 +115,10 @@ def _r2(points: list[ValuePoint]) -> dict[int, float]:
     return {p.k: float(p.metrics["r2"] or 0.0) for p in points if p.method != "dense"}
 
 
-def evaluate_values(store: _Rows, built: BuiltDataset, provenance: Provenance, cfg: ProbeConfig,
+def evaluate_values(store: StoredRows, built: BuiltDataset, provenance: Provenance, cfg: ProbeConfig,
                     sites: Sequence[str], layers: Sequence[int], *, selectors: Mapping[str, Selector],
                     progress: bool = True,
-                    encoders: Mapping[str, Callable[[str, int, np.ndarray], np.ndarray]] | None = None,
+                    encoders: Mapping[str, Encoder] | None = None,
                     controls: bool = False) -> Iterator[ResultRecord]:
     """Yield the records of one regression dataset, layer by layer (methods without a twin are left out:
     `regression_methods` says why)."""
@@ -170,7 +161,7 @@ def _method_records(X: np.ndarray, X_rot: np.ndarray | None, sp: ValueSplit, lab
     points = sweep(X, sp.y_train, sp.y_test, dense)
     sh_r2 = _r2(sweep(X, *shuffled, False)) if shuffled is not None else {}
     rot_r2 = _r2(sweep(X_rot, sp.y_train, sp.y_test, False)) if shuffled is not None and X_rot is not None else {}
-    params = {k: v for k, v in selector.get_params(deep=False).items() if k not in RUN_PARAMS}
+    params = method_params(selector)
     for p in points:
         is_dense = p.method == "dense"
         ctrl = None

@@ -29,6 +29,13 @@ from probebank.errors import ConfigError
 from probebank.probing.problem import balanced_sample_weight, check_ks, check_xy, column_scaling, order_by_score
 from probebank.probing.schema import DEFAULT_K_GRID
 
+RUN_PARAMS = ("ks", "random_state")  # set per sweep from the run's k grid and seed, recorded as k and seed
+
+
+def method_params(selector: BaseEstimator) -> dict[str, Any]:
+    """A selector's settings as records keep them (the k grid and seed are recorded per record)."""
+    return {k: v for k, v in selector.get_params(deep=False).items() if k not in RUN_PARAMS}
+
 
 class Selector(BaseEstimator):
     """Base class of the selection methods: `fit(X, y)` sets `supports_` = {k: unit indices, best first}.

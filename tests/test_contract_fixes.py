@@ -165,3 +165,18 @@ def test_a_cache_key_is_the_same_before_and_after_the_first_run_fills_runtime_st
     empty = fingerprint(memoised)
     memoised("abc")
     assert fingerprint(memoised) == empty
+
+
+def test_a_bad_record_line_names_its_file_line_and_field(tmp_path: Path) -> None:
+    from probebank.bases.run import BASES_FILE, read_basis_records
+    from probebank.errors import ConfigError
+    from probebank.results.records import read_records
+
+    (tmp_path / "records.jsonl").write_text('\n{"k": "one"}\n', encoding="utf-8")
+    with pytest.raises(ConfigError) as exc:
+        read_records(tmp_path)
+    assert exc.value.line == 2 and exc.value.field and "invalid result record" in exc.value.message
+    (tmp_path / BASES_FILE).write_text("not json\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as exc:
+        read_basis_records(tmp_path)
+    assert exc.value.line == 1 and "invalid basis record" in exc.value.message and BASES_FILE in (exc.value.fix or "")

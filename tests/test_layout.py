@@ -18,7 +18,8 @@ MAX_LINES = 400
 # Layers, bottom first: a module may import its own layer and the layers below it.
 LAYERS: list[tuple[str, ...]] = [
     ("probebank.errors", "probebank.contracts", "probebank.specs", "probebank.version"),
-    ("probebank.paths", "probebank.hashing", "probebank.metrics", "probebank.hookspecs", "probebank.plugins"),
+    ("probebank.paths", "probebank.hashing", "probebank.metrics", "probebank.jsonl", "probebank.hookspecs",
+     "probebank.plugins"),
     ("probebank.data",),
     ("probebank.extract", "probebank.probing"),
     ("probebank.bases",),

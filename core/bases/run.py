@@ -25,6 +25,7 @@ from probebank.data.values import value_splits
 from probebank.errors import ConfigError
 from probebank.extract.pipeline import extract
 from probebank.extract.plan import ExtractionPlan
+from probebank.jsonl import append_jsonl, read_jsonl
 from probebank.probing.controls import best_single_unit
 from probebank.probing.schema import ProbeConfig, Provenance, ResultRecord
 
@@ -167,7 +168,7 @@ class BasisRun:
                       records: Sequence[ResultRecord]) -> int:
         """Append this dataset's BasisRecords to <out>/bases.ndjson (k curves from the run's records of it)."""
         flags = self.flags(built, test_side_examples(built, store, cfg))
-        return append_basis_records(Path(out) / BASES_FILE, self.metrics(store, built, provenance, cfg, records, flags))
+        return append_jsonl(Path(out) / BASES_FILE, self.metrics(store, built, provenance, cfg, records, flags))
 
 
 def training_rows(X: np.ndarray, positions: np.ndarray, max_norm_ratio: float = 10.0) -> np.ndarray:
@@ -192,30 +193,14 @@ def test_side_examples(built: BuiltDataset, store: Any, cfg: ProbeConfig) -> set
     return {int(e) for sp in feature_splits(built, rows, seeds=cfg.seeds, balance=cfg.balance, min_rows=cfg.min_rows_per_class) for e in rows["example"][sp.test]}
 
 
-def append_basis_records(path: Path, records: Iterable[BasisRecord]) -> int:
-    n = 0
-    with open(path, "a", encoding="utf-8") as f:
-        for r in records:
-            f.write(r.model_dump_json() + "\n")
-            n += 1
-    return n
-
-
 def read_basis_records(folder: Path) -> list[BasisRecord]:
 
     path = Path(folder) / BASES_FILE if Path(folder).is_dir() else Path(folder)
     if not path.is_file():
         raise ConfigError(f"no {BASES_FILE} here", file=path,
                           fix="run `probebank run --bases identity,pca,...` with this --out folder first")
-    out = []
-    for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if line.strip():
-            try:
-                out.append(BasisRecord.model_validate_json(line))
-            except ValueError as exc:
-                raise ConfigError(f"line is not a BasisRecord: {str(exc).splitlines()[0]}", file=path, line=i,
-                                  fix="re-run the bases step; do not edit bases.jsonl by hand") from None
-    return out
+    return read_jsonl(path, BasisRecord, what="basis record",
+                      fix=f"re-run the bases step; do not edit {BASES_FILE} by hand")
 
 
 def compare(records: Sequence[BasisRecord], category: str | None = None) -> list[dict]:

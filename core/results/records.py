@@ -5,21 +5,15 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-from pydantic import ValidationError
-
 from probebank.errors import ConfigError
+from probebank.jsonl import append_jsonl, read_jsonl
 from probebank.probing.schema import ResultRecord
 
 RECORDS_FILE = "records.jsonl"
 
 
 def append_records(path: Path, records: Iterable[ResultRecord]) -> int:
-    n = 0
-    with open(path, "a", encoding="utf-8") as f:
-        for rec in records:
-            f.write(rec.model_dump_json() + "\n")
-            n += 1
-    return n
+    return append_jsonl(path, records)
 
 
 def read_records(folder: Path) -> list[ResultRecord]:
@@ -29,16 +23,8 @@ def read_records(folder: Path) -> list[ResultRecord]:
     if not files:
         raise ConfigError(f"no result records (*.jsonl) in {folder}", field="DIR",
                           fix="pass the --out folder of a `probebank run`")
-    records = []
+    records: list[ResultRecord] = []
     for path in files:
-        for line_no, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                records.append(ResultRecord.model_validate_json(line))
-            except ValidationError as exc:
-                err = exc.errors()[0]
-                raise ConfigError(f"invalid result record: {err['msg']}", file=path, line=line_no,
-                                  field=".".join(str(p) for p in err["loc"]),
-                                  fix="regenerate it with `probebank run` or correct the field") from None
+        records += read_jsonl(path, ResultRecord, what="result record",
+                              fix="regenerate it with `probebank run` or correct the field")
     return records

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -77,3 +78,15 @@ def mean_pairwise_jaccard(supports: Sequence[Iterable[int]]) -> float | None:
 def k1_unit_changes(k1_units: Sequence[Sequence[int]]) -> bool:
     """True when the k=1 unit is not the same for every seed."""
     return len({tuple(u) for u in k1_units}) > 1
+
+
+def support_stability(curves: Sequence[Mapping[int, Any]], k_max: int = 16) -> dict[str, Any]:
+    """How stable the selected units are across seeds, from each seed's {k: record with .units}:
+    the first seed's k=1 units, whether the k=1 unit changes across seeds, and the mean pairwise
+    Jaccard of the supports at the largest k <= k_max (`jaccard_k`)."""
+    k1_units = [c[1].units for c in curves if 1 in c]
+    k_stab = max((k for k in curves[0] if k <= k_max), default=None) if curves else None
+    return {"units_k1": k1_units[0] if k1_units else [],
+            "k1_unit_changes": k1_unit_changes(k1_units) if len(k1_units) > 1 else False,
+            "jaccard_k": k_stab,
+            "jaccard": mean_pairwise_jaccard([c[k_stab].units for c in curves if k_stab is not None and k_stab in c])}

@@ -137,13 +137,7 @@ def summarise(records: list[ResultRecord], method: str | None = None) -> list[di
             row["f1_k1_by_train_ci"] = None if lo is None else [lo, hi]
             if mean is not None and row["f1_k1"] is not None:
                 row["layer_optimism"] = row["f1_k1"] - mean
-        k1_units = [by_layer[best_layer][s][1].units for s in seeds if 1 in by_layer[best_layer][s]]
-        row["units_k1"] = k1_units[0] if k1_units else []
-        row["k1_unit_changes"] = stats.k1_unit_changes(k1_units) if len(k1_units) > 1 else False
-        k_stab = max((k for k in by_layer[best_layer][seeds[0]] if k <= 16), default=None)
-        row["jaccard_k"] = k_stab
-        row["jaccard"] = stats.mean_pairwise_jaccard(
-            [by_layer[best_layer][s][k_stab].units for s in seeds if k_stab in by_layer[best_layer][s]])
+        row.update(stats.support_stability([by_layer[best_layer][s] for s in seeds]))
         gains = {}
         for layer in sorted(by_layer):
             g = [kcurve.gain({k: r.f1 for k, r in c.items()}) for c in by_layer[layer].values()]

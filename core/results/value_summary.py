@@ -102,13 +102,7 @@ def summarise_values(records: list[ResultRecord], method: str | None = None) -> 
             else [])
         row["layer_optimism"] = (row["r2_k1"] - row["r2_k1_by_train"]
                                  if row["r2_k1"] is not None and row["r2_k1_by_train"] is not None else None)
-        k1_units = [by_layer[best][s][1].units for s in seeds if 1 in by_layer[best][s]]
-        row["units_k1"] = k1_units[0] if k1_units else []
-        row["k1_unit_changes"] = stats.k1_unit_changes(k1_units) if len(k1_units) > 1 else False
-        k_stab = max((k for k in by_layer[best][seeds[0]] if k <= 16), default=None)
-        row["jaccard_k"] = k_stab
-        row["jaccard"] = stats.mean_pairwise_jaccard(
-            [by_layer[best][s][k_stab].units for s in seeds if k_stab in by_layer[best][s]])
+        row.update(stats.support_stability([by_layer[best][s] for s in seeds]))
         row["layers"] = len(by_layer)
         rows.append(row)
     return rows

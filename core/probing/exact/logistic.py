@@ -147,10 +147,5 @@ def best_subset_logistic(Z: np.ndarray, y: np.ndarray, k: int, *, C: float = 1.0
         add_cuts(S)
         history.append((elapsed(), upper, lower))
 
-    obj, w, b, _ = fits.fit(best)
-    order = np.argsort(-np.abs(w), kind="stable")
-    gap = rel_gap(upper, lower)
-    return MilpResult(support=best[order], coef=w[order], intercept=b, objective=obj, bound=min(lower, upper),
-                      gap=gap, time_s=elapsed(), time_limited=time_limited and not gap_closed(gap, tol),
-                      status="optimal" if gap_closed(gap, tol) else "time_limit", n_candidates=m, warm_start=warm,
-                      rounds=rounds, n_cuts=n_cuts, n_fits=fits.n_fits, history=history)
+    return fits.result(best, upper, lower, tol=tol, time_s=elapsed(), time_limited=time_limited, warm_start=warm,
+                       rounds=rounds, n_cuts=n_cuts, history=history)

@@ -15,10 +15,12 @@ For t in (0, 1], t * u is dual feasible too, and A(t u) - t^2 q(u)' z is a diffe
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import numpy as np
 from scipy.special import expit, xlogy
 
+from probebank.probing.exact.result import MilpResult, gap_closed, rel_gap
 from probebank.probing.newton import fit_logistic
 from probebank.probing.problem import UnitsLike
 
@@ -76,6 +78,19 @@ class LogisticFits:
         self.cache[key] = out
         self.n_fits += 1
         return out
+
+    def result(self, best: UnitsLike, upper: float, lower: float, *, tol: float, time_s: float,
+               time_limited: bool, **report: Any) -> MilpResult:
+        """The best support refitted, as a MilpResult: units by |coef| (largest first), gap and status from
+        the incumbent `upper` and the proven `lower` bound (every logistic search ends here)."""
+        obj, w, b, _ = self.fit(best)
+        order = np.argsort(-np.abs(w), kind="stable")
+        gap = rel_gap(upper, lower)
+        done = gap_closed(gap, tol)
+        return MilpResult(support=np.asarray(best)[order], coef=w[order], intercept=b, objective=obj,
+                          bound=min(lower, upper), gap=gap, time_s=time_s, time_limited=time_limited and not done,
+                          status="optimal" if done else "time_limit", n_candidates=self.Z.shape[1],
+                          n_fits=self.n_fits, **report)
 
     def cuts_a(self, u: np.ndarray) -> list[tuple[float, None]]:
         """The constants A(t u) of the scaled cuts, without q (for a bound on one support)."""

@@ -65,14 +65,8 @@ def enumerate_supports(fits: LogisticFits, k: int, best: np.ndarray, upper: floa
         lower = max(lower, upper * (1.0 - tol)) if len(rest) else upper
     elapsed = time.perf_counter() - t0
     history.append((elapsed, upper, lower))
-    obj, w, b, _ = fits.fit(best)
-    order = np.argsort(-np.abs(w), kind="stable")
-    gap = rel_gap(upper, lower)
-    done = gap_closed(gap, tol)
-    return MilpResult(support=np.asarray(best)[order], coef=w[order], intercept=b, objective=obj, bound=lower,
-                      gap=gap, time_s=elapsed, time_limited=time_limited and not done,
-                      status="optimal" if done else "time_limit", n_candidates=m, warm_start=warm, rounds=0,
-                      n_cuts=len(A), n_fits=fits.n_fits, history=history, solver="enumeration")
+    return fits.result(best, upper, lower, tol=tol, time_s=elapsed, time_limited=time_limited, warm_start=warm,
+                       rounds=0, n_cuts=len(A), history=history, solver="enumeration")
 
 
 class _CutPool:
@@ -273,12 +267,6 @@ def branch_and_bound(fits: LogisticFits, k: int, best: np.ndarray, upper: float,
         lower = min(upper, pruned_min)
     lower = max(0.0, lower)
     history.append((elapsed, upper, lower))
-    obj, w, b, _ = fits.fit(best)
-    order = np.argsort(-np.abs(w), kind="stable")
-    gap = rel_gap(upper, lower)
-    done = gap_closed(gap, tol)
-    return MilpResult(support=np.asarray(best)[order], coef=w[order], intercept=b, objective=obj, bound=lower,
-                      gap=gap, time_s=elapsed, time_limited=time_limited and not done,
-                      status="optimal" if done else "time_limit", n_candidates=m, warm_start=warm,
-                      rounds=n_nodes, n_cuts=len(pool.A) * len(SCALED_CUTS), n_fits=fits.n_fits, history=history,
-                      solver="branch_and_bound")
+    return fits.result(best, upper, lower, tol=tol, time_s=elapsed, time_limited=time_limited, warm_start=warm,
+                       rounds=n_nodes, n_cuts=len(pool.A) * len(SCALED_CUTS), history=history,
+                       solver="branch_and_bound")

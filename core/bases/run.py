@@ -28,6 +28,7 @@ from probebank.extract.plan import ExtractionPlan
 from probebank.jsonl import append_jsonl, read_jsonl
 from probebank.probing.controls import best_single_unit
 from probebank.probing.schema import ProbeConfig, Provenance, ResultRecord
+from probebank.probing.stats import mean_known
 
 BASES_FILE = "bases.ndjson"  # not *.jsonl: results.read_records globs those as ResultRecords
 OVERLAP_FLAG = "train-overlaps-test"
@@ -211,13 +212,13 @@ def compare(records: Sequence[BasisRecord], category: str | None = None) -> list
             groups.setdefault((r.basis, r.site), []).append(r)
     rows: list[dict[str, Any]] = []
     for (basis, site), rs in groups.items():
-        def mean(vals: list[float | None]) -> float | None:
-            given = [v for v in vals if v is not None]
-            return float(np.mean(given)) if given else None
         rows.append({"basis": basis, "site": site, "n": len(rs), "units": int(np.median([r.n_units for r in rs])),
-                     "f1_k1": mean([r.f1_at_k.get(1) for r in rs]), "best_unit_f1": mean([r.best_unit_f1_mean for r in rs]),
-                     "coverage_80": mean([r.coverage_80 for r in rs]), "coverage_90": mean([r.coverage_90 for r in rs]),
-                     "dead": mean([r.dead_fraction for r in rs]), "always_on": mean([r.always_on_fraction for r in rs]),
-                     "fvu": mean([r.fvu for r in rs]), "flags": sorted({f for r in rs for f in r.basis_flags})})
+                     "f1_k1": mean_known(r.f1_at_k.get(1) for r in rs),
+                     "best_unit_f1": mean_known(r.best_unit_f1_mean for r in rs),
+                     "coverage_80": mean_known(r.coverage_80 for r in rs),
+                     "coverage_90": mean_known(r.coverage_90 for r in rs),
+                     "dead": mean_known(r.dead_fraction for r in rs),
+                     "always_on": mean_known(r.always_on_fraction for r in rs),
+                     "fvu": mean_known(r.fvu for r in rs), "flags": sorted({f for r in rs for f in r.basis_flags})})
     rows.sort(key=lambda r: (str(r["site"]), -(float(r["f1_k1"]) if r["f1_k1"] is not None else -1.0)))
     return rows

@@ -23,6 +23,12 @@ CONFIDENCE = 0.95
 N_BOOTSTRAP = 2000
 
 
+def mean_known(values: Iterable[float | None]) -> float | None:
+    """Mean of the values that are known (not None); None when none is."""
+    known = [v for v in values if v is not None]
+    return sum(known) / len(known) if known else None
+
+
 def t_interval(values: Sequence[float], confidence: float = CONFIDENCE) -> tuple[float, float | None, float | None]:
     """(mean, low, high) of the Student t interval for the mean; (mean, None, None) for one value."""
     from scipy.stats import t

@@ -24,6 +24,7 @@ from typing import Literal
 from probebank.data.registry import load_catalog
 from probebank.errors import ConfigError, ProbebankError
 from probebank.probing.schema import ResultRecord
+from probebank.probing.stats import mean_known
 from probebank.results.records import RECORDS_FILE, read_records
 from probebank.results.summary import NON_PROBE_METHODS
 from probebank.results.value_board import ValueScore, value_scores
@@ -98,11 +99,6 @@ def k_curve_auc(curve: dict[int, float]) -> float | None:
     xs = [math.log2(k) for k in ks]
     area = sum((xs[i + 1] - xs[i]) * (curve[ks[i]] + curve[ks[i + 1]]) / 2 for i in range(len(ks) - 1))
     return area / (xs[-1] - xs[0])
-
-
-def _mean(values: Iterable[float | None]) -> float | None:
-    vals = [v for v in values if v is not None]
-    return sum(vals) / len(vals) if vals else None
 
 
 @dataclass
@@ -249,7 +245,7 @@ def feature_scores(records: Sequence[ResultRecord], *, by: str = "model",
             entry=entry, model=model, method=method, basis=basis, dataset=dataset,
             category=categories.get(dataset, "-"), feature=feature, site=site, best_layer=best,
             f1_k1=curve.get(1), f1_k16=curve.get(16), f1_dense=(sum(d) / len(d)) if d else None,
-            k_auc=k_curve_auc(curve), selectivity=_mean(sel[key].get(best, [])) if sel[key].get(best) else None,
+            k_auc=k_curve_auc(curve), selectivity=mean_known(sel[key].get(best, [])) if sel[key].get(best) else None,
             units_k1=units[key].get(best, (0, []))[1], curve=dict(sorted(curve.items())),
             layer_curves={layer: dict(sorted(c.items())) for layer, c in sorted(curves.items())},
             flags=sorted(flags[key])))
@@ -263,7 +259,7 @@ def dataset_scores(features: Sequence[FeatureScore]) -> list[DatasetScore]:
         groups[(f.entry, f.dataset)].append(f)
     out = []
     for (entry, dataset), fs in sorted(groups.items()):
-        means = {m: _mean(getattr(f, m) for f in fs) for m in ("f1_k1", "f1_k16", "f1_dense", "k_auc", "selectivity")}
+        means = {m: mean_known(getattr(f, m) for f in fs) for m in ("f1_k1", "f1_k16", "f1_dense", "k_auc", "selectivity")}
         out.append(DatasetScore(entry, dataset, fs[0].category, len(fs), **means))
     return out
 

@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from probebank.probing.schema import RegressionControls, RegressionMetrics, ResultRecord
+from probebank.probing.stats import mean_known
 
 VALUE_COLUMNS = ("dataset", "category", "entry", "feature", "best layer", "R2 k=1", "R2 k=16", "R2 dense",
                  "Spearman k=1", "Spearman dense", "selectivity")
@@ -31,11 +32,6 @@ class ValueScore:
     spearman_k1: float | None
     spearman_dense: float | None
     selectivity: float | None  # R2 - shuffled-value R2 at k=1
-
-
-def _mean(values: Sequence[float | None]) -> float | None:
-    vals = [v for v in values if v is not None]
-    return sum(vals) / len(vals) if vals else None
 
 
 def value_scores(records: Sequence[ResultRecord], entry_of: Callable[[ResultRecord], str], *,
@@ -66,14 +62,14 @@ def value_scores(records: Sequence[ResultRecord], entry_of: Callable[[ResultReco
         controls = [r.controls for r in at.get(1, []) if isinstance(r.controls, RegressionControls)]
         out.append(ValueScore(entry, dataset, categories.get(dataset, "-"), feature, site, best,
                               _mean_metric(at.get(1, []), "r2"), _mean_metric(at.get(16, []), "r2"),
-                              _mean([m.r2 for m in d]), _mean_metric(at.get(1, []), "spearman"),
-                              _mean([m.spearman for m in d]), _mean([c.selectivity for c in controls])))
+                              mean_known([m.r2 for m in d]), _mean_metric(at.get(1, []), "spearman"),
+                              mean_known([m.spearman for m in d]), mean_known([c.selectivity for c in controls])))
     return out
 
 
 def _mean_metric(records: Sequence[ResultRecord], name: str) -> float | None:
     """Mean of one RegressionMetrics field over the records (seeds) that have it."""
-    return _mean([getattr(r.metrics, name) for r in records if isinstance(r.metrics, RegressionMetrics)])
+    return mean_known([getattr(r.metrics, name) for r in records if isinstance(r.metrics, RegressionMetrics)])
 
 
 def value_cells(scores: Sequence[ValueScore]) -> list[list[str]]:

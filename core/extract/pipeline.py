@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from probebank.cache.locks import entry_lock
 from probebank.data.align import AlignedExample, AlignmentReport, align_examples
 from probebank.data.examples import BuiltDataset
 from probebank.errors import BuildError, ConfigError
@@ -28,16 +29,19 @@ from probebank.extract.store import FP16_MAX, ActivationStore, store_key
 from probebank.paths import cache_dir
 
 
-def plan_shards(aligned: list[AlignedExample], aggregation: str, shard_rows: int) -> list[list[AlignedExample]]:
-    """Sort by length (less padding) and cut into shards of about `shard_rows` rows, deterministically."""
+def plan_shards(aligned: list[AlignedExample], aggregation: str, shard_rows: int,
+                shard_tokens: int | None = None) -> list[list[AlignedExample]]:
+    """Sort by length (less padding) and cut into shards of about `shard_tokens` tokens and at most about
+    `shard_rows` rows, deterministically."""
     order = sorted(aligned, key=lambda ex: (len(ex.input_ids), ex.index))
-    shards, current, rows = [], [], 0
+    shards, current, rows, tokens = [], [], 0, 0
     for ex in order:
         current.append(ex)
         rows += len(row_spans(ex, aggregation))
-        if rows >= shard_rows:
+        tokens += len(ex.input_ids)
+        if rows >= shard_rows or (shard_tokens is not None and tokens >= shard_tokens):
             shards.append(current)
-            current, rows = [], 0
+            current, rows, tokens = [], 0, 0
     if current:
         shards.append(current)
     return shards
@@ -101,8 +105,6 @@ def extract(loaded: LoadedModel, built: BuiltDataset, plan: ExtractionPlan, *,
 
     `stop_after_shards` interrupts on purpose after that many new shards (for tests of resumption).
     """
-    from tqdm.auto import tqdm
-
     if (plan.model, plan.dataset) != (loaded.name, built.name):
         raise ConfigError(f"the plan is for {plan.model} on {plan.dataset}, not {loaded.name} on {built.name}",
                           field="plan", fix="make the ExtractionPlan with model=loaded.name and dataset=built.name")
@@ -115,11 +117,31 @@ def extract(loaded: LoadedModel, built: BuiltDataset, plan: ExtractionPlan, *,
     aligned, report = align_examples(loaded.tokenizer, ds["text"], ds["targets"], ds["label"],
                                      max_tokens=min(plan.max_tokens, loaded.max_positions), causal=loaded.causal)
     if store.complete:
+        store.reused_shards = store.n_shards = len(store.meta["shard_sizes"])
         return store, report
     if not aligned:
         raise BuildError(f"no target of '{built.name}' survived alignment to {loaded.name}'s tokenizer",
                          fix="check the target spans and max_tokens in the card")
-    shards = plan_shards(aligned, plan.aggregation, plan.shard_rows)
+    # One extractor per store: a second process waits here, then finds the store complete.
+    with entry_lock(store.path, f"the activations of {built.name} on {loaded.name}"):
+        store.reload()
+        if store.complete:
+            store.reused_shards = store.n_shards = len(store.meta["shard_sizes"])
+            return store, report
+        _extract_shards(loaded, built, plan, store, aligned, report, sites, layers, progress, stop_after_shards)
+    return store, report
+
+
+def _extract_shards(loaded: LoadedModel, built: BuiltDataset, plan: ExtractionPlan, store: ActivationStore,
+                    aligned: list[AlignedExample], report: AlignmentReport, sites: Sequence[str], layers: list[int],
+                    progress: bool, stop_after_shards: int | None) -> None:
+    """Run the forward passes of every unfinished shard and finalise the store (under its lock)."""
+    from tqdm.auto import tqdm
+
+    # The shard plan is part of the store's layout: a store begun with other shard sizes keeps them.
+    shard_rows, shard_tokens = store.shard_layout(plan.shard_rows, plan.shard_tokens)
+    shards = plan_shards(aligned, plan.aggregation, shard_rows, shard_tokens)
+    store.n_shards, store.reused_shards = len(shards), 0
     pad_id = loaded.tokenizer.pad_token_id if loaded.tokenizer.pad_token_id is not None else 0
     total_tokens = sum(len(ex.input_ids) for shard in shards for ex in shard)
     bar = tqdm(total=total_tokens, desc=f"extract {built.name}", unit="tok", disable=not progress, leave=False)
@@ -129,6 +151,7 @@ def extract(loaded: LoadedModel, built: BuiltDataset, plan: ExtractionPlan, *,
         for si, shard in enumerate(shards):
             if store.shard_done(si):
                 bar.update(sum(len(ex.input_ids) for ex in shard))
+                store.reused_shards += 1
                 continue
             if stop_after_shards is not None and new_shards >= stop_after_shards:
                 if pending is not None:
@@ -162,4 +185,3 @@ def extract(loaded: LoadedModel, built: BuiltDataset, plan: ExtractionPlan, *,
     store.finalise(len(shards), sites, layers, {
         "alignment": report.as_dict(), "widths_expected": {s: loaded.widths[s] for s in sites},
         "extract_seconds": round(time.perf_counter() - started, 3)})
-    return store, report

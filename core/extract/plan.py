@@ -19,4 +19,6 @@ class ExtractionPlan(Strict):
     aggregation: Aggregation = "mean"
     max_tokens: int = 256
     batch_size: int = Field(16, ge=1)
-    shard_rows: int = Field(2048, ge=1, description="Rows per shard (the resumable unit; bounds peak memory).")
+    shard_rows: int = Field(2048, ge=1, description="At most this many rows per shard (bounds peak memory).")
+    shard_tokens: int = Field(16384, ge=1, description=(
+        "About this many tokens per shard: the resumable unit, some 30 s of SmolLM2-135M on two CPU cores."))

@@ -19,6 +19,8 @@ from typing import Any
 
 import torch
 
+from probebank.cache.checksums import seal
+from probebank.cache.entry import intact
 from probebank.data.schema import SourcePin
 from probebank.data.sources import cached_artifact, fetch_pin
 from probebank.errors import ModelError
@@ -121,6 +123,7 @@ def convert_gguf(path: Path, sha256: str | None = None) -> tuple[torch.nn.Module
                           "bit for bit; not caching it (every load will dequantise the GGUF again)", stacklevel=3)
             return reloaded, re_tok, meta
         (tmp / META_FILE).write_text(json.dumps(meta, indent=2), encoding="utf-8")
+        seal(tmp)  # checked before every load of the weights
         try:
             tmp.rename(target)  # atomic: a folder at `target` is always complete
         except OSError:
@@ -162,7 +165,7 @@ class GGUFProvider:
             raise ModelError(f"GGUF file not found: {spec}", field="model", fix="pass the path of an existing .gguf file")
         sha256 = file_sha256(path)
         target = converted_dir(sha256)
-        meta = read_meta(target)
+        meta = read_meta(target) if intact(target) else None  # a damaged copy is quarantined and made again
         if meta is not None and meta.get("format") == CONVERSION_FORMAT:
             model, tokenizer = load_hf_folder(str(target), "float32")
         else:

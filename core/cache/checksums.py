@@ -3,7 +3,7 @@
 A folder entry's seal is its `checksums.json`, written last (so an entry without one is unfinished);
 a single-file entry's seal is a `<name>.sum` file beside it. A check compares sizes first (cheap, and
 it catches truncation), then hashes; a folder that passed is not hashed again in the same process
-unless its seal changed.
+unless a file of it (or its seal) has changed since, by size or modification time.
 """
 from __future__ import annotations
 
@@ -18,7 +18,16 @@ from probebank.hashing import sha256_file
 
 SEAL = "checksums.json"
 SEAL_FORMAT = 1
-_passed: dict[str, tuple[int, int]] = {}  # folder -> (seal mtime_ns, seal size) of a check passed here
+# folder -> stat stamps (mtime_ns, size) of its seal and files when a deep check passed in this process
+_passed: dict[str, tuple[tuple[str, int, int], ...]] = {}
+
+
+def _stamps(folder: Path, names: list[str]) -> tuple[tuple[str, int, int], ...]:
+    out = []
+    for rel in names:
+        st = (folder / rel).stat()
+        out.append((rel, st.st_mtime_ns, st.st_size))
+    return tuple(out)
 
 
 @dataclass(frozen=True)
@@ -68,15 +77,16 @@ def problem(folder: Path, *, deep: bool = True) -> Problem | None:
     deep=False compares sizes only (for a quick scan of a large cache).
     """
     folder = Path(folder)
-    seal_path = folder / SEAL
-    try:
-        st = seal_path.stat()
-    except FileNotFoundError:
+    if not (folder / SEAL).is_file():
         return Problem(None, f"it has no {SEAL} (unfinished, or written by an older probebank)")
-    stamp = (st.st_mtime_ns, st.st_size)
     key = str(folder.resolve())
-    if deep and _passed.get(key) == stamp:
-        return None
+    if deep and key in _passed:
+        try:
+            if _stamps(folder, [s[0] for s in _passed[key]]) == _passed[key]:
+                return None
+        except OSError:
+            pass
+        del _passed[key]
     try:
         files = read_seal(folder)["files"]
     except (OSError, ValueError) as exc:
@@ -88,10 +98,11 @@ def problem(folder: Path, *, deep: bool = True) -> Problem | None:
         if path.stat().st_size != size:
             return Problem(rel, f"has {path.stat().st_size} bytes, its seal says {size}")
     if deep:
+        stamps = _stamps(folder, [SEAL, *sorted(files)])  # taken before hashing: a write during it shows later
         for rel, (_, sha) in sorted(files.items()):
             if sha256_file(folder / rel) != sha:
                 return Problem(rel, "differs from its checksum")
-        _passed[key] = stamp
+        _passed[key] = stamps
     return None
 
 

@@ -14,6 +14,10 @@ from probebank.errors import ConfigError
 OUT_FIELD = "--out"
 
 
+def _writable(path: Path) -> bool:
+    return os.access(path, os.W_OK | os.X_OK)
+
+
 def check_out(out: Path) -> None:
     """A usable results folder: a folder (or a path where one can be made) that this user can replace."""
     out = Path(out)
@@ -23,10 +27,10 @@ def check_out(out: Path) -> None:
     parent = out.resolve().parent
     while not parent.exists():  # the nearest existing folder above decides whether ours can be made
         parent = parent.parent
-    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+    if not parent.is_dir() or not _writable(parent):
         raise ConfigError(f"cannot create {out}: {parent} is not writable", file=out, field=OUT_FIELD,
                           fix="give a folder in a place you can write to")
-    if out.is_dir() and not os.access(out, os.W_OK | os.X_OK):
+    if out.is_dir() and not _writable(out):
         raise ConfigError(f"{out} is read-only, so its earlier results cannot be replaced", file=out,
                           field=OUT_FIELD, fix="give another folder, or make this one writable (chmod u+w)")
 

@@ -12,6 +12,7 @@ quarantined and fetched again.
 """
 from __future__ import annotations
 
+import os
 import shutil
 import tarfile
 import tempfile
@@ -46,7 +47,7 @@ def pin_cache_dir(pin: SourcePin) -> Path:
 def download_folder(pin: SourcePin) -> tempfile.TemporaryDirectory[str]:
     """A private temporary folder beside the pin's entry for a download (named so `cache gc` finds leftovers)."""
     final = pin_cache_dir(pin)
-    return tempfile.TemporaryDirectory(dir=final.parent, prefix=f".{final.name}{TMP_MARK}")
+    return tempfile.TemporaryDirectory(dir=final.parent, prefix=f".{final.name}{TMP_MARK}{os.getpid()}-")
 
 
 def verify_sha256(path: Path, pin: SourcePin) -> None:

@@ -128,3 +128,16 @@ def test_gc_without_the_include_folder_drops_its_built_dataset_and_what_hangs_on
     assert "built datasets not in the catalog" in out and "stores of no built dataset" in out
     assert "records of no built dataset" in out
     assert not list((cache / "store").iterdir()) and not list((cache / "records").iterdir())
+
+
+def test_a_tmp_file_inside_a_sealed_entry_is_part_of_it(cache: Path) -> None:
+    from probebank.cache.inventory import leftovers
+
+    entry = cache / "sources" / "pypi" / "pkg-1.0-0123456789ab"
+    (entry / "unpacked").mkdir(parents=True)
+    (entry / "unpacked" / "fixture.tmp").write_text("a file of the package")
+    os.utime(entry / "unpacked" / "fixture.tmp", (time.time() - 7200, time.time() - 7200))
+    seal(entry)
+    stale = entry / f".x.tmp-{2 ** 22 + 1}-0123abcd"
+    stale.write_text("left by a killed writer")
+    assert [p for p, _ in leftovers(cache)] == [stale]

@@ -231,15 +231,21 @@ def verdict(e: Entry, *, deep: bool = True) -> Verdict:
 
 
 def leftovers(root: Path, now: float | None = None) -> Iterator[tuple[Path, int]]:
-    """Temporary names whose writers are gone, anywhere in the cache but hf/ (the hub's own folder)."""
+    """Temporary names whose writers are gone, anywhere in the cache but hf/ (the hub's own folder).
+
+    Inside a sealed folder only TMP_MARK names count (seals leave them out); a file there that merely ends
+    in `.tmp` is part of the entry (e.g. a file of an unpacked source package) and is kept.
+    """
     now = time.time() if now is None else now
+    inside: dict[Path, bool] = {}  # folder -> it or a folder above it is sealed (os.walk goes top-down)
     for folder, dirs, files in os.walk(root):
         here = Path(folder)
         if here == root:
             dirs[:] = [d for d in dirs if d not in ("hf", QUARANTINE)]
+        sealed = inside[here] = inside.get(here.parent, False) or (here != root and is_sealed(here))
         for name in [*dirs, *files]:
             path = here / name
-            if is_leftover_name(name) and not _writer_alive(path, now):
+            if (TMP_MARK in name or (not sealed and is_leftover_name(name))) and not _writer_alive(path, now):
                 yield path, size_of(path)
         dirs[:] = [d for d in dirs if not is_leftover_name(d)]
 

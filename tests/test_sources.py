@@ -199,3 +199,35 @@ def test_legacy_entry_is_sealed_from_its_kept_archive_offline(private_cache: Pat
     monkeypatch.setenv("PIP_INDEX_URL", "http://127.0.0.1:9/simple")  # nothing can be downloaded now
     assert fetch_pypi(evil_pin(sha)) == folder / "unpacked"
     assert (folder / "checksums.json").is_file() and not (folder / ".complete").exists()
+
+
+def test_sdist_listed_with_another_hash_is_refused_before_download(private_cache: Path, local_index,
+                                                                    tmp_path: Path) -> None:
+    sha, marker = local_index
+    page = tmp_path / "index" / "simple" / "evilpkg" / "index.html"
+    page.write_text(f'<a href="evilpkg-1.0.tar.gz#sha256={"1" * 64}">evilpkg-1.0.tar.gz</a>')
+    with pytest.raises(SourceError, match=r"sources\.evil\.sha256.*the index lists evilpkg-1.0.tar.gz with sha256 1+"):
+        fetch_pypi(evil_pin(sha))
+    assert cached_artifact(evil_pin(sha)) is None and not marker.exists()
+
+
+def test_index_is_resolved_as_pip_does(tmp_path: Path, monkeypatch) -> None:
+    import os
+
+    from pip._internal.models.index import PyPI
+
+    from probebank_plugins.pypi_index import locations
+
+    conf = tmp_path / "pip.conf"
+    conf.write_text("[global]\nindex-url = http://127.0.0.1:2/simple\n[install]\nindex-url = http://127.0.0.1:1/simple\n"
+                    "extra-index-url = http://127.0.0.1:3/simple\n")
+    for name in ("PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_FIND_LINKS"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("PIP_CONFIG_FILE", str(conf))
+    indexes, _ = locations()
+    assert indexes[0] == "http://127.0.0.1:1/simple" and "http://127.0.0.1:3/simple" in indexes
+    monkeypatch.setenv("PIP_INDEX_URL", "http://127.0.0.1:4/simple")
+    assert locations()[0][0] == "http://127.0.0.1:4/simple"
+    monkeypatch.delenv("PIP_INDEX_URL")
+    monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)  # no configuration files: pip's own default
+    assert locations()[0][0] == PyPI.simple_url

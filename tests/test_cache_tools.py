@@ -105,7 +105,7 @@ def test_gc_removes_garbage_and_keeps_what_a_rerun_reuses(bank, cache: Path, tmp
 
     assert main(["cache", "gc", "--include", str(folder)]) == 0
     out = capsys.readouterr().out
-    assert [p for p in planted if p.exists()] == [] and running.exists()
+    assert [p for p in planted if p.exists()] == [] and running.exists() and not gone.parent.exists()
     assert "removed" in out and _entries(cache) == live
     assert not [p for p in (cache / "locks").iterdir()]  # no process holds them now
 

@@ -322,3 +322,8 @@ def sweep(garbage: Garbage) -> None:
             remove(path)
             if was_file:
                 sidecar(path).unlink(missing_ok=True)
+            if path.parent.parent.name in ("built", "sources"):  # built/<dataset>/, sources/<kind>/ left empty
+                try:
+                    path.parent.rmdir()
+                except OSError:  # not empty
+                    pass

@@ -2,13 +2,15 @@
 
 Entries (see docs/cache.md for the layout): store/<key>/, built/<dataset>/<tag>-<key>/,
 records/<key>/, bases/<key>/, gates/<key>.json (+ .sum), sources/<kind>/<artifact>/, and under
-models/ the converted folders gguf-*/ (checked when sealed) and the hash memos hashes/*.json.
+models/ the converted folders gguf-<sha16>/ (sealed), the assembled GGUFs gguf-src-*/ (not sealed: their
+provider checks the sha256 when it makes one) and the hash memos hashes/*.json.
 
 Garbage is what no current key can reach:
 - temporary leftovers: names holding TMP_MARK or ending in `.tmp`, whose writer is gone (the process
   id in the name is not running; without one, older than LEFTOVER_GRACE_S);
 - the quarantine folder, and lock files that no process holds;
-- entries of an older format: unsealed folders (records, built, bases, sources, complete stores),
+- entries of an older format: unsealed folders (records, built, bases, sources, converted models,
+  complete stores),
   gates without a `.sum`, records/<key>.jsonl files, stores whose meta.json format is not the
   current one (or that hold nothing), hash memos of files that are gone or changed;
 - built datasets whose (name, version) the current catalog does not list, and stores and records
@@ -218,7 +220,9 @@ def verdict(e: Entry, *, deep: bool = True) -> Verdict:
     if not e.path.is_dir():
         return Verdict(e, "old", "not a folder")
     if not is_sealed(e.path):
-        if e.kind == "models":  # converted model folders carry no seal yet: not checked
+        if e.kind == "models" and not e.path.name.startswith("gguf-src-"):  # a converted model is sealed
+            return Verdict(e, "old", f"a converted model folder without {SEAL}")
+        if e.kind == "models":  # the assembled GGUF is checked against its pin when it is made
             return Verdict(e, "ok", "not sealed, not checked")
         return Verdict(e, "old", f"no {SEAL} (an older format, or unfinished)")
     if e.kind == "sources":

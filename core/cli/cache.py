@@ -43,7 +43,7 @@ def verify(repair: bool = typer.Option(False, "--repair", help="Quarantine every
     """Check every cache entry against its seal: one line per bad entry, then a total; exit 1 if any is bad
     and --repair was not given."""
     from probebank.cache.inventory import entries, forget_checks, verdict
-    from probebank.cache.quarantine import describe, quarantine
+    from probebank.cache.quarantine import describe
     from probebank.paths import cache_root
 
     root = cache_root()
@@ -59,7 +59,7 @@ def verify(repair: bool = typer.Option(False, "--repair", help="Quarantine every
             bad.append(v)
             console.print(f"bad  {entry.kind:8} {describe(entry.path)}  {v.why}", highlight=False, soft_wrap=True)
     for v in bad if repair else []:
-        quarantine(v.entry.path, v.why, action="it is recomputed when next used", quiet=True)
+        v.repair()
     tail = f"; {old} of an older format or unfinished (`probebank cache gc` removes them)" if old else ""
     done = ", moved to quarantine/ (recomputed when next used)" if repair and bad else ""
     console.print(f"{n} entries, {human(size)} in {root} ({'sha256' if deep else 'sizes only'}): "

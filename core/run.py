@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
@@ -22,6 +22,7 @@ from probebank.data.examples import BuiltDataset, build_dataset
 from probebank.data.registry import Catalog, load_catalog
 from probebank.data.sources import SourceUnavailable
 from probebank.errors import ConfigError
+from probebank.extract.device import DEVICE_CHOICES, auto_batch_tokens, resolve_device, resolve_dtype
 from probebank.extract.loaded import LoadedModel
 from probebank.extract.pipeline import extract, resolve_layers
 from probebank.extract.plan import ExtractionPlan
@@ -67,6 +68,10 @@ OPTIONS: dict[str, tuple[str, str]] = {
     "seeds": ("--seeds", "give distinct non-negative split seeds, e.g. 0,1,2"),
     "k_grid": ("--k-grid", "give distinct positive k, e.g. 1,2,4,8"),
     "batch_size": ("--batch-size", "give at least 1 sequence per forward pass (16 is the fast default on CPU)"),
+    "max_batch_tokens": ("--max-batch-tokens", "give at least 1 padded token per forward pass, or leave it out"),
+    "store_dtype": ("--store-dtype", "use float16 or uint8"),
+    "device": ("--device", f"use {DEVICE_CHOICES}"),
+    "dtype": ("--dtype", "use auto, float32, bfloat16 or float16"),
     "bases": ("--bases", "give at least one basis, e.g. identity,pca"),
 }
 
@@ -89,6 +94,10 @@ class RunConfig(BaseModel):
     seeds: list[int] = Field(default_factory=lambda: list(DEFAULT_SEEDS), min_length=1)
     k_grid: list[int] = Field(default_factory=lambda: list(DEFAULT_K_GRID), min_length=1)
     batch_size: int = Field(16, ge=1)
+    max_batch_tokens: int | None = Field(None, ge=1)  # None: --batch-size on the CPU, from free memory on a GPU
+    store_dtype: Literal["float16", "uint8"] = "float16"
+    device: str = "auto"
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     dense: bool = True
     progress: bool = True
     bases: list[str] = Field(default_factory=lambda: ["identity"], min_length=1)  # unsupervised bases to probe
@@ -183,6 +192,7 @@ def check_before_loading(config: RunConfig, registered: Registered) -> tuple[dic
     for spec in specs:  # builds each basis unfitted (cheap): unknown names, settings and values fail here
         make_basis(spec, registered.bases)
     check_out(Path(config.out))
+    resolve_dtype(config.dtype, resolve_device(config.device))  # a device this machine lacks fails here
     return selectors, specs
 
 
@@ -232,8 +242,13 @@ def _run_into(out: Path, config: RunConfig, catalog: Catalog, names: list[str], 
     records_path = out / RECORDS_FILE
     probe_cfg = ProbeConfig(methods=config.methods, k_grid=config.k_grid, seeds=config.seeds, dense=config.dense)
 
-    log(f"loading model {config.model} ...")
-    loaded: LoadedModel = load_model(config.model, include=config.include)
+    device = resolve_device(config.device)
+    dtype = resolve_dtype(config.dtype, device)
+    log(f"loading model {config.model} ({dtype} on {device}) ...")
+    loaded: LoadedModel = load_model(config.model, dtype=dtype, include=config.include)
+    loaded.model.to(device)
+    batch_tokens = config.max_batch_tokens or auto_batch_tokens(device, loaded.widths["mlp"],
+                                                                 2 if dtype != "float32" else 4)
     layers = resolve_layers(loaded, config.layers)
     bases = None
     if config.bases and config.bases != ["identity"]:  # fit or reuse each basis per site x layer (issue 6)
@@ -263,7 +278,8 @@ def _run_into(out: Path, config: RunConfig, catalog: Catalog, names: list[str], 
                 log(f"{name}: method {label} skipped: {why}")
         plan = ExtractionPlan(model=loaded.name, dataset=name, sites=config.sites, layers=layers,
                               aggregation=entry.card.aggregation, max_tokens=entry.card.max_tokens,
-                              batch_size=config.batch_size)
+                              batch_size=config.batch_size, max_batch_tokens=batch_tokens,
+                              store_dtype=config.store_dtype)
         store, report = extract(loaded, built, plan, progress=config.progress)
         alignment[name] = report.as_dict()
         # probes would read tokens the spans do not name; a card that waives the gate has said why
@@ -272,7 +288,8 @@ def _run_into(out: Path, config: RunConfig, catalog: Catalog, names: list[str], 
         provenance = Provenance(probebank_version=__version__, model=loaded.name, model_revision=loaded.revision,
                                 model_dtype=loaded.dtype, model_notes=loaded.notes, dataset=name,
                                 dataset_version=entry.card.version, dataset_hash=built.content_hash,
-                                store_key=store.key)
+                                store_key=store.key, store_dtype=store.store_dtype,
+                                device=store.meta.get("device"), versions=store.meta.get("versions", {}))
         cached, reused = _probe(store, built, provenance, probe_cfg, config, layers, selectors,
                                 controls=config.controls, bases=bases)
         log(f"{name}: {store.reused_shards} of {store.n_shards} activation shards reused from the cache, "
@@ -280,7 +297,8 @@ def _run_into(out: Path, config: RunConfig, catalog: Catalog, names: list[str], 
         if config.random_init:
             if random_loaded is None:
                 log(f"loading random-init:{config.model} ...")
-                random_loaded = load_model(f"random-init:{config.model}", include=config.include)
+                random_loaded = load_model(f"random-init:{config.model}", dtype=dtype, include=config.include)
+                random_loaded.model.to(device)
             r_plan = plan.model_copy(update={"model": random_loaded.name})
             r_store, _ = extract(random_loaded, built, r_plan, progress=config.progress)
             r_prov = provenance.model_copy(update={"model": random_loaded.name, "model_revision": random_loaded.revision,

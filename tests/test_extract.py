@@ -124,6 +124,7 @@ def _toy_built(tmp_path: Path, aggregation: str = "mean", version: str = "1.0"):
 
 def test_interrupted_extraction_resumes_without_recomputing(tmp_path: Path, monkeypatch) -> None:
     import probebank.extract.pipeline as ex
+    import probebank.extract.shard as shard_module
     from probebank.extract.plan import ExtractionPlan
     from probebank.extract.tiny import tiny_model
 
@@ -132,13 +133,13 @@ def test_interrupted_extraction_resumes_without_recomputing(tmp_path: Path, monk
     plan = ExtractionPlan(model=loaded.name, dataset=built.name, sites=["mlp", "resid"], aggregation="mean",
                           batch_size=4, shard_rows=8)
     calls = {"n": 0}
-    real_capture = ex.capture
+    real_capture = shard_module.capture
 
     def counting(*args, **kwargs):
         calls["n"] += 1
         return real_capture(*args, **kwargs)
 
-    monkeypatch.setattr(ex, "capture", counting)
+    monkeypatch.setattr(shard_module, "capture", counting)
     with pytest.raises(KeyboardInterrupt):
         ex.extract(loaded, built, plan, store_root=tmp_path / "store", progress=False, stop_after_shards=2)
     first = calls["n"]
@@ -194,7 +195,7 @@ def test_stored_mean_equals_manual_mean_of_captured_tokens(tmp_path: Path) -> No
 
 
 def test_shard_buffers_keep_fp16_and_upgrade_on_overflow() -> None:
-    from probebank.extract.pipeline import ShardBuffers
+    from probebank.extract.shard import ShardBuffers
 
     buf = ShardBuffers(["mlp", "resid"], [3, 7], {"mlp": 4, "resid": 2}, n_rows=5)
     small = torch.linspace(-3, 3, 12).reshape(3, 4)

@@ -2,7 +2,8 @@
 
 Layout of one entry (cache/store/<key>/):
     meta.json                      what the key was made of, widths, dtypes, status
-    shards/<i>/<site>.npy          [n_layers, rows, width] fp16 (fp32 if out of range) for one shard of examples
+    shards/<i>/<site>.npy          [n_layers, rows, width] fp16 (fp32 if out of range) for one shard of examples,
+                                   or uint8 codes (--store-dtype uint8) with <site>.scale.npy and <site>.offset.npy
     shards/<i>/rows_<field>.npy    row metadata of that shard
     shards/<i>/checksums.json      the shard's seal: written last, so a shard without one is unfinished
     rows_<field>.npy               all rows' metadata (example, target, label, token, position), once complete
@@ -30,6 +31,7 @@ import numpy as np
 from probebank.cache.atomic import remove, staging_folder, temporary_name, write_text
 from probebank.cache.checksums import SEAL, Problem, content_digest, is_sealed, problem, seal
 from probebank.cache.quarantine import describe, quarantine
+from probebank.extract.quantize import decode, encode
 
 # 2: activations stay in their shards (no consolidated per-layer copy); 3: sealed, shards cut by tokens
 STORE_FORMAT = 3
@@ -147,9 +149,19 @@ class ActivationStore:
         with staging_folder(self._shard_dir(i)) as tmp:
             self._write_shard_files(tmp, acts, rows)
 
-    @staticmethod
-    def _write_shard_files(tmp: Path, acts: dict[str, np.ndarray], rows: dict[str, np.ndarray]) -> None:
+    @property
+    def store_dtype(self) -> str:
+        """How activations are kept: float16 (fp32 beyond its range) or uint8 (per-unit affine codes)."""
+        return str(self.meta.get("parts", {}).get("store_dtype", "float16"))
+
+    def _write_shard_files(self, tmp: Path, acts: dict[str, np.ndarray], rows: dict[str, np.ndarray]) -> None:
         for site, arr in acts.items():
+            if self.store_dtype == "uint8":
+                codes, scale, offset = encode(arr)
+                np.save(tmp / f"{site}.npy", codes, allow_pickle=False)
+                np.save(tmp / f"{site}.scale.npy", scale, allow_pickle=False)
+                np.save(tmp / f"{site}.offset.npy", offset, allow_pickle=False)
+                continue
             # fp16 halves the disk and memory bill; values beyond its range are kept in fp32.
             if arr.dtype == np.float16:
                 out = arr
@@ -198,7 +210,11 @@ class ActivationStore:
         if site not in self.meta["sites"] or layer not in self.meta["layers"]:
             raise KeyError(f"store {self.key} has no {site} activations for layer {layer}")
         li = self.meta["layers"].index(layer)
-        parts = [_load(self._shard_dir(i) / f"{site}.npy", mmap=True)[li] for i in range(len(self.meta["shard_sizes"]))]
+        shards = [self._shard_dir(i) for i in range(len(self.meta["shard_sizes"]))]
+        parts = [_load(d / f"{site}.npy", mmap=True)[li] for d in shards]
+        if self.store_dtype == "uint8":  # decoded shard by shard with that shard's own scale and offset
+            parts = [decode(p, _load(d / f"{site}.scale.npy")[li], _load(d / f"{site}.offset.npy")[li])
+                     for p, d in zip(parts, shards)]
         dtype = np.result_type(*[p.dtype for p in parts])
         return np.concatenate(parts).astype(dtype, copy=False) if len(parts) > 1 else np.asarray(parts[0])
 

@@ -60,10 +60,11 @@ def test_uint8_codes_are_within_half_a_step_and_constant_units_exact() -> None:
 
 
 def _extract(tmp_path: Path, store_dtype: str, name: str):
+    from test_extract import _toy_built
+
     from probebank.extract.pipeline import extract
     from probebank.extract.plan import ExtractionPlan
     from probebank.extract.tiny import tiny_model
-    from test_extract import _toy_built
 
     loaded = tiny_model("llama")
     built = _toy_built(tmp_path)

@@ -8,6 +8,10 @@ import typer
 from probebank.cli.common import IncludeOpt, app, console, err_console, parse_csv, parse_ints
 from probebank.errors import ConfigError
 
+WideOpt = typer.Option(False, "--wide", help="Show every summary column (means only; intervals in summary.md).")
+ColumnsOpt = typer.Option(None, "--columns", help="Summary columns by key, e.g. f1_k1,rotation_k1,jaccard,units_k1 "
+                                                  "(`probebank results --explain` lists them).")
+
 
 @app.command()
 def run(model: str = typer.Option("smollm2-135m", help="Registered model name, a .gguf path or a local HF folder."),
@@ -26,9 +30,10 @@ def run(model: str = typer.Option("smollm2-135m", help="Registered model name, a
         include: list[Path] | None = IncludeOpt,
         progress: bool = typer.Option(True, help="Show progress bars."),
         bases: str = typer.Option("identity", help="Comma-separated bases to probe, e.g. identity,pca,sae-topk "
-                                                   "or sae:/path/to/folder (`probebank bases` lists them).")) -> None:
+                                                   "or sae:/path/to/folder (`probebank bases` lists them)."),
+        wide: bool = WideOpt, columns: str | None = ColumnsOpt) -> None:
     """Build datasets, extract activations, run k-sparse probes and print the summary table."""
-    from probebank.results.summary import render_summary
+    from probebank.results.summary_table import pick_columns, render_table
     from probebank.run import RunConfig
     from probebank.run import run as run_job
 
@@ -41,8 +46,10 @@ def run(model: str = typer.Option("smollm2-135m", help="Registered model name, a
                        seeds=parse_ints(seeds, "--seeds") or [0], batch_size=batch_size, out=out,
                        include=list(include or []), progress=progress, controls=controls, random_init=random_init,
                        bases=parse_csv(bases) or ["identity"])
+    pick_columns(parse_csv(columns))  # a bad --columns fails now, not after the run
     outcome = run_job(config, log=lambda msg: err_console.print(msg))
-    console.print(render_summary(outcome.summary, title=f"{model}: best layer per feature"))
+    console.print(render_table(outcome.summary, title=f"{model}: best layer per feature", wide=wide,
+                               columns=parse_csv(columns)))
     if outcome.certificates:
         console.print(outcome.certificates)
     console.print(f"{outcome.n_records} records in {outcome.out / 'records.jsonl'}; "
@@ -52,13 +59,24 @@ def run(model: str = typer.Option("smollm2-135m", help="Registered model name, a
 
 
 @app.command()
-def results(folder: Path = typer.Argument(..., help="A results folder (the --out of a run)."),
+def results(folder: Path | None = typer.Argument(None, help="A results folder (the --out of a run)."),
             method: str | None = typer.Option(None, help="Only this selection method."),
-            format: str = typer.Option("table", "--format", help="table, md or json")) -> None:
+            format: str = typer.Option("table", "--format", help="table, md or json"),
+            wide: bool = WideOpt, columns: str | None = ColumnsOpt,
+            explain: bool = typer.Option(False, "--explain", help="Say what every summary column means.")) -> None:
     """Print the summary table of a results folder."""
     from probebank.results.records import read_records
-    from probebank.results.summary import certificates, render_summary, summarise, summary_json
+    from probebank.results.summary import certificates, summarise, summary_json
+    from probebank.results.summary_table import explain as explain_columns
+    from probebank.results.summary_table import pick_columns, render_table
 
+    if explain:
+        print(explain_columns())
+        return
+    if folder is None:
+        raise ConfigError("no results folder given", field="FOLDER", fix="give the --out folder of a run, "
+                          "e.g. `probebank results probebank-out`, or ask `probebank results --explain`")
+    pick_columns(parse_csv(columns))
     records = read_records(folder)
     rows = summarise(records, method=method)
     digest = certificates(r for r in records if method is None or r.method == method)
@@ -72,7 +90,7 @@ def results(folder: Path = typer.Argument(..., help="A results folder (the --out
             write_summary_markdown(rows, Path(tmp) / "s.md", footer=digest)
             print((Path(tmp) / "s.md").read_text())
     elif format == "table":
-        console.print(render_summary(rows, title=str(folder)))
+        console.print(render_table(rows, title=str(folder), wide=wide, columns=parse_csv(columns)))
         if digest:
             console.print(digest)
     else:

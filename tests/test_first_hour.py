@@ -47,3 +47,12 @@ def test_the_readme_tour_folders_are_ignored_by_git(folder: str) -> None:
     assert folder in readme  # the tour writes it
     proc = subprocess.run(["git", "check-ignore", "-q", f"{folder}/records.jsonl"], cwd=ROOT)
     assert proc.returncode == 0, f"{folder}/ would show in git status"
+
+
+def test_results_explain_needs_no_folder_and_a_missing_folder_is_named(capsys) -> None:
+    assert main(["results", "--explain"]) == 0
+    out = capsys.readouterr().out
+    assert "selectivity_k1" in out and "k1 changes" in out and "r2_k1" in out
+    assert main(["results"]) == 2
+    assert "no results folder given" in capsys.readouterr().err
+    assert main(["results", "--explain", "--columns", "rotaton_k1"]) == 0  # --explain answers first

@@ -67,7 +67,9 @@ def main() -> None:
         subprocess.run(["cp", "-al", str(args.venv.resolve()), str(venv)], check=True)
         seconds, _ = _timed([str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", "--no-deps",
                              "--no-build-isolation", "-e", "."], clone, env, work / "setup.log")
-        (venv / ".installed").touch()
+        marker = venv / ".installed"  # a hard link to the source venv's marker: replace it, never touch it
+        marker.unlink(missing_ok=True)
+        marker.touch()
         rows.append(("setup (editable install into a linked venv)", seconds, "-"))
     else:
         seconds, _ = _timed(["make", "setup"], clone, env, work / "setup.log")

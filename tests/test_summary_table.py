@@ -89,3 +89,19 @@ def test_several_methods_get_a_method_column() -> None:
     text = _text(render_table(rows), 100)
     line = next(line for line in text.splitlines() if "f_stat" in line)
     assert "fra" in line and "10" in line.split()
+
+
+def test_regression_rows_get_their_own_compact_r2_table() -> None:
+    from probebank.results.summary_table import R2_TABLE
+
+    value = {"model": "smollm2-135m", "dataset": "position-news-word-index-value", "feature": "log_word_index",
+             "site": "mlp", "basis": "identity", "method": "mean_diff", "best_layer": 3, "seeds": 3,
+             "units_k1": [77], "metric": "r2"}
+    for key, col in R2_TABLE.items():
+        if col.kind == "f":
+            value[key], value[key + "_ci"] = 0.4321, [0.42, 0.44]
+    text = _text(render_table([*ROWS, value], title="run"), 100)
+    assert "run (regression: R2)" in text and "…" not in text
+    line = next(line for line in text.splitlines() if "log_word_index" in line)
+    assert line.count("0.43 ±0.01") == 4 and "77" in line.split()
+    assert "test R2 with the top 16 units" in text and "test F1 with the top 16 units" in text

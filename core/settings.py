@@ -3,8 +3,9 @@
 `RunConfig` validates each value as it is made (a ConfigError names the option and the fix); `preflight`
 then checks what needs the catalog and the plugins: dataset and suite names, the model (a path that does
 not exist is named as such), its layers (from what the model's files say, probebank.extract.describe),
-method and basis names, each with a did-you-mean. None of this imports torch or scikit-learn, so a
-typo is answered in about a second. `probebank run` calls it before it imports the engine
+method and basis names, each with a did-you-mean. Nothing here imports torch, so a typo is answered in
+under a second; only the method and basis names need scikit-learn (their plugins register classes built
+on it: about 2 s more), so they come last. `probebank run` calls it before it imports the engine
 (probebank.run), which checks the methods' and bases' settings next, still before loading the model.
 """
 from __future__ import annotations

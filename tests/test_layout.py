@@ -19,7 +19,7 @@ MAX_LINES = 400
 LAYERS: list[tuple[str, ...]] = [
     ("probebank.errors", "probebank.contracts", "probebank.specs", "probebank.version"),
     ("probebank.paths", "probebank.hashing", "probebank.metrics", "probebank.jsonl", "probebank.hookspecs",
-     "probebank.plugins"),
+     "probebank.plugins", "probebank.cache"),
     ("probebank.data",),
     ("probebank.extract", "probebank.probing"),
     ("probebank.bases",),

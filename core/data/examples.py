@@ -23,13 +23,14 @@ import json
 import math
 import numbers
 import random
-import shutil
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from probebank.cache.atomic import remove
+from probebank.cache.entry import intact, reuse_or_make
 from probebank.contracts import Builder
 from probebank.data.registry import CatalogEntry
 from probebank.data.schema import DatasetCard
@@ -38,7 +39,7 @@ from probebank.errors import BuildError
 from probebank.hashing import fingerprint, json_digest, sha256_file
 from probebank.paths import cache_dir, safe_join
 
-BUILD_FORMAT = 1
+BUILD_FORMAT = 2  # 2: sealed with checksums
 
 
 def features(regression: bool = False) -> Any:
@@ -301,7 +302,6 @@ def build_dataset(entry: CatalogEntry, *, builders: Mapping[str, Builder],
                   progress: bool = True) -> BuiltDataset:
     """Build (or load from the cache) the examples of one dataset."""
     from datasets.arrow_dataset import Dataset
-    from datasets.load import load_from_disk
     from datasets.utils.logging import disable_progress_bar
     from tqdm.auto import tqdm
 
@@ -314,26 +314,31 @@ def build_dataset(entry: CatalogEntry, *, builders: Mapping[str, Builder],
                                               f"{', '.join(sorted(builders))}")
     builder = builders[card.builder]
     folder = cache_dir("built", card.name) / f"v{card.version}-{_build_key(card, entry.folder, builder, limit)}"
-    meta_path = folder / "meta.json"
-    if meta_path.is_file() and not force:
-        meta = json.loads(meta_path.read_text())
-        return BuiltDataset(card, load_from_disk(str(folder / "data")), meta["content_hash"], folder, limit)
-    ctx = BuildContext(card=card, card_dir=entry.folder, params=dict(card.params), limit=limit,
-                       seed=card.split.seed, include=include)
-    raw_iter: Iterator[Any] = iter(builder(ctx))
-    rows = [_normalise(card, raw, i) for i, raw in
-            enumerate(tqdm(raw_iter, desc=f"build {card.name}", unit="ex", disable=not progress, leave=False))]
-    rows = _apply_limit(rows, limit, len(card.labels.classes), card.split.seed)
-    check_examples(card, rows, limit=limit)
-    digest = content_hash(rows)
-    ds = Dataset.from_list(rows, features=features(card.labels.type == "regression"))
-    tmp = folder.with_name(folder.name + ".tmp")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    ds.save_to_disk(str(tmp / "data"))
-    (tmp / "meta.json").write_text(json.dumps({"content_hash": digest, "n": len(rows),
-                                               "version": card.version, "limit": limit}, indent=1))
-    if folder.exists():
-        shutil.rmtree(folder)
-    tmp.rename(folder)
-    return BuiltDataset(card, load_from_disk(str(folder / "data")), digest, folder, limit)
+    if not force and intact(folder):
+        return _load_built(card, folder, limit)
+
+    def make(staging: Path) -> None:
+        ctx = BuildContext(card=card, card_dir=entry.folder, params=dict(card.params), limit=limit,
+                           seed=card.split.seed, include=include)
+        raw_iter: Iterator[Any] = iter(builder(ctx))
+        rows = [_normalise(card, raw, i) for i, raw in
+                enumerate(tqdm(raw_iter, desc=f"build {card.name}", unit="ex", disable=not progress, leave=False))]
+        rows = _apply_limit(rows, limit, len(card.labels.classes), card.split.seed)
+        check_examples(card, rows, limit=limit)
+        ds = Dataset.from_list(rows, features=features(card.labels.type == "regression"))
+        ds.save_to_disk(str(staging / "data"))
+        (staging / "meta.json").write_text(json.dumps({"content_hash": content_hash(rows), "n": len(rows),
+                                                       "version": card.version, "limit": limit}, indent=1))
+
+    if force:
+        remove(folder)
+    reuse_or_make(folder, make, what=f"the built dataset {card.name}")
+    return _load_built(card, folder, limit)
+
+
+def _load_built(card: DatasetCard, folder: Path, limit: int | None) -> BuiltDataset:
+    """A sealed, verified build folder as a BuiltDataset."""
+    from datasets.load import load_from_disk
+
+    meta = json.loads((folder / "meta.json").read_text())
+    return BuiltDataset(card, load_from_disk(str(folder / "data")), meta["content_hash"], folder, limit)

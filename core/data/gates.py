@@ -34,6 +34,9 @@ from typing import Any
 
 import numpy as np
 
+from probebank.cache.atomic import write_text
+from probebank.cache.checksums import file_problem, seal_file
+from probebank.cache.quarantine import quarantine
 from probebank.data.align import OFF_BOUNDARY_MAX, AlignedExample, AlignmentReport, align_examples
 from probebank.data.examples import BuiltDataset, row_labels, targets_as_rows
 from probebank.data.shortcuts import categorical_shortcut_f1, numeric_shortcut_f1
@@ -52,7 +55,7 @@ ALIGNMENT_MAX = OFF_BOUNDARY_MAX  # share of targets off token boundaries (defin
 ALIGNMENT_QUOTED = 3              # offending targets a failure message quotes
 SHORTCUT_F1_MAX = 0.9
 SHORTCUT_R2_MAX = 0.9  # the same bar for a regression card's value
-GATE_FORMAT = 2
+GATE_FORMAT = 3  # 3: sealed with a .sum file beside it
 # Examples per class that `probebank validate` builds by default; CI samples the same number, so what an
 # author sees locally is what CI checks (shortcut F1s move with the sample size).
 VALIDATE_LIMIT = 60
@@ -311,15 +314,19 @@ def run_gates(built: BuiltDataset, tokenizer: Any, tokenizer_revision: str, *, u
     path = cache_dir("gates") / f"{_gate_key(built, tokenizer_revision)}.json"
     results: list[GateResult] | None = None
     if use_cache and path.is_file():
+        why = file_problem(path)
         try:
-            results = [GateResult(**r) for r in json.loads(path.read_text(encoding="utf-8"))]
-        except (ValueError, TypeError):
-            results = None  # a damaged cache file is recomputed, not trusted
+            if why is None:
+                results = [GateResult(**r) for r in json.loads(path.read_text(encoding="utf-8"))]
+        except (ValueError, TypeError) as exc:
+            why = f"it is unreadable ({exc})"
+        if why is not None:  # a damaged cache file is recomputed, not trusted
+            quarantine(path, why)
+            results = None
     if results is None:
         results = measure_gates(built, tokenizer)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps([asdict(r) for r in results], indent=1), encoding="utf-8")
-        tmp.replace(path)
+        write_text(path, json.dumps([asdict(r) for r in results], indent=1))
+        seal_file(path)
     for r in results:
         r.status, r.reason = "", ""
     return GateReport(built.name, built.content_hash, tokenizer_revision,

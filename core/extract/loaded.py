@@ -79,6 +79,7 @@ class LoadedModel:
     blocks: list[nn.Module] = field(default_factory=list, init=False, repr=False)
     # set by `deferred`: loads the full model on first use of the weights (ensure_weights)
     weights: Callable[[], LoadedModel] | None = field(default=None, repr=False)
+    device: str | torch.device | None = field(default=None, repr=False)  # set by to_device
 
     def __post_init__(self) -> None:
         if self.weights is not None:  # deferred: `model` is an empty placeholder until ensure_weights
@@ -129,6 +130,13 @@ class LoadedModel:
                    revision=identity.revision, dtype=identity.dtype, notes=identity.notes,
                    max_positions=int(shapes["max_positions"]), weights=load)
 
+    def to_device(self, device: str | torch.device) -> LoadedModel:
+        """Move the weights to `device`; deferred weights go there when they load."""
+        self.device = device
+        if self.weights is None:
+            self.model.to(device)
+        return self
+
     @property
     def weights_loaded(self) -> bool:
         return self.weights is None
@@ -143,6 +151,8 @@ class LoadedModel:
                              f"({full.shapes()} vs {self.shapes()})",
                              fix="delete the cache's models/shapes folder and run again")
         self.model, self.layout, self.blocks, self.weights = full.model, full.layout, full.blocks, None
+        if self.device is not None:
+            self.model.to(self.device)
 
     def identity(self) -> ModelIdentity:
         return ModelIdentity(self.name, self.revision, self.dtype, self.notes, self.n_layers)

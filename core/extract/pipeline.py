@@ -7,40 +7,52 @@ memory does not grow with the dataset.
 """
 from __future__ import annotations
 
-import functools
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
+from probebank.cache.locks import entry_lock
 from probebank.data.align import AlignedExample, AlignmentReport, align_examples
 from probebank.data.examples import BuiltDataset
 from probebank.errors import BuildError, ConfigError
-from probebank.extract.aggregate import BatchIndex, aggregate, build_batch_index, pad_batch, row_spans
-from probebank.extract.capture import capture
+from probebank.extract.aggregate import row_spans
+from probebank.extract.device import model_device
 from probebank.extract.loaded import LoadedModel
 from probebank.extract.plan import ExtractionPlan
-from probebank.extract.store import FP16_MAX, ActivationStore, store_key
+from probebank.extract.shard import fill_shard
+from probebank.extract.store import ActivationStore, store_key
 from probebank.paths import cache_dir
+from probebank.version import __version__
 
 
-def plan_shards(aligned: list[AlignedExample], aggregation: str, shard_rows: int) -> list[list[AlignedExample]]:
-    """Sort by length (less padding) and cut into shards of about `shard_rows` rows, deterministically."""
+def plan_shards(aligned: list[AlignedExample], aggregation: str, shard_rows: int,
+                shard_tokens: int | None = None) -> list[list[AlignedExample]]:
+    """Sort by length (less padding) and cut into shards of about `shard_tokens` tokens and at most about
+    `shard_rows` rows, deterministically."""
     order = sorted(aligned, key=lambda ex: (len(ex.input_ids), ex.index))
-    shards, current, rows = [], [], 0
+    shards, current, rows, tokens = [], [], 0, 0
     for ex in order:
         current.append(ex)
         rows += len(row_spans(ex, aggregation))
-        if rows >= shard_rows:
+        tokens += len(ex.input_ids)
+        if rows >= shard_rows or (shard_tokens is not None and tokens >= shard_tokens):
             shards.append(current)
-            current, rows = [], 0
+            current, rows, tokens = [], 0, 0
     if current:
         shards.append(current)
     return shards
+
+
+def library_versions() -> dict[str, str]:
+    """The versions that decide the numbers of a forward pass (kept with each store and record)."""
+    import transformers
+
+    return {"probebank": __version__, "torch": torch.__version__, "transformers": transformers.__version__,
+            "cuda": str(torch.version.cuda or "none")}
 
 
 def model_fingerprint(loaded: LoadedModel) -> dict[str, Any]:
@@ -62,38 +74,6 @@ def resolve_layers(loaded: LoadedModel, layers: Sequence[int] | None) -> list[in
     return out
 
 
-class ShardBuffers:
-    """Preallocated [n_layers, rows, width] arrays of one shard, filled batch by batch.
-
-    fp16 halves memory and disk; a site whose values leave fp16's range is upgraded to fp32
-    (SmolLM2's residual reaches ~26,000, Gemma-3's ~100,000: beyond fp16's 65,504).
-    """
-
-    def __init__(self, sites: Sequence[str], layers: Sequence[int], widths: dict[str, int], n_rows: int) -> None:
-        self.layer_pos = {layer: i for i, layer in enumerate(layers)}
-        self.arrays = {site: np.empty((len(layers), n_rows, widths[site]), dtype=np.float16) for site in sites}
-        self.pos = 0
-
-    def put(self, site: str, layer: int, rows: torch.Tensor) -> None:
-        target = self.arrays[site]
-        dst = target[self.layer_pos[layer], self.pos:self.pos + rows.shape[0]]
-        if target.dtype == np.float16 and rows.numel():
-            low, high = torch.aminmax(rows)  # one vectorised pass; far cheaper than checking the fp16 copy
-            if max(-float(low), float(high)) >= FP16_MAX:
-                self.arrays[site] = target = target.astype(np.float32)  # out of fp16 range: keep fp32
-                dst = target[self.layer_pos[layer], self.pos:self.pos + rows.shape[0]]
-        torch.from_numpy(dst).copy_(rows)  # converts to the buffer's dtype while copying
-
-    def advance(self, n_rows: int) -> None:
-        self.pos += n_rows
-
-
-def _store_rows(buffers: ShardBuffers, index: BatchIndex, aggregation: str, site: str, layer: int,
-                acts: torch.Tensor) -> None:
-    """The capture hook's reduction: aggregate a layer's activations and copy them into the shard's buffer."""
-    buffers.put(site, layer, aggregate(acts, index, aggregation))
-
-
 def extract(loaded: LoadedModel, built: BuiltDataset, plan: ExtractionPlan, *,
             store_root: Path | None = None, progress: bool = True,
             stop_after_shards: int | None = None) -> tuple[ActivationStore, AlignmentReport]:
@@ -101,54 +81,62 @@ def extract(loaded: LoadedModel, built: BuiltDataset, plan: ExtractionPlan, *,
 
     `stop_after_shards` interrupts on purpose after that many new shards (for tests of resumption).
     """
-    from tqdm.auto import tqdm
-
     if (plan.model, plan.dataset) != (loaded.name, built.name):
         raise ConfigError(f"the plan is for {plan.model} on {plan.dataset}, not {loaded.name} on {built.name}",
                           field="plan", fix="make the ExtractionPlan with model=loaded.name and dataset=built.name")
     layers = resolve_layers(loaded, plan.layers)
     sites = list(dict.fromkeys(plan.sites))
     parts = {"model": model_fingerprint(loaded), "dataset": dataset_fingerprint(built), "sites": sorted(sites),
-             "layers": layers, "aggregation": plan.aggregation, "max_tokens": plan.max_tokens}
+             "layers": layers, "aggregation": plan.aggregation, "max_tokens": plan.max_tokens,
+             "store_dtype": plan.store_dtype}
     store = ActivationStore(store_root or cache_dir("store"), store_key(parts), parts)
     ds = built.dataset
     aligned, report = align_examples(loaded.tokenizer, ds["text"], ds["targets"], ds["label"],
                                      max_tokens=min(plan.max_tokens, loaded.max_positions), causal=loaded.causal)
     if store.complete:
+        store.reused_shards = store.n_shards = len(store.meta["shard_sizes"])
         return store, report
     if not aligned:
         raise BuildError(f"no target of '{built.name}' survived alignment to {loaded.name}'s tokenizer",
                          fix="check the target spans and max_tokens in the card")
-    shards = plan_shards(aligned, plan.aggregation, plan.shard_rows)
+    # One extractor per store: a second process waits here, then finds the store complete.
+    with entry_lock(store.path, f"the activations of {built.name} on {loaded.name}"):
+        store.reload()
+        if store.complete:
+            store.reused_shards = store.n_shards = len(store.meta["shard_sizes"])
+            return store, report
+        _extract_shards(loaded, built, plan, store, aligned, report, sites, layers, progress, stop_after_shards)
+    return store, report
+
+
+def _extract_shards(loaded: LoadedModel, built: BuiltDataset, plan: ExtractionPlan, store: ActivationStore,
+                    aligned: list[AlignedExample], report: AlignmentReport, sites: Sequence[str], layers: list[int],
+                    progress: bool, stop_after_shards: int | None) -> None:
+    """Run the forward passes of every unfinished shard and finalise the store (under its lock)."""
+    from tqdm.auto import tqdm
+
+    # The shard plan is part of the store's layout: a store begun with other shard sizes keeps them.
+    shard_rows, shard_tokens = store.shard_layout(plan.shard_rows, plan.shard_tokens)
+    shards = plan_shards(aligned, plan.aggregation, shard_rows, shard_tokens)
+    store.n_shards, store.reused_shards = len(shards), 0
     pad_id = loaded.tokenizer.pad_token_id if loaded.tokenizer.pad_token_id is not None else 0
     total_tokens = sum(len(ex.input_ids) for shard in shards for ex in shard)
     bar = tqdm(total=total_tokens, desc=f"extract {built.name}", unit="tok", disable=not progress, leave=False)
     started, new_shards = time.perf_counter(), 0
+    batch_size, max_tokens = plan.batch_size, plan.max_batch_tokens
     writer, pending = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store-writer"), None
     try:
         for si, shard in enumerate(shards):
             if store.shard_done(si):
                 bar.update(sum(len(ex.input_ids) for ex in shard))
+                store.reused_shards += 1
                 continue
             if stop_after_shards is not None and new_shards >= stop_after_shards:
                 if pending is not None:
                     pending.result()
                 raise KeyboardInterrupt(f"stopped on purpose after {new_shards} shards")
-            buffers = ShardBuffers(sites, layers, loaded.widths,
-                                   sum(len(row_spans(ex, plan.aggregation)) for ex in shard))
-            meta_parts = []
-            for lo in range(0, len(shard), plan.batch_size):
-                batch = shard[lo:lo + plan.batch_size]
-                ids, mask = pad_batch(batch, pad_id)
-                index = build_batch_index(batch, ids.shape[1], plan.aggregation)
-                # Aggregate inside the hook and copy straight into the shard's fp16 buffer: memory holds
-                # one layer's full activations at a time and nothing is stacked or concatenated later.
-                capture(loaded, ids, mask, sites, layers,
-                        reduce=functools.partial(_store_rows, buffers, index, plan.aggregation))
-                buffers.advance(len(index.flat_last))
-                meta_parts.append(index.meta)
-                bar.update(int(mask.sum()))
-            rows = {k: np.concatenate([m[k] for m in meta_parts]) for k in meta_parts[0]}
+            buffers, rows, max_tokens, batch_size = fill_shard(
+                loaded, shard, sites, layers, plan.aggregation, batch_size, max_tokens, pad_id, bar.update)
             if pending is not None:
                 pending.result()  # at most one shard in flight, so memory stays bounded
             # Write on a background thread while the next shard's forward passes run.
@@ -161,5 +149,5 @@ def extract(loaded: LoadedModel, built: BuiltDataset, plan: ExtractionPlan, *,
         bar.close()
     store.finalise(len(shards), sites, layers, {
         "alignment": report.as_dict(), "widths_expected": {s: loaded.widths[s] for s in sites},
-        "extract_seconds": round(time.perf_counter() - started, 3)})
-    return store, report
+        "extract_seconds": round(time.perf_counter() - started, 3), "device": str(model_device(loaded.model)),
+        "versions": library_versions()})

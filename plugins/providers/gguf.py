@@ -11,7 +11,6 @@ import gc
 import json
 import re
 import shutil
-import tempfile
 import warnings
 from collections import Counter
 from pathlib import Path
@@ -19,6 +18,10 @@ from typing import Any
 
 import torch
 
+from probebank.cache.atomic import temporary_name
+from probebank.cache.checksums import seal
+from probebank.cache.entry import intact
+from probebank.cache.locks import entry_lock
 from probebank.data.sources import cached_artifact, fetch_pin
 from probebank.errors import ModelError
 from probebank.extract.loaded import LoadedModel
@@ -102,8 +105,8 @@ def convert_gguf(path: Path, sha256: str | None = None) -> tuple[torch.nn.Module
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
     target = converted_dir(sha256)
-    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}-"))
-    tmp.chmod(0o755)  # mkdtemp makes it private; the cache may be shared
+    tmp = temporary_name(target)
+    tmp.mkdir(parents=True)
     try:
         reference = _reference_outputs(model, tokenizer)
         model.save_pretrained(tmp)
@@ -119,6 +122,7 @@ def convert_gguf(path: Path, sha256: str | None = None) -> tuple[torch.nn.Module
                           "bit for bit; not caching it (every load will dequantise the GGUF again)", stacklevel=3)
             return reloaded, re_tok, meta
         (tmp / META_FILE).write_text(json.dumps(meta, indent=2), encoding="utf-8")
+        seal(tmp)  # checked before every load of the weights
         try:
             tmp.rename(target)  # atomic: a folder at `target` is always complete
         except OSError:
@@ -160,11 +164,12 @@ class GGUFProvider:
             raise ModelError(f"GGUF file not found: {spec}", field="model", fix="pass the path of an existing .gguf file")
         sha256 = file_sha256(path)
         target = converted_dir(sha256)
-        meta = read_meta(target)
-        if meta is not None and meta.get("format") == CONVERSION_FORMAT:
-            model, tokenizer = load_hf_folder(str(target), "float32")
-        else:
-            model, tokenizer, meta = convert_gguf(path, sha256)
+        with entry_lock(target, f"the converted copy of {path.name}"):  # one conversion between processes
+            meta = read_meta(target) if intact(target) else None  # a damaged copy is quarantined and made again
+            if meta is not None and meta.get("format") == CONVERSION_FORMAT:
+                model, tokenizer = load_hf_folder(str(target), "float32")
+            else:
+                model, tokenizer, meta = convert_gguf(path, sha256)
         model = apply_dtype(model, dtype)
         notes = meta["notes"] + ("" if dtype == "float32" else f", then cast to {dtype}")
         return LoadedModel.from_module(name or path.stem, model, tokenizer, revision=sha256, notes=notes)

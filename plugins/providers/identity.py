@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from probebank.cache.checksums import problem
 from probebank.contracts import ModelIdentity
 from probebank.data.schema import SourcePin
 from probebank.data.sources import cached_artifact
@@ -70,7 +71,8 @@ def gguf_identity(path: Path, name: str | None = None, dtype: str = "float32") -
         return None
     sha256 = file_sha256(path)
     folder = converted_dir(sha256)
-    meta = read_meta(folder)
+    # sealed and of the sizes its seal lists (the load hashes every file before it reads the weights)
+    meta = read_meta(folder) if problem(folder, deep=False) is None else None
     if meta is None or meta.get("format") != CONVERSION_FORMAT:
         return ModelIdentity(name or path.stem, sha256, dtype, None, gguf_layers(path), complete=False)
     notes = str(meta["notes"]) + ("" if dtype == "float32" else f", then cast to {dtype}")

@@ -1,0 +1,141 @@
+"""Devices, precision, token-budget batches, out-of-memory retries and the 8-bit store, on the CPU path."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from probebank.data.align import AlignedExample
+from probebank.errors import ConfigError
+from probebank.extract import quantize
+from probebank.extract.device import resolve_device, resolve_dtype
+from probebank.extract.shard import batch_end
+
+
+def test_devices_resolve_or_fail_by_name() -> None:
+    assert resolve_device("cpu").type == "cpu"
+    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else resolve_device("auto").type)
+    if not torch.cuda.is_available():  # this machine: a CUDA request is refused, naming --device
+        with pytest.raises(ConfigError, match="no CUDA device") as err:
+            resolve_device("cuda:0")
+        assert err.value.field == "--device"
+    with pytest.raises(ConfigError, match="not a device"):
+        resolve_device("tpu-ish")
+
+
+def test_dtype_auto_is_float32_on_the_cpu() -> None:
+    assert resolve_dtype("auto", torch.device("cpu")) == "float32"
+    assert resolve_dtype("bfloat16", torch.device("cpu")) == "bfloat16"
+    with pytest.raises(ConfigError, match="not a dtype"):
+        resolve_dtype("int4", torch.device("cpu"))
+
+
+def _examples(lengths: list[int]) -> list[AlignedExample]:
+    return [AlignedExample(i, list(range(n)), [(0, 0, 1)], [0]) for i, n in enumerate(lengths)]
+
+
+def test_batches_by_token_budget() -> None:
+    shard = _examples([2, 3, 3, 5, 8, 9])  # sorted by length, as plan_shards leaves them
+    ends, lo = [], 0
+    while lo < len(shard):
+        lo = batch_end(shard, lo, batch_size=16, max_tokens=10)
+        ends.append(lo)
+    assert ends == [3, 4, 5, 6]  # padded tokens per batch: 3x3=9, 5, 8, 9 (one sequence at least)
+    assert batch_end(shard, 0, batch_size=4, max_tokens=None) == 4
+
+
+def test_uint8_codes_are_within_half_a_step_and_constant_units_exact() -> None:
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((3, 50, 7)).astype(np.float32) * np.array([1, 10, 1000, 0.01, 5, 5, 5], np.float32)
+    x[:, :, 6] = 2.5  # a constant unit
+    codes, scale, offset = quantize.encode(x)
+    assert codes.dtype == np.uint8 and scale.shape == offset.shape == (3, 7)
+    for li in range(3):
+        back = quantize.decode(codes[li], scale[li], offset[li])
+        assert np.all(np.abs(back - x[li]) <= scale[li] / 2 + 1e-6 * np.abs(x[li]).max(axis=0))
+        np.testing.assert_array_equal(back[:, 6], 2.5)
+
+
+def _extract(tmp_path: Path, store_dtype: str, name: str):
+    from test_extract import _toy_built
+
+    from probebank.extract.pipeline import extract
+    from probebank.extract.plan import ExtractionPlan
+    from probebank.extract.tiny import tiny_model
+
+    loaded = tiny_model("llama")
+    built = _toy_built(tmp_path)
+    plan = ExtractionPlan(model=loaded.name, dataset=built.name, sites=["mlp", "resid"], aggregation="mean",
+                          batch_size=4, shard_rows=16, store_dtype=store_dtype)
+    return extract(loaded, built, plan, store_root=tmp_path / name, progress=False)[0]
+
+
+def test_uint8_store_halves_the_bytes_and_decodes_close(tmp_path: Path) -> None:
+    f16, u8 = _extract(tmp_path, "float16", "f16"), _extract(tmp_path, "uint8", "u8")
+    assert f16.key != u8.key and u8.store_dtype == "uint8" and u8.meta["dtypes"]["mlp"][0] == "uint8"
+    for site in ("mlp", "resid"):
+        for layer in u8.meta["layers"]:
+            a, b = np.asarray(f16.layer(site, layer), np.float32), u8.layer(site, layer)
+            step = (a.max(axis=0) - a.min(axis=0)) / 255  # the coarsest shard's step bounds the error
+            assert b.dtype == np.float32 and np.all(np.abs(a - b) <= step + 1e-2 * np.abs(a).max())
+
+    def act_bytes(store) -> int:
+        return sum(p.stat().st_size for p in store.path.glob("shards/*/*.npy")
+                   if not p.name.startswith("rows_") and ".scale" not in p.name and ".offset" not in p.name)
+
+    ratio = act_bytes(u8) / act_bytes(f16)
+    assert 0.45 < ratio < 0.55  # one byte per value instead of two (headers aside)
+
+
+def test_out_of_memory_halves_the_batch_and_gives_the_same_rows(tmp_path: Path, monkeypatch, capsys) -> None:
+    import probebank.extract.shard as shard_module
+
+    clean = _extract(tmp_path, "float16", "clean")
+    real = shard_module.capture
+    failures = {"n": 0}
+
+    def flaky(loaded, ids, *args, **kwargs):
+        if ids.shape[0] > 1 and failures["n"] < 2:
+            failures["n"] += 1
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return real(loaded, ids, *args, **kwargs)
+
+    monkeypatch.setattr(shard_module, "capture", flaky)
+    retried = _extract(tmp_path, "float16", "retried")
+    assert failures["n"] == 2 and "out of memory on cpu: batch halved to 2 sequences" in capsys.readouterr().err
+    for layer in clean.meta["layers"]:
+        np.testing.assert_allclose(np.asarray(retried.layer("mlp", layer), np.float32),
+                                   np.asarray(clean.layer("mlp", layer), np.float32), atol=2e-3, rtol=2e-3)
+
+
+def test_run_records_device_dtype_and_store_dtype(bank, tmp_path: Path) -> None:
+    from probebank.run import RunConfig, run
+
+    folder = bank()
+    run(RunConfig(model="tiny:llama", datasets=["toy-words"], include=[folder], out=tmp_path / "o", progress=False,
+                  device="cpu", dtype="bfloat16", store_dtype="uint8", max_batch_tokens=64, seeds=[0]),
+        log=lambda m: None)
+    first = json.loads((tmp_path / "o" / "records.jsonl").read_text().splitlines()[0])
+    prov = first["provenance"]
+    assert (prov["model_dtype"], prov["store_dtype"], prov["device"]) == ("bfloat16", "uint8", "cpu")
+    assert prov["versions"]["torch"] == torch.__version__
+
+
+def test_a_device_this_machine_lacks_is_refused_before_the_model_loads(bank, tmp_path: Path, capsys,
+                                                                        monkeypatch) -> None:
+    import probebank.run as run_module
+    from probebank.cli import main
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA device")  # the refusal needs a machine without one (CI has none)
+
+    def no_load(*args, **kwargs):
+        raise AssertionError("the model was loaded before the settings were checked")
+
+    monkeypatch.setattr(run_module, "load_model", no_load)
+    code = main(["run", "--model", "tiny:llama", "--datasets", "toy-words", "--include", str(bank()),
+                 "--out", str(tmp_path / "o"), "--device", "cuda"])
+    assert code == 2 and "--device" in capsys.readouterr().err

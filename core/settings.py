@@ -11,6 +11,7 @@ on it: about 2 s more), so they come last. `probebank run` calls it before it im
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -156,6 +157,10 @@ def _known(kind: str, option: str, names: Iterable[str], registered: Iterable[st
 
 def preflight(config: RunConfig) -> Checked:
     """Check every setting that needs no model weights and no heavy library, in order of cost."""
+    device = (config.device or "auto").strip().lower()
+    if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", device):  # whether this machine has it: at the run
+        raise ConfigError(f"'{config.device}' is not a device", field="--device",
+                          fix=did_you_mean(device, ["auto", "cpu", "cuda", "mps"]) + f"use {DEVICE_CHOICES}")
     catalog = load_catalog(config.include)
     names, limit = _selected(config, catalog)
     registered = get_registered(config.include)

@@ -98,7 +98,8 @@ def test_setting_errors_are_answered_before_torch_or_the_engine_is_imported(tmp_
              (["--datasets", "language-udr"], "did you mean: language-udhr"),
              (["--suite", "quik"], "did you mean quick"),
              (["--limit", "0"], "--limit"),
-             (["--sites", "mpl"], "did you mean mlp")]
+             (["--sites", "mpl"], "did you mean mlp"),
+             (["--device", "cdua"], "did you mean cuda")]
     for args, expected in cases:
         proc = subprocess.run([sys.executable, "-c", script, "run", "--out", str(tmp_path / "out"), *args],
                               capture_output=True, text=True, timeout=120)

@@ -139,3 +139,22 @@ def test_a_device_this_machine_lacks_is_refused_before_the_model_loads(bank, tmp
     code = main(["run", "--model", "tiny:llama", "--datasets", "toy-words", "--include", str(bank()),
                  "--out", str(tmp_path / "o"), "--device", "cuda"])
     assert code == 2 and "--device" in capsys.readouterr().err
+
+
+def test_the_gpu_benchmark_runs_on_a_cpu(tmp_path: Path) -> None:
+    """bench/gpu.py is one prepared script for a lent GPU: it must at least run here, end to end."""
+    import os
+    import subprocess
+    import sys
+
+    script = Path(__file__).resolve().parents[1] / "bench" / "gpu.py"
+    proc = subprocess.run([sys.executable, str(script), "--device", "cpu", "--configs", "llama-small",
+                           "--examples", "64", "--repeats", "1", "--max-tokens", "32"],
+                          env={**os.environ, "PROBEBANK_CACHE": str(tmp_path / "cache")},
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    lines = {line.split()[0] + " " + line.split()[1]: line for line in proc.stdout.splitlines()
+             if line.startswith(("bare forward", "extract float16", "extract uint8"))}
+    assert set(lines) == {"bare forward", "extract float16", "extract uint8"}
+    f16_mb, u8_mb = float(lines["extract float16"].split()[-1]), float(lines["extract uint8"].split()[-1])
+    assert 0 < u8_mb < 0.7 * f16_mb  # one byte a value, plus each shard's scale and offset

@@ -213,3 +213,38 @@ def test_an_older_jumprelu_checkpoint_with_log_threshold_loads(tmp_path: Path, r
     pre = (X - arrays["b_dec"]) @ arrays["W_enc"] + arrays["b_enc"]   # an independent reference of the rule
     want = np.maximum(pre, 0) * (pre > np.exp(log_threshold))
     np.testing.assert_allclose(_basis(f"sae:{folder}").transform(X), want, rtol=0, atol=1e-5)
+
+
+def test_run_probes_a_saelens_bf16_sae_at_its_hook_and_exits_2_at_another(bank, tmp_path: Path, capsys) -> None:
+    """End to end on the tiny llama: a bfloat16 TopK SAE (rescaled) saved in SAELens's layout."""
+    import torch
+    from safetensors.torch import save_file
+
+    from probebank.cli import main
+    from probebank.extract.tiny import tiny_model
+
+    width = tiny_model("llama").widths["resid"]
+    gen = torch.Generator().manual_seed(0)
+    folder = tmp_path / "sae"
+    folder.mkdir()
+    save_file({"W_enc": torch.randn(width, 2 * width, generator=gen).bfloat16(), "b_enc": torch.zeros(2 * width).bfloat16(),
+               "W_dec": torch.randn(2 * width, width, generator=gen).bfloat16(), "b_dec": torch.zeros(width).bfloat16()},
+              str(folder / "sae_weights.safetensors"))
+    cfg = json.loads((FIXTURES / "topk_training_rescale" / "cfg.json").read_text())
+    cfg.update(d_in=width, d_sae=2 * width, dtype="bfloat16", k=4)
+    (folder / "cfg.json").write_text(json.dumps(cfg))  # metadata.hook_name: blocks.1.hook_resid_post
+    include = str(bank())
+
+    def run(layer: str, spec: str) -> tuple[int, str]:
+        code = main(["run", "--model", "tiny:llama", "--datasets", "toy-words", "--include", include, "--out",
+                     str(tmp_path / f"out{layer}"), "--no-progress", "--sites", "resid", "--layers", layer,
+                     "--seeds", "0", "--no-controls", "--bases", spec])
+        captured = capsys.readouterr()
+        return code, captured.out + captured.err
+
+    code, text = run("2", f"sae:{folder}")
+    assert code == 2 and "cfg.json: field 'metadata.hook_name'" in text and "Traceback" not in text, text
+    code, text = run("1", f"sae:{folder}")
+    assert code == 0, text
+    records = [json.loads(line) for line in (tmp_path / "out1" / "records.jsonl").read_text().splitlines()]
+    assert records and {r["basis"] for r in records} == {f"sae:{folder}"} and all(r["basis_key"] for r in records)

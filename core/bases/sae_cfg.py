@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from probebank.bases.sae import ROW_NORMS, SAEWeights
+from probebank.bases.sae_hooks import metadata_of
 from probebank.errors import BasisError
 
 ARCHITECTURES = ("standard", "topk", "jumprelu", "gated")
@@ -77,9 +78,10 @@ class _Cfg:
         return default if value is None else str(value)
 
 
+
 def legacy(cfg: dict) -> dict:
     """A config from SAELens before 6 in 6's names (its own handle_pre_6_0_config renames)."""
-    meta = cfg.get("metadata") if isinstance(cfg.get("metadata"), dict) else {}
+    meta = metadata_of(cfg)
     version = str(cfg.get("sae_lens_version") or meta.get("sae_lens_version") or "")
     if version[:1].isdigit() and int(version.split(".")[0]) >= 6:
         return cfg
@@ -131,7 +133,7 @@ def build_weights(cfg: dict, cfg_path: Path | None, weights_path: Path, tensors:
     c = _Cfg(legacy(cfg), cfg_path, weights_path)
     arch = architecture(c, tensors)
     _check_tensors(c, arch, tensors)
-    meta = c.cfg.get("metadata") if isinstance(c.cfg.get("metadata"), dict) else {}
+    meta = metadata_of(c.cfg)
     head = meta.get("hook_head_index", c.cfg.get("hook_head_index"))
     if head is not None:
         raise c.refuse("metadata.hook_head_index", f"the SAE reads attention head {head} alone, which probebank does "

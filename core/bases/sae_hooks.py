@@ -34,6 +34,12 @@ HOOK_FIELDS = ("metadata.hook_name", "metadata.hf_hook_name", "hook_name", "hook
 NOT_A_SITE = "not a site probebank captures"
 
 
+def metadata_of(cfg: dict) -> dict:
+    """The config's metadata object ({} when there is none)."""
+    meta = cfg.get("metadata")
+    return meta if isinstance(meta, dict) else {}
+
+
 def hook_site(name: str) -> tuple[str, int] | str:
     """(site, layer) of a hook name, or a reason it is none (NOT_A_SITE, or 'unknown')."""
     m = _TL.match(name)
@@ -56,7 +62,7 @@ def hook_site(name: str) -> tuple[str, int] | str:
 
 def recorded_hooks(cfg: dict) -> list[tuple[str, str]]:
     """(field, hook name) for every hook name the config records."""
-    meta = cfg.get("metadata") if isinstance(cfg.get("metadata"), dict) else {}
+    meta = metadata_of(cfg)
     out = []
     for fld in HOOK_FIELDS:
         value = meta.get(fld.split(".", 1)[1]) if fld.startswith("metadata.") else cfg.get(fld)

@@ -112,7 +112,7 @@ def architecture(c: _Cfg, tensors: dict[str, np.ndarray]) -> str:
     if arch not in ARCHITECTURES:
         raise c.refuse("architecture", f"architecture '{arch}' is not supported",
                        fix=f"use an SAE of one of: {', '.join(ARCHITECTURES)}")
-    if act not in ("", "relu", arch) and not (arch == "topk" and act == "topk"):
+    if act not in ("", "relu", arch):  # SAELens 6 configs name no activation_fn
         raise c.refuse("activation_fn", f"activation_fn '{act}' is not supported for architecture '{arch}'",
                        fix="use relu (standard, gated), topk or jumprelu")
     return arch

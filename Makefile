@@ -8,11 +8,17 @@ PY      = $(VENV)/bin/python
 
 setup: $(VENV)/.installed
 
+# Each step says what it does; pip shows what it collects and downloads (torch, transformers, scikit-learn,
+# spaCy, ...: about 2 GB and several minutes the first time, seconds when nothing changed).
 $(VENV)/.installed: pyproject.toml setup.py
+	@echo "setup 1/3: creating the virtual environment $(VENV) with $(PYTHON)"
 	$(PYTHON) -m venv $(VENV)
+	@echo "setup 2/3: upgrading pip"
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test]'
-	touch $@
+	@echo "setup 3/3: installing probebank and its dependencies into $(VENV) (several minutes the first time)"
+	$(PY) -m pip install --progress-bar on -e '.[test]'
+	@touch $@
+	@echo "setup done: $(VENV)/bin/probebank is ready"
 
 demo: setup
 	$(VENV)/bin/probebank run

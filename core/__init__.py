@@ -23,7 +23,7 @@ from probebank.version import __version__
 
 _EXPORTS: dict[str, str] = {
     # the main job
-    "run": "probebank.run", "RunConfig": "probebank.run", "RunOutcome": "probebank.run",
+    "run": "probebank.run", "RunConfig": "probebank.settings", "RunOutcome": "probebank.run",
     # datasets
     "load_catalog": "probebank.data.registry", "build_dataset": "probebank.data.examples",
     "BuildContext": "probebank.data.examples", "BuiltDataset": "probebank.data.examples",
@@ -96,6 +96,6 @@ if TYPE_CHECKING:  # what mypy and editors see (`X as X`: an explicit re-export,
     from probebank.probing.sweep import sweep_feature as sweep_feature
     from probebank.results.records import read_records as read_records
     from probebank.results.summary import summarise as summarise
-    from probebank.run import RunConfig as RunConfig
     from probebank.run import RunOutcome as RunOutcome
     from probebank.run import run as run
+    from probebank.settings import RunConfig as RunConfig

@@ -86,15 +86,32 @@ class Layout:
     causal: bool = True
 
 
+@dataclass(frozen=True)
+class ModelIdentity:
+    """What a model is, known without loading it or importing torch: the fields of a record's provenance
+    and of an activation store's key, and the layer count when a config.json or GGUF header says it.
+    `complete=False`: only `n_layers` can be trusted yet (e.g. a GGUF whose notes its conversion writes)."""
+
+    name: str
+    revision: str
+    dtype: str
+    notes: str | None
+    n_layers: int | None = None
+    complete: bool = True
+
+
 class ModelProvider(Protocol):
     """A model provider: `load(spec, dtype=...)` returns the base transformer with its tokenizer.
 
     `describe` is one line for `probebank` listings. A provider may also offer
     `load_tokenizer(spec) -> (tokenizer, revision)`, the tokenizer without the weights (the quality
-    gates need only that).
+    gates need only that), and `identity(spec, dtype=...) -> ModelIdentity | None`, read without torch:
+    with both, a run checks `--layers` before anything loads and a repeated run whose activations are
+    all stored never loads the weights (probebank.extract.providers.open_model).
     """
 
-    describe: str
+    @property
+    def describe(self) -> str: ...  # a class attribute is fine
 
     def load(self, spec: str, *, dtype: str = "float32") -> LoadedModel: ...
 

@@ -6,34 +6,29 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
-
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from probebank.bases.run import BASES_FILE, BasisRun
 from probebank.bases.spec import make_basis
 from probebank.cache.entry import reuse_or_make
-from probebank.contracts import Site
 from probebank.data.align import OFF_BOUNDARY_MAX
 from probebank.data.examples import BuiltDataset, build_dataset
-from probebank.data.registry import Catalog, load_catalog
+from probebank.data.registry import Catalog
 from probebank.data.sources import SourceUnavailable
 from probebank.errors import ConfigError
-from probebank.extract.device import DEVICE_CHOICES, auto_batch_tokens, resolve_device, resolve_dtype
+from probebank.extract.device import auto_batch_tokens, resolve_device, resolve_dtype
 from probebank.extract.loaded import LoadedModel
 from probebank.extract.pipeline import extract, resolve_layers
 from probebank.extract.plan import ExtractionPlan
-from probebank.extract.providers import load_model
+from probebank.extract.providers import load_model, open_model
 from probebank.extract.store import ActivationStore
 from probebank.paths import cache_dir
 from probebank.plugins import Registered, get_registered
 from probebank.probing.evaluate import evaluate_store, probe_key, resolve_methods
 from probebank.probing.regression_eval import regression_methods
 from probebank.probing.schema import (
-    DEFAULT_K_GRID,
     Controls,
     Metrics,
     ProbeConfig,
@@ -46,87 +41,9 @@ from probebank.probing.selection import Selector
 from probebank.results.folder import StagedResults, check_out
 from probebank.results.records import RECORDS_FILE, append_records, read_records
 from probebank.results.summary import certificates, summarise, write_summary_markdown
+from probebank.settings import RunConfig, preflight
 from probebank.specs import Spec, parse_specs
 from probebank.version import __version__
-
-DEFAULT_MODEL = "smollm2-135m"
-DEFAULT_SUITE = "quick"
-DEFAULT_SEEDS = (0, 1, 2)  # three grouped splits: the 95% intervals of the summary are t intervals over them
-
-
-# The command-line option behind each setting, and how to put a bad value right.
-OPTIONS: dict[str, tuple[str, str]] = {
-    "model": ("--model", "give a registered model name, a .gguf file or a model folder"),
-    "datasets": ("--datasets", "give comma-separated dataset names (`probebank list`)"),
-    "suite": ("--suite", "give a suite of registry.yaml, e.g. quick or bank"),
-    "sites": ("--sites", "use mlp, resid and/or attn"),
-    "layers": ("--layers", "give layer indices, e.g. 0,6,12 or 0-11 (negative counts from the end)"),
-    "methods": ("--methods", "give at least one selection method, e.g. mean_diff,f_stat"),
-    "limit": ("--limit", "give at least 1 example per class, or leave it out for the suite's limit"),
-    "out": ("--out", "give a folder for the results"),
-    "include": ("--include", "give folders of cards and plugin modules"),
-    "seeds": ("--seeds", "give distinct non-negative split seeds, e.g. 0,1,2"),
-    "k_grid": ("--k-grid", "give distinct positive k, e.g. 1,2,4,8"),
-    "batch_size": ("--batch-size", "give at least 1 sequence per forward pass (16 is the fast default on CPU)"),
-    "max_batch_tokens": ("--max-batch-tokens", "give at least 1 padded token per forward pass, or leave it out"),
-    "store_dtype": ("--store-dtype", "use float16 or uint8"),
-    "device": ("--device", f"use {DEVICE_CHOICES}"),
-    "dtype": ("--dtype", "use auto, float32, bfloat16 or float16"),
-    "bases": ("--bases", "give at least one basis, e.g. identity,pca"),
-}
-
-
-class RunConfig(BaseModel):
-    """Every setting of a run, validated when it is made: a bad one is a ConfigError naming its option,
-    before any model is loaded or any file written."""
-
-    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
-
-    model: str = Field(DEFAULT_MODEL, min_length=1)
-    datasets: list[str] | None = None
-    suite: str | None = None
-    sites: list[Site] = Field(default_factory=lambda: list[Site](["mlp"]), min_length=1)
-    layers: list[int] | None = None
-    methods: list[str] = Field(default_factory=lambda: ["mean_diff"], min_length=1)
-    limit: int | None = Field(None, ge=1)
-    out: Path = Path("probebank-out")
-    include: list[Path] = Field(default_factory=list)
-    seeds: list[int] = Field(default_factory=lambda: list(DEFAULT_SEEDS), min_length=1)
-    k_grid: list[int] = Field(default_factory=lambda: list(DEFAULT_K_GRID), min_length=1)
-    batch_size: int = Field(16, ge=1)
-    max_batch_tokens: int | None = Field(None, ge=1)  # None: --batch-size on the CPU, from free memory on a GPU
-    store_dtype: Literal["float16", "uint8"] = "float16"
-    device: str = "auto"
-    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
-    dense: bool = True
-    progress: bool = True
-    bases: list[str] = Field(default_factory=lambda: ["identity"], min_length=1)  # unsupervised bases to probe
-    controls: bool = True          # shuffled-label, random-rotation and token-identity controls
-    random_init: bool = False      # also probe a random-init copy of the model (a second extraction)
-
-    def __init__(self, **data: Any) -> None:
-        try:
-            super().__init__(**data)
-        except ValidationError as exc:
-            raise _config_error(exc) from None
-
-    @field_validator("seeds", "k_grid")
-    @classmethod
-    def _distinct(cls, v: list[int], info: ValidationInfo) -> list[int]:
-        if len(set(v)) != len(v):
-            raise ValueError("values must be distinct")
-        if info.field_name == "seeds" and min(v) < 0 or info.field_name == "k_grid" and min(v) < 1:
-            raise ValueError("values out of range")
-        return v
-
-
-def _config_error(exc: ValidationError) -> ConfigError:
-    err = exc.errors()[0]
-    name = str(err["loc"][0]) if err["loc"] else "config"
-    option, fix = OPTIONS.get(name, (name, "see `probebank run --help`"))
-    got = err.get("input")
-    return ConfigError(f"{err['msg']} (got {got!r})" if not isinstance(got, dict) else err["msg"],
-                       field=option, fix=fix)
 
 
 @dataclass
@@ -137,18 +54,6 @@ class RunOutcome:
     n_records: int
     seconds: float
     certificates: str | None = None  # the exact probes' certificate digest, when --methods has milp
-
-
-def _selected(config: RunConfig, catalog: Catalog) -> tuple[list[str], int | None]:
-    if config.datasets and config.suite:
-        raise ConfigError("give either --datasets or --suite, not both", field="--datasets",
-                          fix="drop one of the two options")
-    if config.datasets:
-        for name in config.datasets:
-            catalog.get(name)  # raises with a did-you-mean
-        return list(config.datasets), config.limit
-    suite = catalog.suite(config.suite or DEFAULT_SUITE)
-    return list(suite.datasets), config.limit if config.limit is not None else suite.limit
 
 
 def _probe(store: ActivationStore, built: BuiltDataset, provenance: Provenance, probe_cfg: ProbeConfig,
@@ -222,8 +127,8 @@ def run(config: RunConfig, *, log: Callable[[str], None] = print) -> RunOutcome:
     """Run the probes of `config` into its results folder, which is replaced only when the run finishes:
     a failed or interrupted run leaves the earlier folder exactly as it was."""
     started = time.perf_counter()
-    catalog = load_catalog(config.include)
-    names, limit = _selected(config, catalog)
+    checked = preflight(config)  # names, model, layers, methods, bases: before anything heavy loads
+    names, limit, catalog = checked.datasets, checked.limit, checked.catalog
     registered = get_registered(config.include)
     selectors, _ = check_before_loading(config, registered)
     staged = StagedResults(Path(config.out))
@@ -244,9 +149,11 @@ def _run_into(out: Path, config: RunConfig, catalog: Catalog, names: list[str], 
 
     device = resolve_device(config.device)
     dtype = resolve_dtype(config.dtype, device)
-    log(f"loading model {config.model} ({dtype} on {device}) ...")
-    loaded: LoadedModel = load_model(config.model, dtype=dtype, include=config.include)
-    loaded.model.to(device)
+    log(f"opening model {config.model} ({dtype} on {device}) ...")
+    # weights deferred to the first forward pass when the model's shapes are known: a run whose
+    # activations are all stored never loads them
+    loaded: LoadedModel = open_model(config.model, dtype=dtype, include=config.include)
+    loaded.to_device(device)
     batch_tokens = config.max_batch_tokens or auto_batch_tokens(device, loaded.widths["mlp"],
                                                                  2 if dtype != "float32" else 4)
     layers = resolve_layers(loaded, config.layers)
@@ -263,7 +170,7 @@ def _run_into(out: Path, config: RunConfig, catalog: Catalog, names: list[str], 
         (out / BASES_FILE).write_text("")
     random_loaded: LoadedModel | None = None  # loaded on first use (--random-init)
     alignment, skipped, n_records = {}, {}, 0
-    for name in names:
+    for name in _overall(names, progress=config.progress):
         entry = catalog.get(name)
         try:
             built: BuiltDataset = build_dataset(entry, builders=registered.builders, limit=limit,
@@ -332,3 +239,13 @@ def _run_into(out: Path, config: RunConfig, catalog: Catalog, names: list[str], 
     if skipped:
         (out / "skipped.json").write_text(json.dumps(skipped, indent=1))
     return RunOutcome(out, rows, skipped, n_records, 0.0, digest)
+
+
+def _overall(names: list[str], *, progress: bool) -> Iterator[str]:
+    """The run's datasets under one overall bar (done of N, time left); per-dataset bars show below it."""
+    from tqdm.auto import tqdm
+
+    bar = tqdm(names, desc="run", unit="dataset", disable=not progress or len(names) < 2, leave=False)
+    for name in bar:
+        bar.set_postfix_str(name, refresh=True)
+        yield name

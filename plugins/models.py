@@ -1,15 +1,23 @@
 """Model providers and architecture families, registered through `register_models` and `register_layouts`.
 
 The providers live in probebank_plugins.providers (one module each: hf, gguf + the embedded
-SmolLM2-135M, gemma, tiny, random-init); they are imported when a command first asks for a model,
-so loading the plugins costs no torch import. Every provider returns a
+SmolLM2-135M, gemma, tiny, random-init). Each is registered as a `Deferred` front that imports its
+module (torch, transformers: seconds) on first use, so asking which models exist, or what a model is
+(`identity`, read from the files by probebank_plugins.providers.identity), costs no torch import: a
+bad `--layers` or `--model` is answered before anything heavy loads. Every provider returns a
 `probebank.extract.loaded.LoadedModel` holding the base transformer only (no LM head); everything
 loads offline: hub ids work only if they are already in the local HF cache.
 """
 from __future__ import annotations
 
-from probebank.contracts import Layout, RegisterLayout, RegisterModel
+import importlib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from probebank.contracts import Layout, ModelIdentity, RegisterLayout, RegisterModel
 from probebank.hookspecs import hookimpl
+from probebank_plugins.providers.identity import folder_identity, gguf_identity, smollm2_gguf
 
 # Order matters only when two layouts match the same tree; the first match wins.
 BUILTIN_LAYOUTS: tuple[Layout, ...] = (
@@ -21,6 +29,48 @@ BUILTIN_LAYOUTS: tuple[Layout, ...] = (
     Layout("bert", blocks="encoder.layer", mlp="output.dense", attn="attention.output.dense", causal=False),
 )
 
+Identify = Callable[[str, str], "ModelIdentity | None"]
+
+
+class Deferred:
+    """A provider whose class is imported on first use; `identity` answers without importing it."""
+
+    def __init__(self, target: str, identify: Identify | None = None) -> None:
+        self._target = target  # "module:Class"
+        self._identify = identify
+        self._provider: Any = None
+
+    def _get(self) -> Any:
+        if self._provider is None:
+            module, _, cls = self._target.partition(":")
+            self._provider = getattr(importlib.import_module(module), cls)()
+        return self._provider
+
+    @property
+    def provider(self) -> Any:
+        """The provider object itself (imports its module)."""
+        return self._get()
+
+    @property
+    def describe(self) -> str:
+        return str(self._get().describe)
+
+    def load(self, spec: str, *, dtype: str = "float32") -> Any:
+        return self._get().load(spec, dtype=dtype)
+
+    def identity(self, spec: str, *, dtype: str = "float32") -> ModelIdentity | None:
+        return self._identify(spec, dtype) if self._identify is not None else None
+
+    def __getattr__(self, name: str) -> Any:  # load_tokenizer, gguf_path, ...
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return getattr(self._get(), name)
+
+
+def _smollm2(spec: str, dtype: str) -> ModelIdentity | None:
+    path = smollm2_gguf()
+    return None if path is None else gguf_identity(path, "smollm2-135m", dtype)
+
 
 @hookimpl
 def register_layouts(register: RegisterLayout) -> None:
@@ -30,18 +80,13 @@ def register_layouts(register: RegisterLayout) -> None:
 
 @hookimpl
 def register_models(register: RegisterModel) -> None:
-    # torch and transformers load with the providers, on first use of a model
-    from probebank_plugins.providers.gemma import Gemma3Provider
-    from probebank_plugins.providers.gguf import GGUFProvider, SmolLM2Provider
-    from probebank_plugins.providers.hf import HFProvider
-    from probebank_plugins.providers.random_init import RandomInitProvider
-    from probebank_plugins.providers.tiny import TinyProvider
-
-    smollm2 = SmolLM2Provider()
-    register("hf", HFProvider())
-    register("gguf", GGUFProvider())
+    pkg = "probebank_plugins.providers"
+    smollm2 = Deferred(f"{pkg}.gguf:SmolLM2Provider", _smollm2)
+    register("hf", Deferred(f"{pkg}.hf:HFProvider", lambda spec, dtype: folder_identity(Path(spec).expanduser(), dtype)))
+    register("gguf", Deferred(f"{pkg}.gguf:GGUFProvider",
+                              lambda spec, dtype: gguf_identity(Path(spec).expanduser(), None, dtype)))
     register("smollm2-135m", smollm2)
     register("default", smollm2)
-    register("gemma3-270m", Gemma3Provider())
-    register("tiny", TinyProvider())
-    register("random-init", RandomInitProvider())
+    register("gemma3-270m", Deferred(f"{pkg}.gemma:Gemma3Provider"))
+    register("tiny", Deferred(f"{pkg}.tiny:TinyProvider"))
+    register("random-init", Deferred(f"{pkg}.random_init:RandomInitProvider"))

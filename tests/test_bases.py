@@ -18,7 +18,7 @@ from probebank.bases.store import BasisStore, fit_or_load
 from probebank.errors import BasisError
 from probebank.probing.controls import best_single_unit
 
-SMALL = {"ica": "ica:n_components=8", "dictionary": "dictionary:n_components=24:max_iter=2:nonzero=4",
+SMALL = {"ica": "ica:n_components=8", "dictionary": "dictionary:n_components=12:max_iter=2:nonzero=3:alpha=1",
          "sae-topk": "sae-topk:expansion=2:k=4:epochs=2:batch_size=128"}
 
 
@@ -46,7 +46,7 @@ def test_each_builtin_fits_encodes_decodes_with_right_shapes(name: str, tmp_path
     spec = parse_spec(SMALL.get(name, name))
     fb = fit_or_load(spec, make_basis(spec, BUILTIN_BASES), {"t": name}, lambda: X, BasisStore(tmp_path), width=32)
     codes = fb.basis.transform(X[:50])
-    expected_units = {"ica": 8, "dictionary": 24, "sae-topk": 64}.get(name, 32)
+    expected_units = {"ica": 8, "dictionary": 12, "sae-topk": 64}.get(name, 32)
     assert codes.shape == (50, expected_units) and codes.dtype == np.float32
     recon = fb.basis.inverse_transform(codes)
     assert recon.shape == (50, 32)

@@ -131,3 +131,12 @@ def test_bar_chart_with_all_values_equal_to_the_axis_bound() -> None:
 
     out = svg.bar_chart(["a", "b"], [("sel", [0.0, 0.0], "#333")], title="selectivity", lo=None, hi=0.0)
     assert out.startswith("<svg") and "nan" not in out and out.count("<rect") >= 3
+
+
+def test_report_shows_progress_over_its_pages(tiny_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    lb = build_leaderboard([tiny_run], by="model")
+    pages = write_site(lb, tmp_path / "site", progress=True)
+    err = capsys.readouterr().err
+    assert "report pages" in err and f"0/{len(pages)} " in err  # one bar over every page written
+    write_site(lb, tmp_path / "quiet", progress=False)
+    assert "report pages" not in capsys.readouterr().err

@@ -24,7 +24,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("probebank.extract", "probebank.probing"),
     ("probebank.bases",),
     ("probebank.results",),
-    ("probebank.run",),
+    ("probebank.settings", "probebank.run"),
     ("probebank.report",),
     ("probebank.cli", "probebank.__main__", "probebank"),
 ]

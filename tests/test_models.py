@@ -328,18 +328,18 @@ def test_resolve_model_rules(models_registry, tmp_path):
     from probebank_plugins.providers.hf import HFProvider
     from probebank_plugins.providers.tiny import TinyProvider
 
-    assert isinstance(resolve_model("default")[0], SmolLM2Provider)
-    assert isinstance(resolve_model("smollm2-135m")[0], SmolLM2Provider)
+    assert isinstance(resolve_model("default")[0].provider, SmolLM2Provider)
+    assert isinstance(resolve_model("smollm2-135m")[0].provider, SmolLM2Provider)
     provider, spec = resolve_model("gguf:/models/x.bin")
-    assert isinstance(provider, GGUFProvider) and spec == "/models/x.bin"
+    assert isinstance(provider.provider, GGUFProvider) and spec == "/models/x.bin"
     provider, spec = resolve_model("/models/Some.GGUF")
-    assert isinstance(provider, GGUFProvider) and spec == "/models/Some.GGUF"
+    assert isinstance(provider.provider, GGUFProvider) and spec == "/models/Some.GGUF"
     provider, spec = resolve_model(str(tmp_path))
-    assert isinstance(provider, HFProvider) and spec == str(tmp_path)
+    assert isinstance(provider.provider, HFProvider) and spec == str(tmp_path)
     provider, spec = resolve_model("hf:org/model")
-    assert isinstance(provider, HFProvider) and spec == "org/model"
+    assert isinstance(provider.provider, HFProvider) and spec == "org/model"
     provider, spec = resolve_model("tiny:gpt2")
-    assert isinstance(provider, TinyProvider) and spec == "gpt2"
+    assert isinstance(provider.provider, TinyProvider) and spec == "gpt2"
     with pytest.raises(ModelError) as err:
         resolve_model("no-such-model")
     assert "smollm2-135m" in str(err.value) and "default" in str(err.value)

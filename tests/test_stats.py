@@ -7,7 +7,8 @@ from scipy import stats as sps
 
 from probebank.probing import kcurve, stats
 from probebank.probing.schema import Controls, Metrics, Provenance, ResultRecord
-from probebank.results.summary import render_summary, summarise, write_summary_markdown
+from probebank.results.summary import summarise, write_summary_markdown
+from probebank.results.summary_table import render_table
 
 
 def test_t_interval_matches_scipy() -> None:
@@ -89,7 +90,7 @@ def test_summary_on_hand_made_records(tmp_path) -> None:
     write_summary_markdown([row], tmp_path / "s.md")
     text = (tmp_path / "s.md").read_text()
     assert "0.600±" in text and "k1 changes" in text and "AUC log2k" in text
-    assert render_summary([row]).row_count == 1
+    assert render_table([row]).renderables[0].row_count == 2  # the dataset's header row + the feature
 
 
 def test_layer_picked_on_training_f1_never_sees_the_test_rows(tmp_path) -> None:

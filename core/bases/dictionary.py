@@ -43,7 +43,9 @@ class DictionaryBasis(BasisEstimator):
         dl = MiniBatchDictionaryLearning(n_components=self.n_components, alpha=self.alpha,
                                          batch_size=self.batch_size, max_iter=self.max_iter,
                                          random_state=self.random_state, fit_algorithm="cd")
-        dl.fit(self._prep(X))
+        # float64: coordinate descent on float32 stalls at its precision, just above the duality-gap
+        # tolerance, and warns (ConvergenceWarning) on every sparse-coding step of every batch
+        dl.fit(self._prep(X).astype(np.float64))
         self.n_iter_ = int(dl.n_iter_)
         self.D_ = dl.components_.astype(np.float32)
 

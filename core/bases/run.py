@@ -84,6 +84,9 @@ class BasisRun:
             for layer in layers:
                 for spec in parsed:
                     basis = make_basis(spec, factories, random_state=seed)
+                    set_site = getattr(basis, "set_site", None)  # e.g. sae: checks its recorded hook against it
+                    if callable(set_site):
+                        set_site(site, loaded.check_layer(layer) if hasattr(loaded, "check_layer") else layer)
                     key_parts = {"model": loaded.name, "revision": loaded.revision, "dtype": loaded.dtype,
                                  "site": site, "layer": layer, "corpus": run.corpus_hash,
                                  "rows": TRAINING_ROWS_RULE}

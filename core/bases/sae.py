@@ -2,8 +2,11 @@
 
 Weights follow the common layout of published SAEs (SAELens-style): W_enc [d_in, d_sae],
 b_enc [d_sae], W_dec [d_sae, d_in], b_dec [d_in], optional threshold [d_sae] (JumpReLU).
-Codes are f(( x - b_dec) @ W_enc + b_enc) with f = TopK (k largest, then ReLU), JumpReLU or
-ReLU; reconstructions are codes @ W_dec + b_dec.
+Codes are f(( x - b_dec) @ W_enc + b_enc) with f = TopK (k largest, then ReLU), JumpReLU
+(ReLU, kept where above the threshold) or ReLU; reconstructions are codes @ W_dec + b_dec.
+As in SAELens, x may first be normalised per row (`normalize`: layer_norm, constant_norm_rescale)
+and b_dec may be left out of the input (`apply_b_dec_to_input=False`); a gated SAE keeps its gate
+bias in b_enc and has b_mag, r_mag: codes = [x' W_enc + b_enc > 0] * ReLU(x' (W_enc * exp r_mag) + b_mag).
 
 TopK training follows Gao et al. 2024 ("Scaling and evaluating sparse autoencoders"): inputs
 scaled to mean squared norm d_in, b_dec initialised at the mean, W_enc tied to W_dec at init,
@@ -24,9 +27,13 @@ class SAEWeights:
     b_enc: np.ndarray
     W_dec: np.ndarray
     b_dec: np.ndarray
-    activation: str = "topk"   # topk | jumprelu | relu
+    activation: str = "topk"   # topk | jumprelu | relu | gated
     k: int | None = None
     threshold: np.ndarray | None = None
+    apply_b_dec_to_input: bool = True
+    normalize: str = "none"    # none | layer_norm | constant_norm_rescale (per row, before b_dec)
+    b_mag: np.ndarray | None = None   # gated only (b_enc is then the gate bias)
+    r_mag: np.ndarray | None = None
 
     @property
     def d_in(self) -> int:
@@ -36,11 +43,24 @@ class SAEWeights:
     def d_sae(self) -> int:
         return int(self.W_enc.shape[1])
 
+    @property
+    def decodes(self) -> bool:
+        """Reconstructions need no more than the codes (a per-row normalisation needs the input row's statistics)."""
+        return self.normalize == "none"
+
     def encode(self, X: np.ndarray, chunk: int = 4096) -> np.ndarray:
         out = np.empty((X.shape[0], self.d_sae), dtype=np.float32)
         for lo in range(0, X.shape[0], chunk):
-            pre = (np.asarray(X[lo:lo + chunk], np.float32) - self.b_dec) @ self.W_enc + self.b_enc
-            out[lo:lo + chunk] = self._activate(pre)
+            x = normalize_rows(np.asarray(X[lo:lo + chunk], np.float32), self.normalize)
+            if self.apply_b_dec_to_input:
+                x = x - self.b_dec
+            pre = x @ self.W_enc + self.b_enc
+            if self.activation == "gated":
+                assert self.b_mag is not None and self.r_mag is not None  # checked when the weights were read
+                mag = x @ (self.W_enc * np.exp(self.r_mag)) + self.b_mag
+                out[lo:lo + chunk] = np.where(pre > 0, np.maximum(mag, 0.0), 0.0)
+            else:
+                out[lo:lo + chunk] = self._activate(pre)
         return out
 
     def _activate(self, pre: np.ndarray) -> np.ndarray:
@@ -51,8 +71,8 @@ class SAEWeights:
             vals = np.take_along_axis(pre, idx, axis=1)
             np.put_along_axis(codes, idx, np.maximum(vals, 0.0), axis=1)
             return codes
-        if self.activation == "jumprelu":
-            return np.where(pre > self.threshold, pre, 0.0).astype(np.float32)
+        if self.activation == "jumprelu":  # SAELens: ReLU(pre) * [pre > threshold]; a negative threshold keeps 0
+            return np.where(pre > self.threshold, np.maximum(pre, 0.0), 0.0).astype(np.float32)
         return np.maximum(pre, 0.0)
 
     def decode(self, codes: np.ndarray) -> np.ndarray:
@@ -60,15 +80,34 @@ class SAEWeights:
 
     def arrays(self) -> dict[str, np.ndarray]:
         out = {"W_enc": self.W_enc, "b_enc": self.b_enc, "W_dec": self.W_dec, "b_dec": self.b_dec}
-        if self.threshold is not None:
-            out["threshold"] = self.threshold
+        for name in ("threshold", "b_mag", "r_mag"):
+            if getattr(self, name) is not None:
+                out[name] = getattr(self, name)
         return {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in out.items()}
 
     def config(self) -> dict:
-        cfg = {"d_in": self.d_in, "d_sae": self.d_sae, "activation_fn": self.activation}
+        cfg: dict = {"d_in": self.d_in, "d_sae": self.d_sae, "activation_fn": self.activation}
         if self.k is not None:
             cfg["k"] = int(self.k)
+        if not self.apply_b_dec_to_input:
+            cfg["apply_b_dec_to_input"] = False
+        if self.normalize != "none":
+            cfg["normalize_activations"] = self.normalize
         return cfg
+
+
+ROW_NORMS = ("none", "layer_norm", "constant_norm_rescale")
+
+
+def normalize_rows(x: np.ndarray, how: str) -> np.ndarray:
+    """SAELens's run-time input normalisations (applied before b_dec is subtracted)."""
+    if how == "layer_norm":  # torch's x.std is the unbiased one (n - 1); eps added to the std
+        centred = x - x.mean(axis=1, keepdims=True)
+        return centred / (centred.std(axis=1, ddof=1, keepdims=True) + 1e-5)
+    if how == "constant_norm_rescale":  # every row to norm sqrt(d_in); an all-zero row stays zero
+        norms = np.linalg.norm(x, axis=1, keepdims=True)
+        return x * (np.sqrt(x.shape[1]) / np.maximum(norms, 1e-30))
+    return x
 
 
 @dataclass

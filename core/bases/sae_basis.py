@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
 
 import numpy as np
+from sklearn.utils.metaestimators import available_if
 from typing_extensions import Self
 
 from probebank.bases.base import BasisEstimator
-from probebank.bases.sae import SAEWeights, TopKTrainConfig, train_topk_sae
+from probebank.bases.sae import ROW_NORMS, SAEWeights, TopKTrainConfig, train_topk_sae
 from probebank.bases.sae_io import find_files, load_sae_folder
 from probebank.errors import BasisError
+from probebank.specs import parse_value
 
-ACTIVATIONS = ("topk", "jumprelu", "relu")  # stored by index in an SAE basis's state
+ACTIVATIONS = ("topk", "jumprelu", "relu", "gated")  # stored by index in an SAE basis's state (append only)
 
 
 class _SAEBasis(BasisEstimator):
@@ -30,6 +34,8 @@ class _SAEBasis(BasisEstimator):
         out = {**super().get_state(), **self.weights_.arrays()}
         out["activation"] = np.array([ACTIVATIONS.index(self.weights_.activation)], dtype=np.int64)
         out["k"] = np.array([self.weights_.k or 0], dtype=np.int64)
+        out["apply_b_dec_to_input"] = np.array([int(self.weights_.apply_b_dec_to_input)], dtype=np.int64)
+        out["normalize"] = np.array([ROW_NORMS.index(self.weights_.normalize)], dtype=np.int64)
         return out
 
     def set_state(self, arrays: Mapping[str, np.ndarray]) -> Self:
@@ -39,11 +45,14 @@ class _SAEBasis(BasisEstimator):
                              field="state", fix="delete the stored basis folder so the basis is fitted again")
         super().set_state(arrays)
         k = int(np.asarray(arrays["k"]).reshape(-1)[0])
-        threshold = arrays.get("threshold")
         W_enc, b_enc, W_dec, b_dec = (np.asarray(arrays[n], np.float32) for n in ("W_enc", "b_enc", "W_dec", "b_dec"))
-        self.weights_ = SAEWeights(W_enc, b_enc, W_dec, b_dec,
-                                   activation=ACTIVATIONS[int(np.asarray(arrays["activation"]).reshape(-1)[0])],
-                                   k=k or None, threshold=None if threshold is None else np.asarray(threshold, np.float32))
+        opt = {n: np.asarray(arrays[n], np.float32) for n in ("threshold", "b_mag", "r_mag") if n in arrays}
+
+        def flag(name: str, default: int) -> int:  # states stored before these flags existed have the defaults
+            return int(np.asarray(arrays[name]).reshape(-1)[0]) if name in arrays else default
+        self.weights_ = SAEWeights(W_enc, b_enc, W_dec, b_dec, activation=ACTIVATIONS[flag("activation", 0)],
+                                   k=k or None, apply_b_dec_to_input=bool(flag("apply_b_dec_to_input", 1)),
+                                   normalize=ROW_NORMS[flag("normalize", 0)], **opt)
         return self
 
 
@@ -79,25 +88,74 @@ class TopKSAEBasis(_SAEBasis):
         self.weights_, self.report_ = train_topk_sae(X, cfg)
 
 
-class SAEFolderBasis(_SAEBasis):
-    """SAE weights from a local folder in the common safetensors layout: `sae:/path/to/folder`.
+FOLDER_SETTINGS = ("check_hook",)  # settings that may follow the folder: sae:PATH:check_hook=false
 
-    Needs no training: fit reads the folder and checks its d_in against the width of X.
+
+def split_folder_settings(path: str) -> tuple[str, dict[str, Any]]:
+    """'/a/sae:check_hook=false' -> ('/a/sae', {'check_hook': False}); a path that is a folder stays whole."""
+    folder, settings = path, {}
+    while not Path(folder).expanduser().is_dir() and ":" in folder:
+        head, _, tail = folder.rpartition(":")
+        key, eq, value = tail.partition("=")
+        if not eq or key not in FOLDER_SETTINGS:
+            break
+        if key in settings:
+            raise BasisError(f"'{path}' sets {key} twice", field="--bases", fix="give each setting once")
+        folder, settings[key] = head, parse_value(value)
+    return folder, settings
+
+
+def _decodes(basis: SAEFolderBasis) -> bool:
+    weights = getattr(basis, "weights_", None)
+    return weights is None or weights.decodes
+
+
+class SAEFolderBasis(_SAEBasis):
+    """SAE weights from a local folder, SAELens's format included: `sae:/path/to/folder`.
+
+    Needs no training: fit reads the folder (probebank.bases.sae_io) and checks its d_in against
+    the width of X. When the run has said which site and layer it probes (`set_site`), the hook
+    the SAE's config records must be that site and layer, unless `check_hook` is false
+    (`sae:PATH:check_hook=false`). An SAE that normalises each input row (layer_norm,
+    constant_norm_rescale) has no inverse_transform: its reconstruction needs the row's statistics.
     """
 
     name = "sae"
     trainable = False
 
-    def __init__(self, path: str | None = None) -> None:
+    def __init__(self, path: str | None = None, check_hook: bool = True) -> None:
         self.path = path
+        self.check_hook = check_hook
+
+    def _folder(self) -> tuple[str, bool]:
+        """The folder and the effective check_hook (settings written after the path override the keyword)."""
+        folder, settings = split_folder_settings(str(self.path))
+        check = settings.get("check_hook", self.check_hook)
+        if not isinstance(check, bool):
+            self._bad("check_hook", check, "true or false")
+        return folder, bool(check)
 
     def check_params(self) -> None:
         if not self.path:
             raise BasisError("the sae basis needs a folder", field="--bases", fix="write sae:/path/to/folder")
-        find_files(self.path)  # the folder and its weights file exist (shapes are checked at fit)
+        if not isinstance(self.check_hook, bool):
+            self._bad("check_hook", self.check_hook, "true or false")
+        find_files(self._folder()[0])  # the folder and its weights file exist (shapes are checked at fit)
+
+    def set_site(self, site: str, layer: int) -> Self:
+        """The site and layer (non-negative) a run probes with this basis; fit checks the SAE's hook against them."""
+        self.site_ = (site, int(layer))
+        return self
 
     def _fit(self, X: np.ndarray) -> None:
-        self.weights_, self.sha256_ = load_sae_folder(str(self.path), X.shape[1])
+        folder, check = self._folder()
+        site, layer = getattr(self, "site_", (None, None))
+        self.weights_, self.sha256_ = load_sae_folder(folder, X.shape[1], site=site, layer=layer, check_hook=check)
+
+    @available_if(_decodes)
+    def inverse_transform(self, X: Any) -> np.ndarray:
+        """Reconstruction of activations from codes (not for an SAE that normalises each input row)."""
+        return super().inverse_transform(X)
 
     def content_key(self) -> str:
         """The weights file's sha256 (24 hex digits): the key records carry for this basis."""

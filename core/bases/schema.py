@@ -10,7 +10,7 @@ from probebank.probing.schema import Provenance
 
 
 class BasisRecord(Strict):
-    """How one basis's units line up with one dataset's features at one site and layer (issue 6)."""
+    """How one basis's units line up with one dataset's features at one site and layer."""
 
     provenance: Provenance
     category: str | None = Field(None, description="The dataset's category (language, code, ...).")

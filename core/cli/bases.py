@@ -1,4 +1,4 @@
-"""Commands for unsupervised bases: bases (issue 6)."""
+"""Commands for unsupervised bases: bases."""
 from __future__ import annotations
 
 import inspect

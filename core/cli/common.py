@@ -5,6 +5,7 @@ here; `--debug` shows the traceback instead.
 """
 from __future__ import annotations
 
+import os
 import sys
 
 import typer
@@ -15,7 +16,8 @@ from probebank.errors import ConfigError
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="probebank: probing datasets and k-sparse probes on transformer activations.")
 # emoji=False: model names such as "tiny:llama" must print as written; wide tables when piped
-console = Console(emoji=False, width=None if sys.stdout.isatty() else 160)
+# piped output is 160 wide unless COLUMNS says otherwise (rich reads COLUMNS itself)
+console = Console(emoji=False, width=None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 160)
 err_console = Console(stderr=True, emoji=False)
 STATE = {"debug": False}
 

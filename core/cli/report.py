@@ -23,6 +23,7 @@ def leaderboard(folders: list[Path] = typer.Argument(..., help="Results folders 
                 out: Path | None = typer.Option(None, "--out", help="Output: a folder for html, a file for md/csv."),
                 neurons: bool = typer.Option(True, help="html: write a neuron card page per k=1 neuron."),
                 gates: bool = typer.Option(True, help="html: show each dataset's quality gates (at the run's limit)."),
+                progress: bool = typer.Option(True, help="html: progress bars for the gates and the pages."),
                 include: list[Path] | None = IncludeOpt) -> None:
     """Rank models (or methods, layers, bases) per dataset category: mean and Borda count."""
     from probebank.results.leaderboard import build_leaderboard
@@ -41,8 +42,10 @@ def leaderboard(folders: list[Path] = typer.Argument(..., help="Results folders 
             from probebank.report.gates import gate_tables
             limits = {run.get("limit") for run in lb.results.runs.values()}
             gate_results = gate_tables(sorted({r.provenance.dataset for r in lb.results.records}),
-                                       limit=limits.pop() if len(limits) == 1 else None, include=list(include or []))
-        pages = write_site(lb, out, gates=gate_results, include=list(include or []), neuron_cards=neurons)
+                                       limit=limits.pop() if len(limits) == 1 else None, include=list(include or []),
+                                       progress=progress)
+        pages = write_site(lb, out, gates=gate_results, include=list(include or []), neuron_cards=neurons,
+                           progress=progress)
         console.print(f"wrote {len(pages)} pages; open {(Path(out) / 'index.html').resolve()}")
         return
     if format == "table":

@@ -6,22 +6,37 @@ from pathlib import Path
 import typer
 
 from probebank.cli.common import IncludeOpt, app, console, err_console, parse_csv, parse_ints
+from probebank.contracts import SITES
 from probebank.errors import ConfigError
+
+WideOpt = typer.Option(False, "--wide", help="Show every summary column (means only; intervals in summary.md).")
+ColumnsOpt = typer.Option(None, "--columns", help="Summary columns by key, e.g. f1_k1,rotation_k1,jaccard,units_k1 "
+                                                  "(`probebank results --explain` lists them).")
+
+
+# `run --help` lists the valid values; tests/test_cli_settings.py checks every built-in is named here.
+MODELS_HELP = ("A registered model (smollm2-135m = default, gemma3-270m, tiny:FAMILY, random-init:MODEL), "
+               "a .gguf file, a local HF folder, or PROVIDER:SPEC (hf:DIR, gguf:FILE).")
+METHODS_HELP = ("Comma-separated selection methods: mean_diff, f_stat, mutual_info, l1, adaptive, random, milp; "
+                "settings as NAME:key=value, e.g. milp:objective=logistic.")
+BASES_HELP = ("Comma-separated bases: identity, random-rotation, pca, ica, dictionary, sae-topk, sae:/path/to/folder; "
+              "settings as NAME:key=value, e.g. sae-topk:k=16 (`probebank bases` lists them).")
 
 
 @app.command()
-def run(model: str = typer.Option("smollm2-135m", help="Registered model name, a .gguf path or a local HF folder."),
-        datasets: str | None = typer.Option(None, help="Comma-separated dataset names."),
-        suite: str | None = typer.Option(None, help="A suite from registry.yaml (default: quick)."),
+def run(model: str = typer.Option("smollm2-135m", help=MODELS_HELP),
+        datasets: str | None = typer.Option(None, help="Comma-separated dataset names (`probebank list`)."),
+        suite: str | None = typer.Option(None, help="A suite of registry.yaml: quick (default) or bank."),
         sites: str = typer.Option("mlp", help="Comma-separated sites: mlp, resid, attn."),
-        layers: str | None = typer.Option(None, help="Layers, e.g. 0,4,8 or 0-11 (default: all)."),
-        methods: str = typer.Option("mean_diff", help="Comma-separated selection methods."),
-        limit: int | None = typer.Option(None, help="Max examples per class (default: the suite's)."),
+        layers: str | None = typer.Option(None, help="Layers, e.g. 0,4,8 or 0-11; negative counts from the end "
+                                                     "(default: all; smollm2-135m has 0..29)."),
+        methods: str = typer.Option("mean_diff", help=METHODS_HELP),
+        limit: int | None = typer.Option(None, help="Max examples per class, at least 1 (default: the suite's)."),
         seeds: str = typer.Option("0,1,2", help="Comma-separated split seeds (intervals are over seeds)."),
         controls: bool = typer.Option(True, help="Shuffled-label, random-rotation and token-identity controls."),
         random_init: bool = typer.Option(False, "--random-init",
                                          help="Also probe a random-init copy of the model (a second extraction)."),
-        batch_size: int = typer.Option(16, help="Sequences per forward pass."),
+        batch_size: int = typer.Option(16, help="Sequences per forward pass, at least 1."),
         max_batch_tokens: int | None = typer.Option(None, help="Padded tokens per forward pass instead of "
                                                     "--batch-size (default on a GPU: sized from free memory)."),
         device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:N or mps (auto: a GPU when there is one)."),
@@ -32,25 +47,33 @@ def run(model: str = typer.Option("smollm2-135m", help="Registered model name, a
         out: Path = typer.Option(Path("probebank-out"), help="Results folder."),
         include: list[Path] | None = IncludeOpt,
         progress: bool = typer.Option(True, help="Show progress bars."),
-        bases: str = typer.Option("identity", help="Comma-separated bases to probe, e.g. identity,pca,sae-topk "
-                                                   "or sae:/path/to/folder (`probebank bases` lists them).")) -> None:
-    """Build datasets, extract activations, run k-sparse probes and print the summary table."""
-    from probebank.results.summary import render_summary
-    from probebank.run import RunConfig
-    from probebank.run import run as run_job
+        bases: str = typer.Option("identity", help=BASES_HELP),
+        wide: bool = WideOpt, columns: str | None = ColumnsOpt) -> None:
+    """Build datasets, extract activations, run k-sparse probes and print the summary table.
+
+    Every setting is checked before the model or any dataset loads; a bad one exits 2 with a did-you-mean.
+    """
+    from probebank.results.summary_table import pick_columns, render_table
+    from probebank.settings import RunConfig, did_you_mean, preflight
 
     site_list = parse_csv(sites) or ["mlp"]
-    bad = [s for s in site_list if s not in ("mlp", "resid", "attn")]
-    if bad:
-        raise ConfigError(f"unknown site(s) {bad}", field="--sites", fix="use mlp, resid and/or attn")
+    for site in site_list:
+        if site not in SITES:
+            raise ConfigError(f"unknown site '{site}'", field="--sites",
+                              fix=did_you_mean(site, SITES) + "use mlp, resid and/or attn")
     config = RunConfig(model=model, datasets=parse_csv(datasets), suite=suite, sites=site_list,
                        layers=parse_ints(layers, "--layers"), methods=parse_csv(methods) or ["mean_diff"], limit=limit,
                        seeds=parse_ints(seeds, "--seeds") or [0], batch_size=batch_size, out=out,
                        include=list(include or []), progress=progress, controls=controls, random_init=random_init,
                        bases=parse_csv(bases) or ["identity"], max_batch_tokens=max_batch_tokens, device=device,
                        dtype=dtype, store_dtype=store_dtype)
+    pick_columns(parse_csv(columns))  # a bad --columns fails now, not after the run
+    preflight(config)  # before the engine (torch, scikit-learn) is imported: a typo answers in about a second
+    from probebank.run import run as run_job
+
     outcome = run_job(config, log=lambda msg: err_console.print(msg))
-    console.print(render_summary(outcome.summary, title=f"{model}: best layer per feature"))
+    console.print(render_table(outcome.summary, title=f"{model}: best layer per feature", wide=wide,
+                               columns=parse_csv(columns)))
     if outcome.certificates:
         console.print(outcome.certificates)
     console.print(f"{outcome.n_records} records in {outcome.out / 'records.jsonl'}; "
@@ -60,13 +83,24 @@ def run(model: str = typer.Option("smollm2-135m", help="Registered model name, a
 
 
 @app.command()
-def results(folder: Path = typer.Argument(..., help="A results folder (the --out of a run)."),
+def results(folder: Path | None = typer.Argument(None, help="A results folder (the --out of a run)."),
             method: str | None = typer.Option(None, help="Only this selection method."),
-            format: str = typer.Option("table", "--format", help="table, md or json")) -> None:
+            format: str = typer.Option("table", "--format", help="table, md or json"),
+            wide: bool = WideOpt, columns: str | None = ColumnsOpt,
+            explain: bool = typer.Option(False, "--explain", help="Say what every summary column means.")) -> None:
     """Print the summary table of a results folder."""
     from probebank.results.records import read_records
-    from probebank.results.summary import certificates, render_summary, summarise, summary_json
+    from probebank.results.summary import certificates, summarise, summary_json
+    from probebank.results.summary_table import explain as explain_columns
+    from probebank.results.summary_table import pick_columns, render_table
 
+    if explain:
+        print(explain_columns())
+        return
+    if folder is None:
+        raise ConfigError("no results folder given", field="FOLDER", fix="give the --out folder of a run, "
+                          "e.g. `probebank results probebank-out`, or ask `probebank results --explain`")
+    pick_columns(parse_csv(columns))
     records = read_records(folder)
     rows = summarise(records, method=method)
     digest = certificates(r for r in records if method is None or r.method == method)
@@ -80,7 +114,7 @@ def results(folder: Path = typer.Argument(..., help="A results folder (the --out
             write_summary_markdown(rows, Path(tmp) / "s.md", footer=digest)
             print((Path(tmp) / "s.md").read_text())
     elif format == "table":
-        console.print(render_summary(rows, title=str(folder)))
+        console.print(render_table(rows, title=str(folder), wide=wide, columns=parse_csv(columns)))
         if digest:
             console.print(digest)
     else:

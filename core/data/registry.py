@@ -5,6 +5,7 @@ error that names the file, the line where known, the field and the fix.
 """
 from __future__ import annotations
 
+import difflib
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -81,15 +82,16 @@ class Catalog:
 
     def get(self, name: str) -> CatalogEntry:
         if name not in self.entries:
-            close = [n for n in self.entries if name in n or n in name][:5]
-            raise RegistryError(f"no dataset named '{name}'", field="datasets",
+            close = difflib.get_close_matches(name, list(self.entries), n=3, cutoff=0.6)
+            close += [n for n in self.entries if n not in close and (name in n or n in name)][: 5 - len(close)]
+            raise RegistryError(f"no dataset named '{name}'", field="--datasets",
                                 fix=("did you mean: " + ", ".join(close)) if close
                                 else "run `probebank list` to see the datasets")
         return self.entries[name]
 
     def suite(self, name: str) -> Suite:
         if name not in self.suites:
-            raise RegistryError(f"no suite named '{name}'", field="suites",
+            raise RegistryError(f"no suite named '{name}'", field="--suite",
                                 fix=f"use one of: {', '.join(sorted(self.suites)) or '(none defined)'}")
         return self.suites[name]
 

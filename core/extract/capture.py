@@ -55,6 +55,7 @@ def _run(loaded: LoadedModel, input_ids: torch.Tensor, attention_mask: torch.Ten
     Returns the model output, or the stop block's output tensor when stopped early. Hooks are
     removed in all cases.
     """
+    loaded.ensure_weights()  # a model opened with deferred weights loads them here, on its first forward pass
     handles: list[Any] = []
     stopped = False
 

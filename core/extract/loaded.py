@@ -12,14 +12,14 @@ A model provider (a `register_models` plugin) returns a `LoadedModel`. Three sit
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import nn
 
-from probebank.contracts import Layout
+from probebank.contracts import Layout, ModelIdentity
 from probebank.errors import ModelError
 from probebank.extract.layouts import base_module, block_list, resolve_layout
 
@@ -77,8 +77,13 @@ class LoadedModel:
     max_positions: int = 512
     layout: Layout | None = field(default=None, repr=False)
     blocks: list[nn.Module] = field(default_factory=list, init=False, repr=False)
+    # set by `deferred`: loads the full model on first use of the weights (ensure_weights)
+    weights: Callable[[], LoadedModel] | None = field(default=None, repr=False)
+    device: str | torch.device | None = field(default=None, repr=False)  # set by to_device
 
     def __post_init__(self) -> None:
+        if self.weights is not None:  # deferred: `model` is an empty placeholder until ensure_weights
+            return
         if self.layout is None:
             self.layout = resolve_layout(self.model)
         self.blocks = list(block_list(self.model, self.layout))[: self.n_layers]
@@ -114,10 +119,54 @@ class LoadedModel:
                    revision=revision, dtype=dtype, notes=notes, max_positions=int(min(max_pos, 10**7)),
                    layout=layout)
 
+    @classmethod
+    def deferred(cls, identity: ModelIdentity, tokenizer: Any, shapes: dict[str, Any],
+                 load: Callable[[], LoadedModel]) -> LoadedModel:
+        """Identity, tokenizer and the shapes an earlier load remembered (probebank.extract.describe) now;
+        `load()` runs on the first forward pass (capture calls ensure_weights)."""
+        _check_tokenizer(identity.name, tokenizer)
+        return cls(name=identity.name, model=nn.Module(), tokenizer=tokenizer, family=shapes["family"],
+                   causal=bool(shapes["causal"]), n_layers=int(shapes["n_layers"]), widths=dict(shapes["widths"]),
+                   revision=identity.revision, dtype=identity.dtype, notes=identity.notes,
+                   max_positions=int(shapes["max_positions"]), weights=load)
+
+    def to_device(self, device: str | torch.device) -> LoadedModel:
+        """Move the weights to `device`; deferred weights go there when they load."""
+        self.device = device
+        if self.weights is None:
+            self.model.to(device)
+        return self
+
+    @property
+    def weights_loaded(self) -> bool:
+        return self.weights is None
+
+    def ensure_weights(self) -> None:
+        """Load the deferred weights; the loaded model must be the one the identity and shapes described."""
+        if self.weights is None:
+            return
+        full = self.weights()
+        if (full.identity(), full.shapes()) != (self.identity(), self.shapes()):
+            raise ModelError(f"{self.name}: the loaded model differs from the shapes remembered for it "
+                             f"({full.shapes()} vs {self.shapes()})",
+                             fix="delete the cache's models/shapes folder and run again")
+        self.model, self.layout, self.blocks, self.weights = full.model, full.layout, full.blocks, None
+        if self.device is not None:
+            self.model.to(self.device)
+
+    def identity(self) -> ModelIdentity:
+        return ModelIdentity(self.name, self.revision, self.dtype, self.notes, self.n_layers)
+
+    def shapes(self) -> dict[str, Any]:
+        """What open_model needs to know of a model before loading it (probebank.extract.describe.SHAPE_FIELDS)."""
+        return {"family": self.family, "causal": self.causal, "n_layers": self.n_layers, "widths": dict(self.widths),
+                "max_positions": self.max_positions}
+
     # -- helpers ----------------------------------------------------------------------
 
     def site_module(self, site: str, layer: int) -> nn.Module:
         """The module hooked for (site, layer): the block for resid, the projection otherwise."""
+        self.ensure_weights()
         layer = self.check_layer(layer)
         check_site(site)
         block = self.blocks[layer]
@@ -166,6 +215,7 @@ class LoadedModel:
 
     def to(self, dtype: str | torch.dtype) -> LoadedModel:
         """Cast the weights in place (e.g. "bfloat16"); fp32 is the fast path on CPU."""
+        self.ensure_weights()
         wanted = torch_dtype(dtype)
         self.model.to(wanted)
         self.dtype = str(wanted).removeprefix("torch.")

@@ -1,46 +1,49 @@
-"""Model lookup: a model name or path -> the registered provider that loads it.
+"""Model loading: a model name or path -> the registered provider that loads it (probebank.extract.describe).
+
+`load_model` loads the weights now; `open_model` gives the model's identity, shapes and tokenizer now
+and its weights on the first forward pass, when an earlier load remembered its shapes: a repeated run
+whose activations are all stored never reads the weights.
 """
 from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
 
-from probebank.contracts import ModelProvider
-from probebank.errors import ModelError
+from probebank.contracts import ModelIdentity
+from probebank.extract.describe import model_identity, remember_shapes, remembered_shapes, resolve_model
 from probebank.extract.layouts import layouts_in_effect
 from probebank.extract.loaded import LoadedModel
 from probebank.extract.runtime import prepare_runtime
 from probebank.plugins import get_registered
 
-
-def resolve_model(name_or_path: str, include: Sequence[Path] = ()) -> tuple[ModelProvider, str]:
-    """Find the provider for a model name or path; return (provider, spec for provider.load).
-
-    Rules, in order: an exact registered name ("smollm2-135m", "default"); "PROVIDER:SPEC" with a
-    registered provider ("gguf:/x/m.gguf", "hf:org/id", "tiny:llama"); a path ending in .gguf
-    (gguf); an existing folder (hf).
-    """
-
-    providers = get_registered(include).models
-    text = str(name_or_path)
-    if text in providers:
-        return providers[text], text
-    prefix, sep, rest = text.partition(":")
-    if sep and prefix in providers and rest:
-        return providers[prefix], rest
-    if text.lower().endswith(".gguf") and "gguf" in providers:
-        return providers["gguf"], text
-    if Path(text).expanduser().is_dir() and "hf" in providers:
-        return providers["hf"], str(Path(text).expanduser())
-    names = ", ".join(sorted(providers)) or "none (is the models plugin installed?)"
-    raise ModelError(f"unknown model '{text}'", field="model",
-                     fix=f"use a registered name ({names}), a path to a .gguf file, a model folder, "
-                         "or PROVIDER:SPEC such as hf:/path/to/folder or gguf:/path/to/model.gguf")
+__all__ = ["load_model", "open_model", "resolve_model"]
 
 
 def load_model(name_or_path: str, *, dtype: str = "float32", include: Sequence[Path] = ()) -> LoadedModel:
-    """Resolve a model name or path to its provider and load it."""
+    """Resolve a model name or path to its provider and load it (its shapes are remembered for open_model)."""
     provider, spec = resolve_model(name_or_path, include)
     prepare_runtime()
     with layouts_in_effect(get_registered(include).layouts):  # families of --include plugins too
-        return provider.load(spec, dtype=dtype)
+        loaded = provider.load(spec, dtype=dtype)
+    identity = model_identity(name_or_path, dtype=dtype, include=include)
+    if identity is not None and identity.complete and _named(identity) == _named(loaded.identity()):
+        remember_shapes(identity, loaded.shapes())  # only when the provider's identity is the loaded model's
+    return loaded
+
+
+def _named(identity: ModelIdentity) -> tuple:
+    return identity.name, identity.revision, identity.dtype, identity.notes
+
+
+def open_model(name_or_path: str, *, dtype: str = "float32", include: Sequence[Path] = ()) -> LoadedModel:
+    """The model with its weights deferred to the first forward pass when the provider tells its identity
+    and offers `load_tokenizer`, and an earlier load of this very model remembered its shapes; else loaded."""
+    provider, spec = resolve_model(name_or_path, include)
+    identity = model_identity(name_or_path, dtype=dtype, include=include)
+    shapes = remembered_shapes(identity) if identity is not None else None
+    load_tokenizer = getattr(provider, "load_tokenizer", None)
+    if identity is None or shapes is None or not callable(load_tokenizer):
+        return load_model(name_or_path, dtype=dtype, include=include)
+    tokenizer, _ = load_tokenizer(spec)
+    return LoadedModel.deferred(identity, tokenizer, shapes,
+                                lambda: load_model(name_or_path, dtype=dtype, include=include))

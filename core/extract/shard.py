@@ -101,6 +101,7 @@ def fill_shard(loaded: LoadedModel, shard: Sequence[AlignedExample], sites: Sequ
                on_tokens: Callable[[int], None]) -> tuple[ShardBuffers, dict[str, np.ndarray], int | None, int]:
     """Capture every batch of one shard; returns (buffers, row metadata, the token budget and batch size
     that worked, for the next shard)."""
+    loaded.ensure_weights()  # weights deferred by open_model load here, before their device is read
     device = model_device(loaded.model)
     on_device = device.type != "cpu"
     buffers = ShardBuffers(sites, layers, loaded.widths, sum(len(row_spans(ex, aggregation)) for ex in shard),

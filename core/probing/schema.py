@@ -64,7 +64,7 @@ class Provenance(Strict):
 
 
 class Controls(Strict):
-    """Evidence that a probe result is real, measured on the same split as the probe (issue 4).
+    """Evidence that a probe result is real, measured on the same split as the probe.
 
     None means the control was not run for this record.
     """

@@ -14,19 +14,20 @@ from probebank.plugins import get_registered
 
 
 def gate_tables(names: Sequence[str], *, limit: int | None, include: Sequence[Any] = (),
-                tokenizer_name: str = "smollm2-135m") -> dict[str, dict[str, dict[str, Any]]]:
+                tokenizer_name: str = "smollm2-135m", progress: bool = False) -> dict[str, dict[str, dict[str, Any]]]:
     """{dataset: {gate: {passed, value, threshold, waiver, detail}}} for the HTML report's dataset pages.
 
     Datasets are built at `limit` (the run's), so the gates describe the examples that were probed;
     builds and gate results come from the cache when present. A dataset whose source is unavailable
-    is left out (its page says no gate results were given).
+    is left out (its page says no gate results were given). `progress`: a bar over the datasets.
     """
+    from tqdm.auto import tqdm
 
     catalog = load_catalog(list(include))
     builders = get_registered(list(include)).builders
     tok = None
     out: dict[str, dict[str, dict[str, Any]]] = {}
-    for name in names:
+    for name in tqdm(names, desc="quality gates", unit="dataset", disable=not progress, leave=False):
         if name not in catalog.entries:
             continue
         try:

@@ -338,9 +338,10 @@ def _missing_neuron_html(model: str, site: str, layer: int, unit: int) -> str:
 
 # ---- the site ---------------------------------------------------------------------------------------
 def write_site(lb: Leaderboard, out: Path, *, gates: GatesArg = None, include: Sequence[Path] = (),
-               neuron_cards: bool = True, max_neurons: int = 200) -> list[Path]:
+               neuron_cards: bool = True, max_neurons: int = 200, progress: bool = False) -> list[Path]:
     """Write the report into `out` (created); returns the pages written. `gates` maps a dataset to its
-    quality-gate results (probebank's gates, issue 3) and renders on that dataset's page."""
+    quality-gate results and renders on that dataset's page. `progress`: a bar over the pages."""
+    from tqdm.auto import tqdm
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -349,8 +350,11 @@ def write_site(lb: Leaderboard, out: Path, *, gates: GatesArg = None, include: S
                       for u in f.units_k1[:1]})[:max_neurons]
     linked = set()
     datasets = sorted({f.dataset for f in lb.features})
+    bar = tqdm(total=(len(neurons) if neuron_cards else 0) + len(datasets) + 1, desc="report pages", unit="page",
+               disable=not progress, leave=False)
     if neuron_cards:
         for model, site, layer, unit in neurons:
+            bar.update()
             try:
                 card = neuron_card(model, layer, unit, site=site, records=lb.results.records)
                 html = neuron_html(card, set(datasets))
@@ -361,10 +365,13 @@ def write_site(lb: Leaderboard, out: Path, *, gates: GatesArg = None, include: S
             written.append(path)
             linked.add((model, site, layer, unit))
     for name in datasets:
+        bar.update()
         path = out / dataset_page(name)
         path.write_text(_dataset_html(name, lb, gates, include, linked), encoding="utf-8")
         written.append(path)
     index = out / "index.html"
     index.write_text(_index(lb, datasets, gates), encoding="utf-8")
+    bar.update()
+    bar.close()
     written.insert(0, index)
     return written

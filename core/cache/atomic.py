@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import uuid
 from collections.abc import Iterator
@@ -9,11 +10,29 @@ from contextlib import contextmanager
 from pathlib import Path
 
 TMP_MARK = ".tmp-"  # every temporary name contains it, so `cache gc` can find leftovers of killed writers
+_WRITER = re.compile(rf"{re.escape(TMP_MARK)}(\d+)-")
 
 
 def temporary_name(final: Path) -> Path:
     """A name beside `final` that no other process or thread will choose."""
     return final.with_name(f".{final.name}{TMP_MARK}{os.getpid()}-{uuid.uuid4().hex[:8]}")
+
+
+def writer_pid(path: Path) -> int | None:
+    """The process id in a temporary name made by `temporary_name`, or None."""
+    match = _WRITER.search(Path(path).name)
+    return int(match.group(1)) if match else None
+
+
+def process_alive(pid: int) -> bool:
+    """A process with this id runs on this machine (someone else's counts)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def write_bytes(path: Path, data: bytes) -> None:

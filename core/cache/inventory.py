@@ -29,7 +29,7 @@ from pathlib import Path
 from filelock import FileLock, Timeout
 
 from probebank.cache import checksums
-from probebank.cache.atomic import TMP_MARK, remove
+from probebank.cache.atomic import TMP_MARK, process_alive, remove
 from probebank.cache.checksums import SEAL, file_problem, is_sealed, problem, read_seal, sidecar
 from probebank.cache.quarantine import QUARANTINE, quarantine
 
@@ -119,14 +119,7 @@ def _writer_alive(path: Path, now: float) -> bool:
             return now - path.lstat().st_mtime < LEFTOVER_GRACE_S
         except FileNotFoundError:
             return False
-    pid = int(match.group(1) or match.group(2))
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's process
-        return True
-    return True
+    return process_alive(int(match.group(1) or match.group(2)))
 
 
 def _children(folder: Path) -> list[Path]:

@@ -14,7 +14,7 @@ few of them, quoted, so the `alignment` gate (gates.py) and alignment.json can s
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import numpy as np
@@ -60,6 +60,11 @@ class AlignmentReport:
     def as_dict(self) -> dict[str, Any]:
         return {**self.__dict__, "off_boundary": self.off_boundary,
                 "off_boundary_share": round(self.off_boundary_share, 4)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> AlignmentReport:
+        """The report `as_dict` wrote (its derived figures are recomputed, not read)."""
+        return cls(**{f.name: data[f.name] for f in fields(cls) if f.name in data})
 
 
 def _elide(text: str, width: int = 2 * CONTEXT_CHARS) -> str:

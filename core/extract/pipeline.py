@@ -90,12 +90,12 @@ def extract(loaded: LoadedModel, built: BuiltDataset, plan: ExtractionPlan, *,
              "layers": layers, "aggregation": plan.aggregation, "max_tokens": plan.max_tokens,
              "store_dtype": plan.store_dtype}
     store = ActivationStore(store_root or cache_dir("store"), store_key(parts), parts)
+    if store.complete and "alignment" in store.meta:  # its report was made by the same tokenizer: no re-tokenising
+        store.reused_shards = store.n_shards = len(store.meta["shard_sizes"])
+        return store, AlignmentReport.from_dict(store.meta["alignment"])
     ds = built.dataset
     aligned, report = align_examples(loaded.tokenizer, ds["text"], ds["targets"], ds["label"],
                                      max_tokens=min(plan.max_tokens, loaded.max_positions), causal=loaded.causal)
-    if store.complete:
-        store.reused_shards = store.n_shards = len(store.meta["shard_sizes"])
-        return store, report
     if not aligned:
         raise BuildError(f"no target of '{built.name}' survived alignment to {loaded.name}'s tokenizer",
                          fix="check the target spans and max_tokens in the card")

@@ -150,9 +150,7 @@ def fill_shard(loaded: LoadedModel, shard: Sequence[AlignedExample], sites: Sequ
 
 def _index_on(index: BatchIndex, device: torch.device) -> BatchIndex:
     """The batch index with its tensors on `device` (metadata stays on the host)."""
-    def move(t: torch.Tensor | None) -> torch.Tensor | None:
-        return None if t is None else t.to(device, non_blocking=True)
-
     return BatchIndex(flat_last=index.flat_last.to(device), flat_first=index.flat_first.to(device),
                       gather=index.gather.to(device), mask=index.mask.to(device),
-                      mean_matrix=move(index.mean_matrix), meta=index.meta)
+                      mean_matrix=None if index.mean_matrix is None else index.mean_matrix.to(device),
+                      meta=index.meta)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from probebank.cache.atomic import TMP_MARK, publish_folder, remove, temporary_name
+from probebank.cache.atomic import TMP_MARK, process_alive, publish_folder, remove, temporary_name, writer_pid
 from probebank.errors import ConfigError
 
 OUT_FIELD = "--out"
@@ -35,24 +35,14 @@ def check_out(out: Path) -> None:
                           field=OUT_FIELD, fix="give another folder, or make this one writable (chmod u+w)")
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def clear_stale_staging(out: Path) -> None:
     """Remove the staging folders that killed runs left beside `out` (their process is gone)."""
     parent = out.resolve().parent
     if not parent.is_dir():
         return
     for path in parent.glob(f".{out.name}{TMP_MARK}*"):
-        pid_text = path.name[len(f".{out.name}{TMP_MARK}"):].split("-", 1)[0]
-        if pid_text.isdigit() and not _alive(int(pid_text)):
+        pid = writer_pid(path)
+        if pid is not None and not process_alive(pid):
             remove(path)
 
 

@@ -9,6 +9,7 @@ import json
 import marshal
 import os
 import re
+import weakref
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -112,12 +113,7 @@ class _Walker:
             self.walk(type(obj))
 
     def source(self, obj: Any) -> None:
-        try:
-            text = inspect.getsource(obj)
-        except (OSError, TypeError):  # defined without a source file: its bytecode
-            code = getattr(obj, "__code__", None)
-            text = marshal.dumps(code).hex() if code is not None else repr(obj)
-        self.parts.append(f"{getattr(obj, '__module__', '')}.{getattr(obj, '__qualname__', '')}\n{text}")
+        self.parts.append(f"{getattr(obj, '__module__', '')}.{getattr(obj, '__qualname__', '')}\n{_source(obj)}")
 
     def references(self, fn: Any) -> None:
         """What a function's code names: globals (functions, classes, data, attributes of project modules)."""
@@ -184,6 +180,28 @@ class _Walker:
         if _ADDRESS.search(text):
             return f"<{type(value).__module__}.{type(value).__qualname__}>"
         return text
+
+
+# inspect.getsource re-reads (and, for a class, re-parses) the whole module file on every call: a run's
+# dozen cache keys walk the same few hundred functions, so each object's text is read once per process.
+_SOURCES: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
+
+
+def _source(obj: Any) -> str:
+    try:
+        return _SOURCES[obj]
+    except (KeyError, TypeError):  # not seen yet, or not weak-referenceable
+        pass
+    try:
+        text = inspect.getsource(obj)
+    except (OSError, TypeError):  # defined without a source file: its bytecode
+        code = getattr(obj, "__code__", None)
+        text = marshal.dumps(code).hex() if code is not None else repr(obj)
+    try:
+        _SOURCES[obj] = text
+    except TypeError:
+        pass
+    return text
 
 
 def fingerprint(*objs: Any) -> str:

@@ -40,7 +40,8 @@ from probebank.probing.schema import (
 from probebank.probing.selection import Selector
 from probebank.results.folder import StagedResults, check_out
 from probebank.results.records import RECORDS_FILE, append_records, read_records
-from probebank.results.summary import certificates, summarise, write_summary_markdown
+from probebank.results.summary import write_summary_markdown
+from probebank.results.summary_cache import summary_of
 from probebank.settings import RunConfig, preflight
 from probebank.specs import Spec, parse_specs
 from probebank.version import __version__
@@ -232,9 +233,7 @@ def _run_into(out: Path, config: RunConfig, catalog: Catalog, names: list[str], 
             log(f"{name}: skipped: {skipped[name]}")
         n_records += added
         (out / "alignment.json").write_text(json.dumps(alignment, indent=1))
-    records = read_records(records_path) if n_records else []
-    rows = summarise(records) if records else []
-    digest = certificates(records)
+    rows, digest = summary_of(records_path) if n_records else ([], None)
     write_summary_markdown(rows, out / "summary.md", footer=digest)
     if skipped:
         (out / "skipped.json").write_text(json.dumps(skipped, indent=1))

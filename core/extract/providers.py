@@ -36,14 +36,14 @@ def _named(identity: ModelIdentity) -> tuple:
 
 
 def open_model(name_or_path: str, *, dtype: str = "float32", include: Sequence[Path] = ()) -> LoadedModel:
-    """The model with its weights deferred to the first forward pass when the provider tells its identity
-    and offers `load_tokenizer`, and an earlier load of this very model remembered its shapes; else loaded."""
+    """The model with its tokenizer deferred to first use and its weights to the first forward pass, when the
+    provider tells its identity and offers `load_tokenizer`, and an earlier load of this very model
+    remembered its shapes; else loaded."""
     provider, spec = resolve_model(name_or_path, include)
     identity = model_identity(name_or_path, dtype=dtype, include=include)
     shapes = remembered_shapes(identity) if identity is not None else None
     load_tokenizer = getattr(provider, "load_tokenizer", None)
     if identity is None or shapes is None or not callable(load_tokenizer):
         return load_model(name_or_path, dtype=dtype, include=include)
-    tokenizer, _ = load_tokenizer(spec)
-    return LoadedModel.deferred(identity, tokenizer, shapes,
+    return LoadedModel.deferred(identity, lambda: load_tokenizer(spec)[0], shapes,
                                 lambda: load_model(name_or_path, dtype=dtype, include=include))

@@ -17,7 +17,7 @@ from typing import Any
 
 from probebank.contracts import Layout, ModelIdentity, RegisterLayout, RegisterModel
 from probebank.hookspecs import hookimpl
-from probebank_plugins.providers.identity import folder_identity, gguf_identity, smollm2_gguf
+from probebank_plugins.providers.identity import SMOLLM2_LAYERS, folder_identity, gguf_identity, smollm2_gguf
 
 # Order matters only when two layouts match the same tree; the first match wins.
 BUILTIN_LAYOUTS: tuple[Layout, ...] = (
@@ -69,7 +69,9 @@ class Deferred:
 
 def _smollm2(spec: str, dtype: str) -> ModelIdentity | None:
     path = smollm2_gguf()
-    return None if path is None else gguf_identity(path, "smollm2-135m", dtype)
+    if path is None:  # not fetched yet: the pinned file's layer count, so --layers is checked before the download
+        return ModelIdentity("smollm2-135m", "", dtype, None, n_layers=SMOLLM2_LAYERS, complete=False)
+    return gguf_identity(path, "smollm2-135m", dtype)
 
 
 @hookimpl

@@ -40,6 +40,10 @@ def test_language_neurons_on_smollm2(tmp_path: Path) -> None:
     assert len(strong) >= 4, dict(best_k1)
     layers = {r["layer"] for r in records}
     assert layers == set(range(30))
+    from probebank_plugins.providers.identity import SMOLLM2_LAYERS, gguf_identity, smollm2_gguf
+
+    gguf = smollm2_gguf()  # fetched by the run: its header agrees with the count --layers is checked against
+    assert gguf is not None and gguf_identity(gguf, "smollm2-135m", "float32").n_layers == SMOLLM2_LAYERS == 30
     dense = [r for r in records if r["method"] == "dense"]
     assert dense and all(r["k"] == 1536 for r in dense)
     alignment = json.loads((out / "alignment.json").read_text())["language-udhr"]

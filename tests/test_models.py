@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 
 import pytest
 import torch
@@ -16,9 +17,16 @@ from probebank.extract.providers import resolve_model
 from probebank.extract.tiny import TINY_FAMILIES, tiny_model
 
 FAMILIES = list(TINY_FAMILIES)
-EXPECTED_MLP = {"llama": 128, "gpt_neox": 256, "gpt2": 256, "gemma3": 128, "bert": 128}
-EXPECTED_BASE = {"llama": "LlamaModel", "gpt_neox": "GPTNeoXModel", "gpt2": "GPT2Model",
-                 "gemma3": "Gemma3TextModel", "bert": "BertModel"}
+EXPECTED_MLP = {"llama": 128, "qwen2": 128, "qwen3": 128, "mistral": 128, "gemma2": 128, "gemma3": 128,
+                "gpt_neox": 256, "gpt2": 256, "phi": 128, "phi3": 128, "olmo": 128, "olmo2": 128, "bert": 128}
+EXPECTED_BASE = {"llama": "LlamaModel", "qwen2": "Qwen2Model", "qwen3": "Qwen3Model", "mistral": "MistralModel",
+                 "gemma2": "Gemma2Model", "gemma3": "Gemma3TextModel", "gpt_neox": "GPTNeoXModel",
+                 "gpt2": "GPT2Model", "phi": "PhiModel", "phi3": "Phi3Model", "olmo": "OlmoModel",
+                 "olmo2": "Olmo2Model", "bert": "BertModel"}
+# the families users asked for (issue 13): each has a tiny config
+ASKED_FOR = {"llama", "qwen2", "qwen3", "mistral", "gemma2", "gemma3", "gpt_neox", "gpt2", "phi", "phi3", "olmo",
+             "olmo2", "bert"}
+LLAMA_LIKE = {"llama", "qwen2", "qwen3", "mistral", "olmo"}  # pre-norm blocks with a gated MLP
 
 
 @pytest.fixture(autouse=True)
@@ -60,11 +68,37 @@ def test_sites_resolve_with_right_widths(tiny_models, family):
             assert lm.site_module(site, layer) in set(lm.blocks[layer].modules())
 
 
+def test_every_family_asked_for_has_a_tiny_config():
+    assert ASKED_FOR <= set(TINY_FAMILIES)
+    with pytest.raises(ModelError) as err:
+        tiny_model("no-such-family")
+    assert "qwen3" in str(err.value) and "olmo2" in str(err.value)  # the fix lists the families
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_every_family_probes_end_to_end(bank, tmp_path, monkeypatch, family):
+    """`probebank run --model tiny:FAMILY` on a toy dataset: every site of every layer gives records."""
+    from probebank.cli import main
+
+    monkeypatch.setenv("PROBEBANK_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "out"
+    code = main(["run", "--model", f"tiny:{family}", "--datasets", "toy-words", "--include", str(bank()),
+                 "--out", str(out), "--sites", "mlp,resid,attn", "--seeds", "0", "--no-controls", "--no-progress"])
+    assert code == 0
+    records = [json.loads(line) for line in (out / "records.jsonl").read_text().splitlines()]
+    assert {(r["site"], r["layer"]) for r in records} == {(s, i) for s in ("mlp", "resid", "attn") for i in range(4)}
+    assert {r["provenance"]["model"] for r in records} == {f"tiny-{family}"}
+    for r in records:
+        assert 0.0 <= r["metrics"]["f1"] <= 1.0
+        assert all(0 <= u < EXPECTED_MLP[family] if r["site"] == "mlp" else 0 <= u < 64 for u in r["units"])
+
+
 def test_named_projections_per_family(tiny_models):
     names = {fam: {s: next(n for n, m in tiny_models[fam].model.named_modules() if m is tiny_models[fam].site_module(s, 1))
                    for s in ("mlp", "attn")} for fam in FAMILIES}
-    assert names["llama"] == {"mlp": "layers.1.mlp.down_proj", "attn": "layers.1.self_attn.o_proj"}
-    assert names["gemma3"] == {"mlp": "layers.1.mlp.down_proj", "attn": "layers.1.self_attn.o_proj"}
+    for fam in LLAMA_LIKE | {"gemma2", "gemma3", "phi3", "olmo2"}:
+        assert names[fam] == {"mlp": "layers.1.mlp.down_proj", "attn": "layers.1.self_attn.o_proj"}, fam
+    assert names["phi"] == {"mlp": "layers.1.mlp.fc2", "attn": "layers.1.self_attn.dense"}
     assert names["gpt_neox"] == {"mlp": "layers.1.mlp.dense_4h_to_h", "attn": "layers.1.attention.dense"}
     assert names["gpt2"] == {"mlp": "h.1.mlp.c_proj", "attn": "h.1.attn.c_proj"}
     assert names["bert"] == {"mlp": "encoder.layer.1.output.dense", "attn": "encoder.layer.1.attention.output.dense"}
@@ -180,12 +214,24 @@ def test_resid_equals_hidden_states(tiny_models, family):
 def _manual_block(lm: LoadedModel, layer: int, h_in: torch.Tensor, attn: torch.Tensor):
     """Recompute (mlp neurons, block output) from the block input and the captured attention output."""
     b = lm.blocks[layer]
-    if lm.family == "llama":
+    if lm.family in LLAMA_LIKE:
         h_mid = h_in + attn
         x = b.post_attention_layernorm(h_mid)
         mlp = b.mlp.act_fn(b.mlp.gate_proj(x)) * b.mlp.up_proj(x)
         return mlp, h_mid + b.mlp.down_proj(mlp)
-    if lm.family == "gemma3":
+    if lm.family == "phi3":  # fused gate_up_proj: the first half is the gate
+        h_mid = h_in + attn
+        gate, up = b.mlp.gate_up_proj(b.post_attention_layernorm(h_mid)).chunk(2, dim=-1)
+        mlp = up * b.mlp.activation_fn(gate)
+        return mlp, h_mid + b.mlp.down_proj(mlp)
+    if lm.family == "olmo2":  # norms after attention and MLP, none before
+        h_mid = h_in + b.post_attention_layernorm(attn)
+        mlp = b.mlp.act_fn(b.mlp.gate_proj(h_mid)) * b.mlp.up_proj(h_mid)
+        return mlp, h_mid + b.post_feedforward_layernorm(b.mlp.down_proj(mlp))
+    if lm.family == "phi":  # parallel attention and MLP on one layer norm
+        mlp = b.mlp.activation_fn(b.mlp.fc1(b.input_layernorm(h_in)))
+        return mlp, h_in + attn + b.mlp.fc2(mlp)
+    if lm.family in ("gemma2", "gemma3"):
         h_mid = h_in + b.post_attention_layernorm(attn)
         x = b.pre_feedforward_layernorm(h_mid)
         mlp = b.mlp.act_fn(b.mlp.gate_proj(x)) * b.mlp.up_proj(x)

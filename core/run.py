@@ -78,6 +78,7 @@ class RunConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
 
     model: str = Field(DEFAULT_MODEL, min_length=1)
+    revision: str | None = Field(None, min_length=1)  # a hub model's branch, tag or commit (hf provider)
     datasets: list[str] | None = None
     suite: str | None = None
     sites: list[Site] = Field(default_factory=lambda: list[Site](["mlp"]), min_length=1)
@@ -233,7 +234,7 @@ def _run_into(out: Path, config: RunConfig, catalog: Catalog, names: list[str], 
     probe_cfg = ProbeConfig(methods=config.methods, k_grid=config.k_grid, seeds=config.seeds, dense=config.dense)
 
     log(f"loading model {config.model} ...")
-    loaded: LoadedModel = load_model(config.model, include=config.include)
+    loaded: LoadedModel = load_model(config.model, include=config.include, revision=config.revision)
     layers = resolve_layers(loaded, config.layers)
     bases = None
     if config.bases and config.bases != ["identity"]:  # fit or reuse each basis per site x layer (issue 6)

@@ -425,8 +425,125 @@ def test_hf_provider_unreachable_hub_id(models_registry, isolated_cache, monkeyp
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(ModelError) as err:
-        HFProvider().load("probebank-test/definitely-not-cached")
-    assert "not reachable" in str(err.value) and "hf:" in str(err.value)
+        HFProvider().load("probebank-test/definitely-not-cached@v2")
+    msg = str(err.value)
+    assert "HF_HUB_OFFLINE=1" in msg and "HF_HUB_OFFLINE=0" in msg and "revision v2" in msg
+    assert "local Hugging Face cache" in msg
+    assert "hf download probebank-test/definitely-not-cached --revision v2 --local-dir DIR" in msg and "hf:DIR" in msg
+
+
+def test_hf_provider_hub_down_without_offline_says_so(models_registry, monkeypatch):
+    import probebank_plugins.providers.hf as hf
+
+    def no_network(spec, dtype, revision=None):
+        raise OSError("We couldn't connect to the hub")
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")  # a user who lets the hub be tried
+    monkeypatch.setattr(hf, "load_hf_folder", no_network)
+    with pytest.raises(ModelError) as err:
+        hf.HFProvider().load("org/model", revision="main")
+    assert "could not be reached" in str(err.value) and "set HF_HUB_OFFLINE=1" in str(err.value)
+
+
+def test_hf_provider_missing_folder_is_not_a_hub_id(models_registry, tmp_path):
+    from probebank_plugins.providers.hf import HFProvider
+
+    with pytest.raises(ModelError) as err:
+        HFProvider().load(str(tmp_path / "no" / "such-model"))
+    assert "no model folder" in str(err.value) and "HF_HUB_OFFLINE" not in str(err.value)
+
+
+def _save_tiny_llama(folder, seed: int = 5):
+    src = tiny_model("llama", seed=seed)
+    src.model.save_pretrained(folder)
+    src.tokenizer.save_pretrained(folder)
+    return src
+
+
+COMMIT = "0123456789abcdef0123456789abcdef01234567"
+
+
+def test_hf_folder_records_the_hub_commit_of_its_download_metadata(models_registry, isolated_cache, tmp_path):
+    from probebank.extract.providers import load_model
+
+    folder = tmp_path / "downloaded"
+    _save_tiny_llama(folder)
+    meta = folder / ".cache" / "huggingface" / "download"  # what `hf download --local-dir` leaves
+    meta.mkdir(parents=True)
+    for name in ("config.json", "model.safetensors", "tokenizer.json"):
+        (meta / f"{name}.metadata").write_text(f"{COMMIT}\n{'e' * 40}\n1760000000.0\n")
+    lm = load_model(f"hf:{folder}")
+    assert lm.revision == COMMIT and COMMIT in lm.notes and "download metadata" in lm.notes
+    assert load_model(str(folder), revision=COMMIT[:12]).revision == COMMIT  # a short commit matches
+    with pytest.raises(ModelError) as err:
+        load_model(str(folder), revision="f" * 40)
+    assert COMMIT in str(err.value) and "f" * 40 in str(err.value)
+    plain = tmp_path / "plain"
+    _save_tiny_llama(plain)
+    assert load_model(str(plain)).revision == hashlib.sha256((plain / "model.safetensors").read_bytes()).hexdigest()
+    with pytest.raises(ModelError, match="no revisions"):
+        load_model("tiny:llama", revision="main")
+
+
+HUB_CACHE_SCRIPT = """
+import json, sys
+from probebank.errors import ModelError
+from probebank.extract.providers import load_model
+out = {}
+for spec, rev in (("hf:probebank-test/tiny-llama", None), ("hf:probebank-test/tiny-llama@main", None),
+                  ("hf:probebank-test/tiny-llama", sys.argv[1]), ("hf:probebank-test/tiny-llama", "v9")):
+    try:
+        lm = load_model(spec, revision=rev)
+        out[f"{spec} {rev}"] = [lm.revision, lm.name, type(lm.model).__name__]
+    except ModelError as exc:
+        out[f"{spec} {rev}"] = str(exc)
+print(json.dumps(out))
+"""
+
+
+def test_hf_hub_id_from_the_local_cache_records_its_commit(tmp_path):
+    """A hub id in the Hugging Face cache (snapshots/<commit>, refs/main) loads offline; the commit is the revision."""
+    import subprocess
+    import sys
+
+    repo = tmp_path / "hub" / "models--probebank-test--tiny-llama"
+    _save_tiny_llama(repo / "snapshots" / COMMIT)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(COMMIT)
+    env = {**__import__("os").environ, "HF_HUB_CACHE": str(tmp_path / "hub"), "HF_HUB_OFFLINE": "1",
+           "PROBEBANK_CACHE": str(tmp_path / "cache")}
+    done = subprocess.run([sys.executable, "-c", HUB_CACHE_SCRIPT, COMMIT], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    got = json.loads(done.stdout.splitlines()[-1])
+    for key in ("hf:probebank-test/tiny-llama None", "hf:probebank-test/tiny-llama@main None",
+                f"hf:probebank-test/tiny-llama {COMMIT}"):
+        assert got[key] == [COMMIT, "probebank-test/tiny-llama", "LlamaModel"], key
+    assert "HF_HUB_OFFLINE" in got["hf:probebank-test/tiny-llama v9"] and "revision v9" in got["hf:probebank-test/tiny-llama v9"]
+
+
+def test_hooks_find_their_modules_under_an_accelerate_device_map(tmp_path):
+    """A model loaded with device_map (accelerate's hooks wrap each block's forward; here one block is offloaded
+    to disk, so its weights arrive only inside the hook): the sites resolve and capture what a plain load gives."""
+    import transformers as tf
+
+    folder = tmp_path / "tiny"
+    src = _save_tiny_llama(folder)
+    plain = LoadedModel.from_module("plain", tf.AutoModel.from_pretrained(folder), src.tokenizer, revision="x")
+    device_map = {"embed_tokens": "cpu", "layers.0": "cpu", "layers.1": "disk", "layers.2": "cpu", "layers.3": "cpu",
+                  "norm": "cpu", "rotary_emb": "cpu"}
+    mapped_model = tf.AutoModel.from_pretrained(folder, device_map=device_map, offload_folder=str(tmp_path / "off"))
+    assert hasattr(mapped_model.layers[1], "_hf_hook")  # accelerate did dispatch the model
+    auto = tf.AutoModel.from_pretrained(folder, device_map="auto")  # no accelerator here: everything on the CPU
+    enc = src.encode(TEXTS)
+    ref = capture(plain, enc["input_ids"], enc["attention_mask"], sites=["mlp", "resid", "attn"])
+    for model in (mapped_model, auto):
+        lm = LoadedModel.from_module("mapped", model, src.tokenizer, revision="x")
+        assert lm.widths == plain.widths and lm.n_layers == 4
+        before = _hook_count(lm.model)
+        out = capture(lm, enc["input_ids"], enc["attention_mask"], sites=["mlp", "resid", "attn"])
+        assert _hook_count(lm.model) == before
+        for key, want in ref.items():
+            torch.testing.assert_close(out[key], want, rtol=1e-5, atol=1e-5)
 
 
 def test_gguf_provider_converts_once_and_matches(isolated_cache, tmp_path, monkeypatch):

@@ -10,7 +10,9 @@ from probebank.errors import ConfigError
 
 
 @app.command()
-def run(model: str = typer.Option("smollm2-135m", help="Registered model name, a .gguf path or a local HF folder."),
+def run(model: str = typer.Option("smollm2-135m", help="Registered model name, a .gguf path, a local HF folder "
+                                                      "or hf:ORG/NAME (a hub id)."),
+        revision: str | None = typer.Option(None, help="Hub branch, tag or commit of an hf: model (recorded: the commit)."),
         datasets: str | None = typer.Option(None, help="Comma-separated dataset names."),
         suite: str | None = typer.Option(None, help="A suite from registry.yaml (default: quick)."),
         sites: str = typer.Option("mlp", help="Comma-separated sites: mlp, resid, attn."),
@@ -36,7 +38,7 @@ def run(model: str = typer.Option("smollm2-135m", help="Registered model name, a
     bad = [s for s in site_list if s not in ("mlp", "resid", "attn")]
     if bad:
         raise ConfigError(f"unknown site(s) {bad}", field="--sites", fix="use mlp, resid and/or attn")
-    config = RunConfig(model=model, datasets=parse_csv(datasets), suite=suite, sites=site_list,
+    config = RunConfig(model=model, revision=revision, datasets=parse_csv(datasets), suite=suite, sites=site_list,
                        layers=parse_ints(layers, "--layers"), methods=parse_csv(methods) or ["mean_diff"], limit=limit,
                        seeds=parse_ints(seeds, "--seeds") or [0], batch_size=batch_size, out=out,
                        include=list(include or []), progress=progress, controls=controls, random_init=random_init,

@@ -2,8 +2,10 @@
 """
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from probebank.contracts import ModelProvider
 from probebank.errors import ModelError
@@ -38,9 +40,16 @@ def resolve_model(name_or_path: str, include: Sequence[Path] = ()) -> tuple[Mode
                          "or PROVIDER:SPEC such as hf:/path/to/folder or gguf:/path/to/model.gguf")
 
 
-def load_model(name_or_path: str, *, dtype: str = "float32", include: Sequence[Path] = ()) -> LoadedModel:
-    """Resolve a model name or path to its provider and load it."""
+def load_model(name_or_path: str, *, dtype: str = "float32", include: Sequence[Path] = (),
+               revision: str | None = None) -> LoadedModel:
+    """Resolve a model name or path to its provider and load it (at `revision`, for a provider that takes one)."""
     provider, spec = resolve_model(name_or_path, include)
+    extra: dict[str, Any] = {}
+    if revision is not None:
+        if "revision" not in inspect.signature(provider.load).parameters:
+            raise ModelError(f"the model '{name_or_path}' has no revisions to choose from", field="revision",
+                             fix="drop --revision, or name a hub model as hf:ORG/NAME")
+        extra["revision"] = revision
     prepare_runtime()
     with layouts_in_effect(get_registered(include).layouts):  # families of --include plugins too
-        return provider.load(spec, dtype=dtype)
+        return provider.load(spec, dtype=dtype, **extra)

@@ -89,7 +89,7 @@ def tiny_config(family: str, vocab_size: int, n_layers: int = 4) -> Any:
         extra: dict[str, Any] = {"head_dim": 16} if family == "qwen3" else {}
         return gated[family](**common, **ids, **extra, intermediate_size=128, num_key_value_heads=2)
     if family == "phi":  # parallel attention and MLP (fc1 -> fc2), partial rotary
-        return tf.PhiConfig(**common, **ids, intermediate_size=128, partial_rotary_factor=0.5)
+        return tf.PhiConfig(**common, **ids, intermediate_size=128)  # rotary on half of each head (the default)
     if family == "gemma2":  # alternating sliding-window (short here) and global attention, soft-capped logits
         return tf.Gemma2Config(**common, **ids, intermediate_size=128, num_key_value_heads=1, head_dim=16,
                                sliding_window=8)

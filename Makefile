@@ -8,15 +8,16 @@ PY      = $(VENV)/bin/python
 
 setup: $(VENV)/.installed
 
+# constraints/cpu.txt pins the versions tested here (torch: this machine's CPU build); the extras the tests need.
 # Each step says what it does; pip shows what it collects and downloads (torch, transformers, scikit-learn,
 # spaCy, ...: about 2 GB and several minutes the first time, seconds when nothing changed).
-$(VENV)/.installed: pyproject.toml setup.py
+$(VENV)/.installed: pyproject.toml setup.py constraints/cpu.txt
 	@echo "setup 1/3: creating the virtual environment $(VENV) with $(PYTHON)"
 	$(PYTHON) -m venv $(VENV)
 	@echo "setup 2/3: upgrading pip"
 	$(PY) -m pip install --quiet --upgrade pip
 	@echo "setup 3/3: installing probebank and its dependencies into $(VENV) (several minutes the first time)"
-	$(PY) -m pip install --progress-bar on -e '.[test]'
+	$(PY) -m pip install --progress-bar on -c constraints/cpu.txt -e '.[test,bank,exact]'
 	@touch $@
 	@echo "setup done: $(VENV)/bin/probebank is ready"
 

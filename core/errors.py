@@ -4,7 +4,9 @@ The CLI turns any ProbebankError into a one-paragraph message and exit code 2, i
 """
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
+from types import ModuleType
 
 
 class ProbebankError(Exception):
@@ -67,3 +69,20 @@ class GateError(ProbebankError):
 
 class BasisError(ProbebankError):
     """A basis spec, its settings or its saved weights are invalid."""
+
+
+class MissingExtra(ProbebankError):
+    """An optional dependency is not installed: the message names the extra that brings it."""
+
+
+def extra_fix(extra: str) -> str:
+    return f"pip install 'probebank[{extra}]'"
+
+
+def import_extra(module: str, extra: str, needed_for: str) -> ModuleType:
+    """Import an optional dependency, or raise MissingExtra naming the probebank extra that installs it."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise MissingExtra(f"{needed_for} needs the Python package '{module}', which is not installed ({exc})",
+                           fix=extra_fix(extra)) from None

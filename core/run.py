@@ -153,7 +153,8 @@ def _run_into(out: Path, config: RunConfig, catalog: Catalog, names: list[str], 
     log(f"opening model {config.model} ({dtype} on {device}) ...")
     # weights deferred to the first forward pass when the model's shapes are known: a run whose
     # activations are all stored never loads them
-    loaded: LoadedModel = open_model(config.model, dtype=dtype, include=config.include)
+    loaded: LoadedModel = open_model(config.model, dtype=dtype, include=config.include,
+                                        revision=config.revision)
     loaded.to_device(device)
     batch_tokens = config.max_batch_tokens or auto_batch_tokens(device, loaded.widths["mlp"],
                                                                  2 if dtype != "float32" else 4)

@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 from probebank.contracts import Site
 from probebank.data.registry import Catalog, load_catalog
 from probebank.errors import ConfigError
-from probebank.extract.describe import check_layers, check_model, known_layers
+from probebank.extract.describe import check_layers, check_model, check_revision, known_layers
 from probebank.plugins import get_registered
 from probebank.probing.schema import DEFAULT_K_GRID
 from probebank.specs import parse_specs
@@ -37,6 +37,7 @@ DEFAULT_SEEDS = (0, 1, 2)  # three grouped splits: the 95% intervals of the summ
 # The command-line option behind each setting, and how to put a bad value right.
 OPTIONS: dict[str, tuple[str, str]] = {
     "model": ("--model", "give a registered model name, a .gguf file or a model folder"),
+    "revision": ("--revision", "give a hub branch, tag or commit, or leave it out"),
     "datasets": ("--datasets", "give comma-separated dataset names (`probebank list`)"),
     "suite": ("--suite", "give a suite of registry.yaml, e.g. quick or bank"),
     "sites": ("--sites", "use mlp, resid and/or attn"),
@@ -63,6 +64,7 @@ class RunConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
 
     model: str = Field(DEFAULT_MODEL, min_length=1)
+    revision: str | None = Field(None, min_length=1)  # a hub model's branch, tag or commit (hf provider)
     datasets: list[str] | None = None
     suite: str | None = None
     sites: list[Site] = Field(default_factory=lambda: list[Site](["mlp"]), min_length=1)
@@ -165,6 +167,7 @@ def preflight(config: RunConfig) -> Checked:
     names, limit = _selected(config, catalog)
     registered = get_registered(config.include)
     check_model(config.model, config.include)  # unknown names (with a did-you-mean) and missing paths
+    check_revision(config.model, config.revision, config.include)  # imports the provider only with --revision
     layers = None
     known = known_layers(config.model, include=config.include)
     if known is not None:

@@ -21,8 +21,10 @@ from probebank_plugins.providers.identity import SMOLLM2_LAYERS, folder_identity
 
 # Order matters only when two layouts match the same tree; the first match wins.
 BUILTIN_LAYOUTS: tuple[Layout, ...] = (
-    # llama, mistral, qwen2/3, gemma/gemma2/gemma3, phi3, olmo, smollm: gated MLP + o_proj
+    # llama, mistral, qwen2/3, gemma/gemma2/gemma3, phi3, olmo/olmo2, smollm: gated MLP + o_proj
     Layout("llama-like", blocks="layers", mlp="mlp.down_proj", attn="self_attn.o_proj"),
+    # phi (phi-1, phi-1.5, phi-2): parallel attention and a plain fc1 -> fc2 MLP
+    Layout("phi", blocks="layers", mlp="mlp.fc2", attn="self_attn.dense"),
     Layout("gpt_neox", blocks="layers", mlp="mlp.dense_4h_to_h", attn="attention.dense"),
     Layout("gpt2", blocks="h", mlp="mlp.c_proj", attn="attn.c_proj"),
     # bert, roberta, electra, ... (BertLayer: intermediate -> output.dense)
@@ -55,8 +57,8 @@ class Deferred:
     def describe(self) -> str:
         return str(self._get().describe)
 
-    def load(self, spec: str, *, dtype: str = "float32") -> Any:
-        return self._get().load(spec, dtype=dtype)
+    def load(self, spec: str, *, dtype: str = "float32", **options: Any) -> Any:  # options: e.g. revision (hf)
+        return self._get().load(spec, dtype=dtype, **options)
 
     def identity(self, spec: str, *, dtype: str = "float32") -> ModelIdentity | None:
         return self._identify(spec, dtype) if self._identify is not None else None

@@ -11,6 +11,11 @@ from pathlib import Path
 
 import pytest
 
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10 (the `test` extra installs tomli there)
+    import tomli as tomllib
+
 ROOT = Path(__file__).resolve().parents[1]
 CORE = ROOT / "core"
 MAX_LINES = 400
@@ -176,8 +181,6 @@ def test_public_api_names_resolve() -> None:
 
 def test_every_sub_package_ships_in_the_wheel() -> None:
     """pyproject lists packages by hand (package-dir maps core -> probebank): a new folder must be listed."""
-    import tomllib
-
     config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
     listed = set(config["packages"])
     on_disk = set()

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 
 import pytest
 import torch
@@ -16,9 +17,16 @@ from probebank.extract.providers import resolve_model
 from probebank.extract.tiny import TINY_FAMILIES, tiny_model
 
 FAMILIES = list(TINY_FAMILIES)
-EXPECTED_MLP = {"llama": 128, "gpt_neox": 256, "gpt2": 256, "gemma3": 128, "bert": 128}
-EXPECTED_BASE = {"llama": "LlamaModel", "gpt_neox": "GPTNeoXModel", "gpt2": "GPT2Model",
-                 "gemma3": "Gemma3TextModel", "bert": "BertModel"}
+EXPECTED_MLP = {"llama": 128, "qwen2": 128, "qwen3": 128, "mistral": 128, "gemma2": 128, "gemma3": 128,
+                "gpt_neox": 256, "gpt2": 256, "phi": 128, "phi3": 128, "olmo": 128, "olmo2": 128, "bert": 128}
+EXPECTED_BASE = {"llama": "LlamaModel", "qwen2": "Qwen2Model", "qwen3": "Qwen3Model", "mistral": "MistralModel",
+                 "gemma2": "Gemma2Model", "gemma3": "Gemma3TextModel", "gpt_neox": "GPTNeoXModel",
+                 "gpt2": "GPT2Model", "phi": "PhiModel", "phi3": "Phi3Model", "olmo": "OlmoModel",
+                 "olmo2": "Olmo2Model", "bert": "BertModel"}
+# the families users asked for (issue 13): each has a tiny config
+ASKED_FOR = {"llama", "qwen2", "qwen3", "mistral", "gemma2", "gemma3", "gpt_neox", "gpt2", "phi", "phi3", "olmo",
+             "olmo2", "bert"}
+LLAMA_LIKE = {"llama", "qwen2", "qwen3", "mistral", "olmo"}  # pre-norm blocks with a gated MLP
 
 
 @pytest.fixture(autouse=True)
@@ -60,11 +68,37 @@ def test_sites_resolve_with_right_widths(tiny_models, family):
             assert lm.site_module(site, layer) in set(lm.blocks[layer].modules())
 
 
+def test_every_family_asked_for_has_a_tiny_config():
+    assert ASKED_FOR <= set(TINY_FAMILIES)
+    with pytest.raises(ModelError) as err:
+        tiny_model("no-such-family")
+    assert "qwen3" in str(err.value) and "olmo2" in str(err.value)  # the fix lists the families
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_every_family_probes_end_to_end(bank, tmp_path, monkeypatch, family):
+    """`probebank run --model tiny:FAMILY` on a toy dataset: every site of every layer gives records."""
+    from probebank.cli import main
+
+    monkeypatch.setenv("PROBEBANK_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "out"
+    code = main(["run", "--model", f"tiny:{family}", "--datasets", "toy-words", "--include", str(bank()),
+                 "--out", str(out), "--sites", "mlp,resid,attn", "--seeds", "0", "--no-controls", "--no-progress"])
+    assert code == 0
+    records = [json.loads(line) for line in (out / "records.jsonl").read_text().splitlines()]
+    assert {(r["site"], r["layer"]) for r in records} == {(s, i) for s in ("mlp", "resid", "attn") for i in range(4)}
+    assert {r["provenance"]["model"] for r in records} == {f"tiny-{family}"}
+    for r in records:
+        assert 0.0 <= r["metrics"]["f1"] <= 1.0
+        assert all(0 <= u < EXPECTED_MLP[family] if r["site"] == "mlp" else 0 <= u < 64 for u in r["units"])
+
+
 def test_named_projections_per_family(tiny_models):
     names = {fam: {s: next(n for n, m in tiny_models[fam].model.named_modules() if m is tiny_models[fam].site_module(s, 1))
                    for s in ("mlp", "attn")} for fam in FAMILIES}
-    assert names["llama"] == {"mlp": "layers.1.mlp.down_proj", "attn": "layers.1.self_attn.o_proj"}
-    assert names["gemma3"] == {"mlp": "layers.1.mlp.down_proj", "attn": "layers.1.self_attn.o_proj"}
+    for fam in LLAMA_LIKE | {"gemma2", "gemma3", "phi3", "olmo2"}:
+        assert names[fam] == {"mlp": "layers.1.mlp.down_proj", "attn": "layers.1.self_attn.o_proj"}, fam
+    assert names["phi"] == {"mlp": "layers.1.mlp.fc2", "attn": "layers.1.self_attn.dense"}
     assert names["gpt_neox"] == {"mlp": "layers.1.mlp.dense_4h_to_h", "attn": "layers.1.attention.dense"}
     assert names["gpt2"] == {"mlp": "h.1.mlp.c_proj", "attn": "h.1.attn.c_proj"}
     assert names["bert"] == {"mlp": "encoder.layer.1.output.dense", "attn": "encoder.layer.1.attention.output.dense"}
@@ -180,12 +214,24 @@ def test_resid_equals_hidden_states(tiny_models, family):
 def _manual_block(lm: LoadedModel, layer: int, h_in: torch.Tensor, attn: torch.Tensor):
     """Recompute (mlp neurons, block output) from the block input and the captured attention output."""
     b = lm.blocks[layer]
-    if lm.family == "llama":
+    if lm.family in LLAMA_LIKE:
         h_mid = h_in + attn
         x = b.post_attention_layernorm(h_mid)
         mlp = b.mlp.act_fn(b.mlp.gate_proj(x)) * b.mlp.up_proj(x)
         return mlp, h_mid + b.mlp.down_proj(mlp)
-    if lm.family == "gemma3":
+    if lm.family == "phi3":  # fused gate_up_proj: the first half is the gate
+        h_mid = h_in + attn
+        gate, up = b.mlp.gate_up_proj(b.post_attention_layernorm(h_mid)).chunk(2, dim=-1)
+        mlp = up * b.mlp.activation_fn(gate)
+        return mlp, h_mid + b.mlp.down_proj(mlp)
+    if lm.family == "olmo2":  # norms after attention and MLP, none before
+        h_mid = h_in + b.post_attention_layernorm(attn)
+        mlp = b.mlp.act_fn(b.mlp.gate_proj(h_mid)) * b.mlp.up_proj(h_mid)
+        return mlp, h_mid + b.post_feedforward_layernorm(b.mlp.down_proj(mlp))
+    if lm.family == "phi":  # parallel attention and MLP on one layer norm
+        mlp = b.mlp.activation_fn(b.mlp.fc1(b.input_layernorm(h_in)))
+        return mlp, h_in + attn + b.mlp.fc2(mlp)
+    if lm.family in ("gemma2", "gemma3"):
         h_mid = h_in + b.post_attention_layernorm(attn)
         x = b.pre_feedforward_layernorm(h_mid)
         mlp = b.mlp.act_fn(b.mlp.gate_proj(x)) * b.mlp.up_proj(x)
@@ -379,8 +425,125 @@ def test_hf_provider_unreachable_hub_id(models_registry, isolated_cache, monkeyp
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(ModelError) as err:
-        HFProvider().load("probebank-test/definitely-not-cached")
-    assert "not reachable" in str(err.value) and "hf:" in str(err.value)
+        HFProvider().load("probebank-test/definitely-not-cached@v2")
+    msg = str(err.value)
+    assert "HF_HUB_OFFLINE=1" in msg and "HF_HUB_OFFLINE=0" in msg and "revision v2" in msg
+    assert "local Hugging Face cache" in msg
+    assert "hf download probebank-test/definitely-not-cached --revision v2 --local-dir DIR" in msg and "hf:DIR" in msg
+
+
+def test_hf_provider_hub_down_without_offline_says_so(models_registry, monkeypatch):
+    import probebank_plugins.providers.hf as hf
+
+    def no_network(spec, dtype, revision=None):
+        raise OSError("We couldn't connect to the hub")
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")  # a user who lets the hub be tried
+    monkeypatch.setattr(hf, "load_hf_folder", no_network)
+    with pytest.raises(ModelError) as err:
+        hf.HFProvider().load("org/model", revision="main")
+    assert "could not be reached" in str(err.value) and "set HF_HUB_OFFLINE=1" in str(err.value)
+
+
+def test_hf_provider_missing_folder_is_not_a_hub_id(models_registry, tmp_path):
+    from probebank_plugins.providers.hf import HFProvider
+
+    with pytest.raises(ModelError) as err:
+        HFProvider().load(str(tmp_path / "no" / "such-model"))
+    assert "no model folder" in str(err.value) and "HF_HUB_OFFLINE" not in str(err.value)
+
+
+def _save_tiny_llama(folder, seed: int = 5):
+    src = tiny_model("llama", seed=seed)
+    src.model.save_pretrained(folder)
+    src.tokenizer.save_pretrained(folder)
+    return src
+
+
+COMMIT = "0123456789abcdef0123456789abcdef01234567"
+
+
+def test_hf_folder_records_the_hub_commit_of_its_download_metadata(models_registry, isolated_cache, tmp_path):
+    from probebank.extract.providers import load_model
+
+    folder = tmp_path / "downloaded"
+    _save_tiny_llama(folder)
+    meta = folder / ".cache" / "huggingface" / "download"  # what `hf download --local-dir` leaves
+    meta.mkdir(parents=True)
+    for name in ("config.json", "model.safetensors", "tokenizer.json"):
+        (meta / f"{name}.metadata").write_text(f"{COMMIT}\n{'e' * 40}\n1760000000.0\n")
+    lm = load_model(f"hf:{folder}")
+    assert lm.revision == COMMIT and COMMIT in lm.notes and "download metadata" in lm.notes
+    assert load_model(str(folder), revision=COMMIT[:12]).revision == COMMIT  # a short commit matches
+    with pytest.raises(ModelError) as err:
+        load_model(str(folder), revision="f" * 40)
+    assert COMMIT in str(err.value) and "f" * 40 in str(err.value)
+    plain = tmp_path / "plain"
+    _save_tiny_llama(plain)
+    assert load_model(str(plain)).revision == hashlib.sha256((plain / "model.safetensors").read_bytes()).hexdigest()
+    with pytest.raises(ModelError, match="no revisions"):
+        load_model("tiny:llama", revision="main")
+
+
+HUB_CACHE_SCRIPT = """
+import json, sys
+from probebank.errors import ModelError
+from probebank.extract.providers import load_model
+out = {}
+for spec, rev in (("hf:probebank-test/tiny-llama", None), ("hf:probebank-test/tiny-llama@main", None),
+                  ("hf:probebank-test/tiny-llama", sys.argv[1]), ("hf:probebank-test/tiny-llama", "v9")):
+    try:
+        lm = load_model(spec, revision=rev)
+        out[f"{spec} {rev}"] = [lm.revision, lm.name, type(lm.model).__name__]
+    except ModelError as exc:
+        out[f"{spec} {rev}"] = str(exc)
+print(json.dumps(out))
+"""
+
+
+def test_hf_hub_id_from_the_local_cache_records_its_commit(tmp_path):
+    """A hub id in the Hugging Face cache (snapshots/<commit>, refs/main) loads offline; the commit is the revision."""
+    import subprocess
+    import sys
+
+    repo = tmp_path / "hub" / "models--probebank-test--tiny-llama"
+    _save_tiny_llama(repo / "snapshots" / COMMIT)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(COMMIT)
+    env = {**__import__("os").environ, "HF_HUB_CACHE": str(tmp_path / "hub"), "HF_HUB_OFFLINE": "1",
+           "PROBEBANK_CACHE": str(tmp_path / "cache")}
+    done = subprocess.run([sys.executable, "-c", HUB_CACHE_SCRIPT, COMMIT], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    got = json.loads(done.stdout.splitlines()[-1])
+    for key in ("hf:probebank-test/tiny-llama None", "hf:probebank-test/tiny-llama@main None",
+                f"hf:probebank-test/tiny-llama {COMMIT}"):
+        assert got[key] == [COMMIT, "probebank-test/tiny-llama", "LlamaModel"], key
+    assert "HF_HUB_OFFLINE" in got["hf:probebank-test/tiny-llama v9"] and "revision v9" in got["hf:probebank-test/tiny-llama v9"]
+
+
+def test_hooks_find_their_modules_under_an_accelerate_device_map(tmp_path):
+    """A model loaded with device_map (accelerate's hooks wrap each block's forward; here one block is offloaded
+    to disk, so its weights arrive only inside the hook): the sites resolve and capture what a plain load gives."""
+    import transformers as tf
+
+    folder = tmp_path / "tiny"
+    src = _save_tiny_llama(folder)
+    plain = LoadedModel.from_module("plain", tf.AutoModel.from_pretrained(folder), src.tokenizer, revision="x")
+    device_map = {"embed_tokens": "cpu", "layers.0": "cpu", "layers.1": "disk", "layers.2": "cpu", "layers.3": "cpu",
+                  "norm": "cpu", "rotary_emb": "cpu"}
+    mapped_model = tf.AutoModel.from_pretrained(folder, device_map=device_map, offload_folder=str(tmp_path / "off"))
+    assert hasattr(mapped_model.layers[1], "_hf_hook")  # accelerate did dispatch the model
+    auto = tf.AutoModel.from_pretrained(folder, device_map="auto")  # no accelerator here: everything on the CPU
+    enc = src.encode(TEXTS)
+    ref = capture(plain, enc["input_ids"], enc["attention_mask"], sites=["mlp", "resid", "attn"])
+    for model in (mapped_model, auto):
+        lm = LoadedModel.from_module("mapped", model, src.tokenizer, revision="x")
+        assert lm.widths == plain.widths and lm.n_layers == 4
+        before = _hook_count(lm.model)
+        out = capture(lm, enc["input_ids"], enc["attention_mask"], sites=["mlp", "resid", "attn"])
+        assert _hook_count(lm.model) == before
+        for key, want in ref.items():
+            torch.testing.assert_close(out[key], want, rtol=1e-5, atol=1e-5)
 
 
 def test_gguf_provider_converts_once_and_matches(isolated_cache, tmp_path, monkeypatch):

@@ -16,7 +16,7 @@ ColumnsOpt = typer.Option(None, "--columns", help="Summary columns by key, e.g. 
 
 # `run --help` lists the valid values; tests/test_cli_settings.py checks every built-in is named here.
 MODELS_HELP = ("A registered model (smollm2-135m = default, gemma3-270m, tiny:FAMILY, random-init:MODEL), "
-               "a .gguf file, a local HF folder, or PROVIDER:SPEC (hf:DIR, gguf:FILE).")
+               "a .gguf file, a local HF folder, a hub id hf:ORG/NAME[@REV], or PROVIDER:SPEC (hf:DIR, gguf:FILE).")
 METHODS_HELP = ("Comma-separated selection methods: mean_diff, f_stat, mutual_info, l1, adaptive, random, milp; "
                 "settings as NAME:key=value, e.g. milp:objective=logistic.")
 BASES_HELP = ("Comma-separated bases: identity, random-rotation, pca, ica, dictionary, sae-topk, sae:/path/to/folder; "
@@ -25,6 +25,7 @@ BASES_HELP = ("Comma-separated bases: identity, random-rotation, pca, ica, dicti
 
 @app.command()
 def run(model: str = typer.Option("smollm2-135m", help=MODELS_HELP),
+        revision: str | None = typer.Option(None, help="Hub branch, tag or commit of an hf: model (recorded: the commit)."),
         datasets: str | None = typer.Option(None, help="Comma-separated dataset names (`probebank list`)."),
         suite: str | None = typer.Option(None, help="A suite of registry.yaml: quick (default) or bank."),
         sites: str = typer.Option("mlp", help="Comma-separated sites: mlp, resid, attn."),
@@ -61,7 +62,7 @@ def run(model: str = typer.Option("smollm2-135m", help=MODELS_HELP),
         if site not in SITES:
             raise ConfigError(f"unknown site '{site}'", field="--sites",
                               fix=did_you_mean(site, SITES) + "use mlp, resid and/or attn")
-    config = RunConfig(model=model, datasets=parse_csv(datasets), suite=suite, sites=site_list,
+    config = RunConfig(model=model, revision=revision, datasets=parse_csv(datasets), suite=suite, sites=site_list,
                        layers=parse_ints(layers, "--layers"), methods=parse_csv(methods) or ["mean_diff"], limit=limit,
                        seeds=parse_ints(seeds, "--seeds") or [0], batch_size=batch_size, out=out,
                        include=list(include or []), progress=progress, controls=controls, random_init=random_init,

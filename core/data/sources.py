@@ -21,13 +21,14 @@ import time
 import zipfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from types import ModuleType
 
 from probebank.cache.atomic import TMP_MARK, staging_folder
 from probebank.cache.checksums import SEAL, is_sealed, problem, read_seal, seal
 from probebank.cache.locks import entry_lock
 from probebank.cache.quarantine import quarantine
 from probebank.data.schema import SourcePin
-from probebank.errors import SourceError
+from probebank.errors import MissingExtra, SourceError, import_extra
 from probebank.hashing import sha256_file
 from probebank.paths import cache_dir
 from probebank.plugins import get_registered
@@ -38,6 +39,15 @@ _checked: set[str] = set()  # entries whose archive was re-hashed in this proces
 
 class SourceUnavailable(SourceError):
     """An optional source's client (e.g. npm) is missing: the dataset is skipped, not crashed."""
+
+
+def builder_extra(module: str, extra: str, dataset: str) -> ModuleType:
+    """An optional package a builder needs (e.g. spaCy, the `bank` extra); when it is missing the
+    dataset is skipped (SourceUnavailable) with the `pip install 'probebank[extra]'` that brings it."""
+    try:
+        return import_extra(module, extra, f"building {dataset}")
+    except MissingExtra as exc:
+        raise SourceUnavailable(f"skipped: {exc.message}", field="builder", fix=exc.fix) from None
 
 
 def pin_cache_dir(pin: SourcePin) -> Path:
@@ -72,7 +82,17 @@ def _unpack_zip(archive: Path, dest: Path) -> None:
 
 def _unpack_tar(archive: Path, dest: Path) -> None:
     with tarfile.open(archive) as tf:
-        tf.extractall(dest, filter="data")  # refuses absolute paths, '..' and links out
+        if hasattr(tarfile, "data_filter"):  # Python >= 3.10.12 / 3.11.4
+            tf.extractall(dest, filter="data")  # refuses absolute paths, '..' and links out
+            return
+        # older 3.10 releases have no extraction filters: only plain files and folders inside dest
+        root = dest.resolve()
+        for member in tf.getmembers():
+            target = (dest / member.name).resolve()
+            if (target != root and root not in target.parents) or not (member.isfile() or member.isdir()):
+                raise SourceError(f"archive member '{member.name}' is not a plain file or folder inside the archive",
+                                  file=archive)
+        tf.extractall(dest)
 
 
 def unpack(archive: Path, dest: Path) -> Path:

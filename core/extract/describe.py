@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import inspect
 import json
 import os
 from collections.abc import Sequence
@@ -57,6 +58,19 @@ def resolve_model(name_or_path: str, include: Sequence[Path] = ()) -> tuple[Mode
     raise ModelError(f"unknown model '{text}'", field="--model",
                      fix=f"{hint}use a registered name ({names}), a path to a .gguf file, a model folder, "
                          "or PROVIDER:SPEC such as hf:/path/to/folder or gguf:/path/to/model.gguf")
+
+
+def takes_revision(provider: ModelProvider) -> bool:
+    """Whether a provider's `load` takes a revision (imports a deferred provider's module to look)."""
+    target = getattr(provider, "provider", provider)  # plugins.models.Deferred wraps the provider
+    return "revision" in inspect.signature(target.load).parameters
+
+
+def check_revision(name_or_path: str, revision: str | None, include: Sequence[Path] = ()) -> None:
+    """A --revision for a model whose provider has none to choose from is a ModelError."""
+    if revision is not None and not takes_revision(resolve_model(name_or_path, include)[0]):
+        raise ModelError(f"the model '{name_or_path}' has no revisions to choose from", field="--revision",
+                         fix="drop --revision, or name a hub model as hf:ORG/NAME")
 
 
 def check_model(name_or_path: str, include: Sequence[Path] = ()) -> tuple[ModelProvider, str]:

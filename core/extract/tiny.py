@@ -12,7 +12,10 @@ import torch
 from probebank.errors import ModelError
 from probebank.extract.loaded import LoadedModel
 
-TINY_FAMILIES: tuple[str, ...] = ("llama", "gpt_neox", "gpt2", "gemma3", "bert")
+# One per family users probe: Llama 3, Qwen 2/3, Mistral, Gemma 2/3, Pythia (gpt_neox), GPT-2, Phi (phi, phi3),
+# OLMo (olmo, olmo2) and a BERT-style encoder. The name is the config's model_type (gemma3: its text tower).
+TINY_FAMILIES: tuple[str, ...] = ("llama", "qwen2", "qwen3", "mistral", "gemma2", "gemma3", "gpt_neox", "gpt2",
+                                  "phi", "phi3", "olmo", "olmo2", "bert")
 
 _WORDS = ("cat dog teacher engineer child river city book ball code garden doctor farmer pilot singer "
           "painter nurse baker lawyer student Paris Berlin Tokyo Lagos Lima Oslo Cairo Delhi Rome Madrid "
@@ -72,14 +75,24 @@ def tiny_tokenizer(kind: str = "bpe") -> Any:
 
 
 def tiny_config(family: str, vocab_size: int, n_layers: int = 4) -> Any:
-    """A tiny config of one family: d_model 64, 4 heads, d_mlp 128 (gpt2/neox: 256)."""
+    """A tiny config of one family: d_model 64, 4 heads, d_mlp 128 (gpt2/neox: 256), no download."""
     import transformers as tf
 
     common: dict[str, Any] = dict(vocab_size=vocab_size, num_hidden_layers=n_layers, num_attention_heads=4,
                                   hidden_size=64, max_position_embeddings=128)
-    if family == "llama":
-        return tf.LlamaConfig(**common, intermediate_size=128, num_key_value_heads=2, bos_token_id=0,
-                              eos_token_id=0, pad_token_id=0)
+    ids: dict[str, Any] = dict(bos_token_id=0, eos_token_id=0, pad_token_id=0)
+    if family == "llama":  # Llama 2/3 and SmolLM share this tree (Llama 3 differs in rope scaling and vocabulary)
+        return tf.LlamaConfig(**common, **ids, intermediate_size=128, num_key_value_heads=2)
+    gated = {"qwen2": tf.Qwen2Config, "qwen3": tf.Qwen3Config, "mistral": tf.MistralConfig,
+             "olmo": tf.OlmoConfig, "olmo2": tf.Olmo2Config, "phi3": tf.Phi3Config}
+    if family in gated:  # llama-like trees: gated MLP (phi3: fused gate_up_proj) + o_proj, grouped KV heads
+        extra: dict[str, Any] = {"head_dim": 16} if family == "qwen3" else {}
+        return gated[family](**common, **ids, **extra, intermediate_size=128, num_key_value_heads=2)
+    if family == "phi":  # parallel attention and MLP (fc1 -> fc2), partial rotary
+        return tf.PhiConfig(**common, **ids, intermediate_size=128)  # rotary on half of each head (the default)
+    if family == "gemma2":  # alternating sliding-window (short here) and global attention, soft-capped logits
+        return tf.Gemma2Config(**common, **ids, intermediate_size=128, num_key_value_heads=1, head_dim=16,
+                               sliding_window=8)
     if family == "gpt_neox":
         return tf.GPTNeoXConfig(**common, intermediate_size=256, bos_token_id=0, eos_token_id=0, pad_token_id=0)
     if family == "gpt2":
@@ -105,8 +118,11 @@ def tiny_model(family: str, seed: int = 0, n_layers: int = 4) -> LoadedModel:
 
     tokenizer = tiny_tokenizer("wordpiece" if family == "bert" else "bpe")
     config = tiny_config(family, vocab_size=len(tokenizer), n_layers=n_layers)
-    cls = {"llama": tf.LlamaForCausalLM, "gpt_neox": tf.GPTNeoXForCausalLM, "gpt2": tf.GPT2LMHeadModel,
-           "gemma3": tf.Gemma3ForCausalLM, "bert": tf.BertModel}[family]
+    cls = {"llama": tf.LlamaForCausalLM, "qwen2": tf.Qwen2ForCausalLM, "qwen3": tf.Qwen3ForCausalLM,
+           "mistral": tf.MistralForCausalLM, "gemma2": tf.Gemma2ForCausalLM, "gemma3": tf.Gemma3ForCausalLM,
+           "gpt_neox": tf.GPTNeoXForCausalLM, "gpt2": tf.GPT2LMHeadModel, "phi": tf.PhiForCausalLM,
+           "phi3": tf.Phi3ForCausalLM, "olmo": tf.OlmoForCausalLM, "olmo2": tf.Olmo2ForCausalLM,
+           "bert": tf.BertModel}[family]
     with torch.random.fork_rng(devices=[]):  # seed the init without disturbing the caller's RNG
         torch.manual_seed(seed)
         model = cls(config)

@@ -13,6 +13,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 from probebank.data.examples import BuildContext
+from probebank.data.sources import builder_extra
 from probebank.errors import BuildError
 
 _SPACE = re.compile(r"\s+")
@@ -172,8 +173,7 @@ def wordfreq_ranked_words(root: Path, code: str) -> list[str]:
     whose i-th item lists the words with frequency -i centibels. srsly (a spaCy dependency)
     decodes msgpack; nothing of wordfreq's code is imported.
     """
-    import srsly
-
+    srsly = builder_extra("srsly", "bank", "reading wordfreq's msgpack word lists")
     matches = sorted(Path(root).glob(f"wordfreq/data/small_{code}.msgpack.gz"))
     if not matches:
         raise BuildError(f"the wordfreq wheel has no word list 'small_{code}.msgpack.gz'", field="params.languages",
@@ -199,6 +199,7 @@ def build_wordfreq_word_language(ctx: BuildContext) -> Iterator[dict]:
     other language named in params.languages or params.exclude_if_in is ambiguous and dropped.
     Each class keeps per_class words, sampled with a seeded RNG and put back in rank order.
     """
+    builder_extra("srsly", "bank", ctx.card.name)  # before any fetch: without it the dataset is skipped
     root = ctx.fetch("wordfreq")
     langs: dict[str, str] = ctx.params["languages"]
     missing = [c for c in ctx.card.labels.classes if c not in langs]

@@ -12,14 +12,14 @@ from pathlib import Path
 from typing import Any
 
 from probebank.data.examples import BuildContext
+from probebank.data.sources import builder_extra
 from probebank.errors import BuildError
 from probebank_plugins.datasets.morphology import MORPHOLOGY_BUILDERS
 
 
 def load_tagger(model_dir: Path) -> Any:
     """Load the pinned spaCy pipeline from its unpacked wheel folder: tagger + sentence splitter only."""
-    import spacy
-
+    spacy = builder_extra("spacy", "bank", "a spaCy pipeline")
     if not (model_dir / "config.cfg").is_file():
         raise BuildError(f"no spaCy model (config.cfg) in {model_dir}", field="params.model_dir",
                          fix="point model_dir at the model folder inside the unpacked wheel")
@@ -42,6 +42,7 @@ def _passages(path: Path) -> Iterator[tuple[int, str]]:
 
 def build_upos(ctx: BuildContext) -> Iterator[dict]:
     """Sentences of real English prose; targets = words labelled with their UPOS tag."""
+    builder_extra("spacy", "bank", ctx.card.name)  # before any fetch: without spaCy the dataset is skipped
     p = ctx.params
     classes = set(ctx.card.labels.classes)
     text_file = ctx.fetch("boolq") / p["text_file"]
@@ -78,8 +79,7 @@ BUILDERS = {"syntax-upos": build_upos}
 
 def load_parser(model_dir: Path) -> Any:
     """The pinned spaCy pipeline with its dependency parser (which also splits sentences)."""
-    import spacy
-
+    spacy = builder_extra("spacy", "bank", "a spaCy pipeline")
     if not (model_dir / "config.cfg").is_file():
         raise BuildError(f"no spaCy model (config.cfg) in {model_dir}", field="params.model_dir",
                          fix="point model_dir at the model folder inside the unpacked wheel")
@@ -91,6 +91,7 @@ TOKEN_ATTRIBUTES = {"dep": lambda t: t.dep_, "tag": lambda t: t.tag_}
 
 def build_token_attribute(ctx: BuildContext) -> Iterator[dict]:
     """Sentences of BoolQ passages; targets = words whose spaCy attribute (params.attribute) is a class."""
+    builder_extra("spacy", "bank", ctx.card.name)  # before any fetch: without spaCy the dataset is skipped
     p = ctx.params
     if p.get("attribute") not in TOKEN_ATTRIBUTES:
         raise BuildError(f"params.attribute must be one of {sorted(TOKEN_ATTRIBUTES)}", field="params.attribute")

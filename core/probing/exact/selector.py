@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from probebank.errors import ConfigError
+from probebank.errors import ConfigError, import_extra
 from probebank.probing.exact.logistic import STRATEGIES, best_subset_logistic
 from probebank.probing.exact.result import MilpResult
 from probebank.probing.problem import column_scaling, order_by_score
@@ -83,6 +83,11 @@ class MilpSelector(Selector):
 
     def check_params(self) -> None:
         self._check_params(None)
+        # the `exact` extra, checked before a run loads the model: numba compiles the squares search
+        if self.objective == "squares":
+            import_extra("numba", "exact", "the exact best-subset search (--methods milp)")
+        else:
+            import_extra("highspy", "exact", "the exact logistic probe (--methods milp:objective=logistic)")
 
     def _check_params(self, d: int | None) -> tuple[int, int]:
         if int(self.m) != self.m or int(self.m) < 1:

@@ -36,10 +36,13 @@ import time
 from collections.abc import Sequence
 
 import numpy as np
-from numba import njit
 
+from probebank.errors import import_extra
 from probebank.probing.exact.result import MilpResult, gap_closed, rel_gap
 from probebank.probing.problem import UnitsLike, balanced_sample_weight
+
+# numba is the `exact` extra: without it this module raises MissingExtra naming `pip install 'probebank[exact]'`
+njit = import_extra("numba", "exact", "the exact best-subset search (--methods milp)").njit
 
 __all__ = ["SquaresProblem", "best_subset_squares", "NODES_PER_SLICE"]
 

@@ -56,3 +56,21 @@ def test_inspect_cli_prints_the_card_and_refuses_unknown_models(tiny_run: Path, 
     assert "no activation store of no-such-model" in capsys.readouterr().err
     assert main(["inspect", "tiny-llama", str(best["layer"]), "100000", "--datasets", TINY_DATASETS[0]]) == 2
     assert "does not exist at mlp" in capsys.readouterr().err
+
+
+def test_a_single_unit_record_gives_each_unit_its_own_f1() -> None:
+    """A single_unit record lists every unit reaching F1 >= 0.9 (best first) and carries the best one's metrics:
+    a neuron further down the list is shown with its own F1, not the best unit's."""
+    from probebank.probing.schema import Metrics, Provenance, ResultRecord
+    from probebank.results.neurons import selections
+
+    prov = Provenance(probebank_version="t", model="m", model_revision="r", model_dtype="float32", dataset="d",
+                      dataset_version="1", dataset_hash="h")
+    record = ResultRecord(provenance=prov, feature="f", site="mlp", layer=3, aggregation="mean", method="single_unit",
+                          k=1, seed=0, n_train=40, n_test=20, n_train_pos=20, n_test_pos=10, units=[7, 345, 12],
+                          method_params={"min_f1": 0.9, "n_units": 3, "unit_f1": [1.0, 0.925, 0.9]},
+                          metrics=Metrics(f1=1.0, accuracy=1.0, precision=1.0, recall=1.0, mcc=1.0))
+    (sel,) = selections("m", "mlp", 3, 345, [record])
+    assert (sel.method, sel.rank, sel.score) == ("single_unit", 1, 0.925)
+    (best,) = selections("m", "mlp", 3, 7, [record])
+    assert best.score == 1.0

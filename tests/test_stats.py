@@ -78,7 +78,8 @@ def test_summary_on_hand_made_records(tmp_path) -> None:
     assert row["best_layer"] == 2 and row["seeds"] == 3
     assert row["f1_k1"] == pytest.approx(0.6)
     lo, hi = row["f1_k1_ci"]
-    assert (lo, hi) == pytest.approx(sps.t.interval(0.95, 2, loc=0.6, scale=sps.sem([0.6, 0.62, 0.58])))
+    assert (lo, hi) == pytest.approx(_two_level_bootstrap(
+        [r for r in recs if (r.layer, r.k, r.method) == (2, 1, "mean_diff")]), abs=0.01)
     assert row["k95"] == 16  # reached by seed 1 only (0.92 >= 0.95 * 0.95)
     assert row["gap_k1"] == pytest.approx(0.35)
     assert row["gain_1_8"] == pytest.approx(0.1) and row["gain_1_8_by_layer"] == {0: pytest.approx(0.1),
@@ -89,7 +90,7 @@ def test_summary_on_hand_made_records(tmp_path) -> None:
     assert row["n_mono"] == 2  # the single_unit record of seed 0, layer 2
     write_summary_markdown([row], tmp_path / "s.md")
     text = (tmp_path / "s.md").read_text()
-    assert "0.600±" in text and "k1 changes" in text and "AUC log2k" in text
+    assert f"0.600 [{lo:.3f}, {hi:.3f}]" in text and "k1 changes" in text and "AUC log2k" in text
     assert render_table([row]).renderables[0].row_count == 2  # the dataset's header row + the feature
 
 
@@ -106,10 +107,50 @@ def test_layer_picked_on_training_f1_never_sees_the_test_rows(tmp_path) -> None:
     assert row["f1_k1_by_train_ci"][0] < 0.81 < row["f1_k1_by_train_ci"][1]
     write_summary_markdown([row], tmp_path / "s.md")
     text = (tmp_path / "s.md").read_text()
-    assert "layer by train" in text and "0.810±" in text
+    assert "layer by train" in text and "0.810 [" in text
     # records written before train F1 existed: no train-picked layer, and no column for it
     (old,) = summarise([r.model_copy(update={"train_f1": None}) for r in recs])
     assert old["layer_by_train"] is None and old["f1_k1_by_train"] is None and old["layer_optimism"] is None
+
+
+def _two_level_bootstrap(records: list, n_boot: int = 20000, seed: int = 123) -> tuple[float, float]:
+    """An independent, loop-by-loop version of the summary's F1 interval: draw seeds with replacement, then
+    each drawn seed's test rows (as 0/1 outcomes), and take the percentiles of the mean F1."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for r in records:  # each seed's test rows as (truth, prediction) pairs, from its counts
+        tp = round(r.metrics.recall * r.n_test_pos)
+        fp = round(tp / r.metrics.precision) - tp
+        fn = r.n_test_pos - tp
+        tn = r.n_test - tp - fp - fn
+        rows.append(np.array([(1, 1)] * tp + [(0, 1)] * fp + [(1, 0)] * fn + [(0, 0)] * tn))
+    means = []
+    for _ in range(n_boot):
+        f1s = []
+        for i in rng.integers(0, len(rows), size=len(rows)):
+            t, p = rows[i][rng.integers(0, len(rows[i]), size=len(rows[i]))].T
+            tp = int((t & p).sum())
+            f1s.append(0.0 if tp == 0 else 2 * tp / (t.sum() + p.sum()))
+        means.append(np.mean(f1s))
+    lo, hi = np.quantile(means, [0.025, 0.975])
+    return float(lo), float(hi)
+
+
+def test_intervals_stay_inside_the_range_of_their_metric() -> None:
+    """Over three seeds a t interval reaches far outside [0, 1] (and below zero for a count): not these."""
+    recs = []
+    for seed, (f1, n_units) in enumerate([(0.2, 0), (0.95, 120), (0.15, 10)]):
+        recs.append(_rec(0, seed, 1, f1, [1]))
+        recs.append(_rec(0, seed, 1, f1, [1], method="single_unit", sel=None).model_copy(
+            update={"method_params": {"n_units": n_units}}))
+    (row,) = summarise(recs)
+    t_lo, t_hi = sps.t.interval(0.95, 2, loc=np.mean([0.2, 0.95, 0.15]), scale=sps.sem([0.2, 0.95, 0.15]))
+    assert t_lo < 0 and t_hi > 1  # what the summary used to print
+    lo, hi = row["f1_k1_ci"]
+    assert 0 <= lo < row["f1_k1"] < hi <= 1
+    assert row["n_mono_ci"][0] == 0.0 < row["n_mono_ci"][1]  # a count's interval stops at zero
+    sel_lo, sel_hi = row["selectivity_k1_ci"]
+    assert -1 <= sel_lo and sel_hi <= 1
 
 
 def test_one_seed_gets_a_bootstrap_interval() -> None:

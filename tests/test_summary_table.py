@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+import re
 
 import pytest
 from rich.console import Console
@@ -50,19 +51,34 @@ def test_identifying_columns_are_readable_at_every_width(width: int) -> None:
     assert sum(LONG_DATASET == line.strip() for line in lines) == 1
 
 
-@pytest.mark.parametrize("width", [100, 200])
-def test_compact_view_fits_on_one_line_per_feature_at_100(width: int) -> None:
+def _ends(line: str, token: str) -> list[int]:
+    return [m.end() for m in re.finditer(re.escape(token), line)]
+
+
+@pytest.mark.parametrize("width", [80, 100, 200])
+def test_compact_view_puts_each_interval_under_its_mean(width: int) -> None:
     text = _text(render_table(ROWS), width)
-    row_line = next(line for line in text.splitlines() if "discrimination_toxicity" in line)
-    # F1 k=1, k=16, dense and selectivity, each with its interval, on the feature's own line
-    assert row_line.count("0.88 ±0.01") == 4 and "1535" in row_line
+    lines = text.splitlines()
+    i = next(i for i, line in enumerate(lines) if "discrimination_toxicity" in line)
+    # F1 k=1, k=16, dense and selectivity on the feature's own line, each interval right under its mean
+    assert lines[i].split()[2:6] == ["0.88"] * 4 and "1535" in lines[i]
+    assert lines[i + 1].split() == [".86–.89"] * 4
+    assert _ends(lines[i], "0.88") == _ends(lines[i + 1], ".86–.89")
     assert "rotation" not in text  # the rest is behind --wide / --columns
+
+
+def test_an_interval_cut_by_the_range_shows_both_its_ends() -> None:
+    row = _row("language-udhr", "fra", 12, 345, 0.99)
+    row["f1_k1_ci"] = [0.95, 1.0]  # a bootstrap interval near 1 is not symmetric
+    lines = _text(render_table([row]), 100).splitlines()
+    i = next(i for i, line in enumerate(lines) if "fra" in line.split())
+    assert lines[i + 1].split()[0] == ".95–1.00"
 
 
 def test_at_80_columns_values_wrap_instead_of_being_cut() -> None:
     lines = _text(render_table(ROWS), 80).splitlines()
     i = next(i for i, line in enumerate(lines) if "discrimination_toxicity" in line)
-    assert "0.88" in lines[i] and "±0.01" in lines[i] + lines[i + 1]
+    assert "0.88" in lines[i] and ".86–.89" in lines[i] + lines[i + 1]
 
 
 def test_column_meanings_are_printed_once_under_the_table() -> None:
@@ -72,7 +88,7 @@ def test_column_meanings_are_printed_once_under_the_table() -> None:
     assert text.count("shuffled labels") == 1
     wide = _text(render_table(ROWS, wide=True), 200)
     assert "k1 changes" in wide and "the k=1 unit is not the same unit in every seed" in wide
-    assert "rotation" in wide and "±" not in wide.split("means over")[0]  # wide: means only
+    assert "rotation" in wide and ".86–.89" not in wide.split("means over")[0]  # wide: means only
 
 
 def test_columns_option_picks_columns_and_names_a_typo() -> None:
@@ -102,6 +118,8 @@ def test_regression_rows_get_their_own_compact_r2_table() -> None:
             value[key], value[key + "_ci"] = 0.4321, [0.42, 0.44]
     text = _text(render_table([*ROWS, value], title="run"), 100)
     assert "run (regression: R2)" in text and "…" not in text
-    line = next(line for line in text.splitlines() if "log_word_index" in line)
-    assert line.count("0.43 ±0.01") == 4 and "77" in line.split()
+    lines = text.splitlines()
+    i = next(i for i, line in enumerate(lines) if "log_word_index" in line)
+    assert lines[i].split().count("0.43") == 4 and "77" in lines[i].split()
+    assert lines[i + 1].split() == [".42–.44"] * 4
     assert "test R2 with the top 16 units" in text and "test F1 with the top 16 units" in text

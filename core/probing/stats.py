@@ -1,12 +1,16 @@
-"""Statistics over seeds: means with 95% intervals, and the stability of selected units.
+"""Statistics over seeds: means with 95% intervals that respect each metric's range, and the stability of
+selected units.
 
-Intervals: with two or more seeds, a Student t interval over the per-seed values (each seed is
-a different grouped split, so the interval covers split-to-split variation, the larger source of
-noise in small probing datasets). With one seed there is nothing to spread over, so F1 gets a
-bootstrap interval over the test rows instead: resampling n test rows with replacement is
-exactly a multinomial draw of the four confusion-matrix cells, which the record's counts,
-precision and recall determine, so no per-row predictions need to be stored. Other metrics
-get no interval from a single seed (None).
+Intervals (each seed is a different grouped split, so spreading over seeds covers split-to-split
+variation, the larger source of noise in small probing datasets):
+- F1 of a probe: a two-level percentile bootstrap, over the seeds and, within each drawn seed, over its
+  test rows. Resampling n test rows with replacement is exactly a multinomial draw of the four
+  confusion-matrix cells, which the record's counts, precision and recall determine, so no per-row
+  predictions need to be stored. Every draw is an F1, so the interval lies inside [0, 1]; with one
+  seed it is the bootstrap over that seed's test rows.
+- Other metrics (selectivity, control F1s, k-curve figures, unit counts): a Student t interval over
+  the per-seed values, cut to the metric's range (`bounded_t_interval`): a t interval over three
+  seeds can reach far outside what the metric can take (0.43 +- 0.94 for an F1). One seed: none.
 """
 from __future__ import annotations
 
@@ -43,6 +47,15 @@ def t_interval(values: Sequence[float], confidence: float = CONFIDENCE) -> tuple
     return mean, mean - half, mean + half
 
 
+def bounded_t_interval(values: Sequence[float], low: float = -math.inf, high: float = math.inf,
+                       confidence: float = CONFIDENCE) -> tuple[float, float | None, float | None]:
+    """`t_interval` cut to the range [low, high] the metric can take."""
+    mean, lo, hi = t_interval(values, confidence)
+    if lo is None or hi is None:
+        return mean, None, None
+    return mean, max(lo, low), min(hi, high)
+
+
 def confusion_from_metrics(n_test: int, n_pos: int, precision: float, recall: float) -> tuple[int, int, int, int]:
     """(tp, fp, fn, tn) of a binary probe from its test counts, precision and recall."""
     tp = int(round(recall * n_pos))
@@ -64,6 +77,30 @@ def bootstrap_f1_interval(tp: int, fp: int, fn: int, tn: int, confidence: float 
     f1 = f1_from_counts(btp, bfp, bfn)
     alpha = (1.0 - confidence) / 2.0
     lo, hi = np.quantile(f1, [alpha, 1.0 - alpha])
+    return float(lo), float(hi)
+
+
+def seeds_f1_interval(cells: Sequence[tuple[int, int, int, int]], confidence: float = CONFIDENCE,
+                      n_boot: int = N_BOOTSTRAP, seed: int = 0) -> tuple[float, float]:
+    """Percentile interval of the mean F1 over seeds: each draw picks as many seeds as there are, with
+    replacement, and resamples each picked seed's test rows (its confusion cells). Inside [0, 1]."""
+    if len(cells) == 1:
+        return bootstrap_f1_interval(*cells[0], confidence=confidence, n_boot=n_boot, seed=seed)
+    rng = np.random.default_rng(seed)
+    n_seeds = len(cells)
+    # per seed, one test-row resample for every (draw, pick): a seed picked twice in a draw gets two resamples
+    per_seed = np.empty((n_seeds, n_boot * n_seeds))
+    for i, (tp, fp, fn, tn) in enumerate(cells):
+        n = tp + fp + fn + tn
+        if n <= 0:
+            raise ValueError("an empty confusion matrix has no F1")
+        draws = rng.multinomial(n, np.array([tp, fp, fn, tn], dtype=np.float64) / n, size=n_boot * n_seeds)
+        per_seed[i] = f1_from_counts(draws[:, 0], draws[:, 1], draws[:, 2])
+    picks = rng.integers(0, n_seeds, size=(n_boot, n_seeds))
+    columns = np.arange(n_boot * n_seeds).reshape(n_boot, n_seeds)
+    means = per_seed[picks, columns].mean(axis=1)
+    alpha = (1.0 - confidence) / 2.0
+    lo, hi = np.quantile(means, [alpha, 1.0 - alpha])
     return float(lo), float(hi)
 
 

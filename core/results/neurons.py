@@ -213,8 +213,18 @@ def selections(model: str, site: str, layer: int, neuron: int, records: Iterable
             continue
         key = (r.provenance.dataset, r.feature, r.method)
         if key not in best or r.k < best[key].k:
-            best[key] = Selection(key[0], key[1], key[2], r.k, r.score, r.units.index(neuron), r.metric_name)
+            rank = r.units.index(neuron)
+            best[key] = Selection(key[0], key[1], key[2], r.k, _own_score(r, rank), rank, r.metric_name)
     return sorted(best.values(), key=lambda s: (s.k, -s.score, s.dataset, s.feature))
+
+
+def _own_score(r: ResultRecord, rank: int) -> float:
+    """The score of the probe that holds the neuron; for a `single_unit` record (every unit that alone reaches
+    F1 >= 0.9, best first, its metrics those of the best one) the F1 of this very unit."""
+    per_unit = r.method_params.get("unit_f1") if r.method == "single_unit" else None
+    if isinstance(per_unit, list) and rank < len(per_unit):
+        return float(per_unit[rank])
+    return r.score
 
 
 def neuron_card(model: str, layer: int, neuron: int, *, site: str = "mlp", results: Sequence[Path] = (),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections import defaultdict
 from collections.abc import Iterable
 from pathlib import Path
@@ -45,19 +46,31 @@ def _seed_metrics(curve: dict[int, ResultRecord], dense: ResultRecord | None,
     }
 
 
+# The range each non-F1 metric can take: its t interval over seeds is cut to it (probebank.probing.stats).
+RANGES: dict[str, tuple[float, float]] = {
+    "f1_k1": (0.0, 1.0), "f1_k16": (0.0, 1.0), "f1_dense": (0.0, 1.0),  # when a seed lacks its record
+    "selectivity_k1": (-1.0, 1.0), "shuffled_k1": (0.0, 1.0), "rotation_k1": (0.0, 1.0),
+    "token_identity_f1": (0.0, 1.0), "random_init_k1": (0.0, 1.0), "auc_log2k": (0.0, 1.0),
+    "k95": (1.0, math.inf), "gap_k1": (-1.0, 1.0), "gain_1_8": (-1.0, 1.0), "n_mono": (0.0, math.inf)}
+
+
 def _interval(name: str, values: list[float | None], records: list[ResultRecord | None]) -> tuple:
-    """(mean, low, high): t interval over seeds; with one seed a bootstrap over test rows for F1."""
+    """(mean, low, high): for F1, a bootstrap over seeds and test rows; else a t interval over seeds cut to
+    the metric's range (none from one seed). Both stay inside the range (probebank.probing.stats)."""
     vals = [v for v in values if v is not None]
     if not vals:
         return None, None, None
-    mean, lo, hi = stats.t_interval(vals)
-    if lo is None and name in F1_METRICS and len(values) == 1 and records[0] is not None:
-        r = records[0]
-        m = r.metrics
-        assert isinstance(m, Metrics)  # F1_METRICS come from classification records only
-        cells = stats.confusion_from_metrics(r.n_test, r.n_test_pos, m.precision, m.recall)
-        lo, hi = stats.bootstrap_f1_interval(*cells, seed=r.seed)
-    return mean, lo, hi
+    if name in F1_METRICS and len(records) == len(values) and all(r is not None for r in records):
+        cells = []
+        for r in records:
+            assert r is not None and isinstance(r.metrics, Metrics)  # F1_METRICS come from classification records
+            cells.append(stats.confusion_from_metrics(r.n_test, r.n_test_pos, r.metrics.precision, r.metrics.recall))
+        first = records[0]
+        assert first is not None
+        lo, hi = stats.seeds_f1_interval(cells, seed=first.seed)
+        return _mean(vals), lo, hi
+    low, high = RANGES.get(name, (-math.inf, math.inf))
+    return stats.bounded_t_interval(vals, low, high)
 
 
 def _k1_mean(seeds: dict[int, dict[int, ResultRecord]]) -> float:
@@ -155,17 +168,16 @@ COLUMNS = (("F1 k=1", "f1_k1", "f"), ("F1 k=1 layer by train", "f1_k1_by_train",
 
 
 def _cell(row: dict, key: str, kind: str, with_ci: bool = True) -> str:
-    """'mean±half-width of the 95% interval' (with_ci=False: the mean only). The terminal's view is
-    probebank.results.summary_table."""
+    """'mean [low, high]' with the 95% interval (with_ci=False: the mean only); intervals are not symmetric
+    near the ends of a range, so both ends are shown. The terminal's view is probebank.results.summary_table."""
     v = row.get(key)
     if v is None:
         return "-"
     ci = row.get(key + "_ci") if with_ci else None
-    half = None if not ci else (ci[1] - ci[0]) / 2
     if kind == "k":
         text = f"{v:.0f}" if float(v).is_integer() else f"{v:.1f}"
-        return text if half is None else f"{text}±{half:.1f}"
-    return f"{v:.3f}" if half is None else f"{v:.3f}±{half:.3f}"
+        return text if not ci else f"{text} [{ci[0]:.1f}, {ci[1]:.1f}]"
+    return f"{v:.3f}" if not ci else f"{v:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]"
 
 
 def _stability(row: dict) -> str:
@@ -227,8 +239,9 @@ def _markdown(rows: list[dict], columns: tuple[tuple[str, str, str], ...]) -> st
     return "\n".join(lines)
 
 
-_NOTE = ("\nValues are means over seeds ± half the 95% interval (t over seeds; with one seed a bootstrap "
-         "over test rows for F1). best layer = the layer with the best mean test k=1 F1, as the paper "
+_NOTE = ("\nValues are means over seeds with their 95% interval in brackets: for F1 a bootstrap over seeds and "
+         "test rows; for the other figures a t interval over seeds cut to the "
+         "figure's range (none from one seed). best layer = the layer with the best mean test k=1 F1, as the paper "
          "reports it; F1 k=1 layer by train = test k=1 F1 at the layer picked on training F1, which never "
          "saw the test rows (their difference is the optimism of picking on test). "
          "select. = F1 - shuffled-label F1; k@95% dense = smallest k reaching "

@@ -4,7 +4,7 @@ The compact view shows, per feature, the best layer, F1 at k=1 / k=16 / dense wi
 intervals, the selectivity and the k=1 neuron; `wide=True` shows every column (means only) and
 `columns=[...]` picks them by key. Each dataset is a header row with its features below it, so the
 first column is as wide as the longest dataset name and no identifying text is cut: at 80 columns
-the value cells wrap ("0.97" over "±0.01") rather than being cut to "0…". `column_notes` says once
+each interval sits under its mean ("0.97" over ".95–.99") at every width. `column_notes` says once
 what each shown column means; summary.md (probebank.results.summary) keeps the full table.
 """
 from __future__ import annotations
@@ -93,7 +93,8 @@ def pick_columns(columns: Sequence[str] | None, *, wide: bool = False, regressio
 
 
 def _value(row: dict, col: Column, with_ci: bool) -> str:
-    """'0.97 ±0.01': the space lets a narrow terminal wrap the interval under the mean instead of cutting it."""
+    """'0.97 .95–.99': the mean, then its 95% interval, which the column's width puts under the mean. Both ends
+    are shown: near 0 or 1 an interval is not symmetric."""
     if col.kind == "units":
         return ",".join(str(u) for u in row.get("units_k1") or []) or "-"
     if col.kind == "jaccard":
@@ -105,7 +106,16 @@ def _value(row: dict, col: Column, with_ci: bool) -> str:
     ci = row.get(col.key + "_ci") if with_ci else None
     if col.kind == "k":
         return f"{v:.0f}" if float(v).is_integer() else f"{v:.1f}"
-    return f"{v:.2f}" if not ci else f"{v:.2f} ±{(ci[1] - ci[0]) / 2:.2f}"
+    return f"{v:.2f}" if not ci else f"{v:.2f} {_interval_text(ci)}"
+
+
+def _interval_text(ci: Sequence[float]) -> str:
+    """'.86–.89': both ends of the interval, without their leading zeros (the mean above keeps its own)."""
+    def short(x: float) -> str:
+        text = f"{x:.2f}"
+        return text.replace("0.", ".", 1) if text.startswith(("0.", "-0.")) else text
+
+    return f"{short(ci[0])}–{short(ci[1])}"
 
 
 def _is_value_row(row: dict) -> bool:
@@ -144,7 +154,7 @@ def _table(rows: list[dict], title: str, cols: list[Column], *, with_ci: bool) -
     methods = sorted({_method(r) for r in rows})
     sites = sorted({r["site"] for r in rows})
     models = sorted({r["model"] for r in rows})
-    table = Table(title=title, box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, collapse_padding=True,
+    table = Table(title=title, box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, collapse_padding=True, padding=(0, 0),
                   title_justify="left")
     # identifying columns never wrap or shrink: the value columns give way instead
     table.add_column("dataset / feature", no_wrap=True,
@@ -152,10 +162,12 @@ def _table(rows: list[dict], title: str, cols: list[Column], *, with_ci: bool) -
     if len(methods) > 1:
         table.add_column("method", no_wrap=True, min_width=max(map(len, methods)))
     table.add_column("layer" if len(sites) > 1 else f"{sites[0]}\nlayer", justify="right", no_wrap=True)
-    for c in cols:  # a value cell may wrap at its space, never inside "±0.01"
+    for c in cols:  # a value cell may wrap at its space (the interval under the mean), never inside the interval
         words = c.title.split(" ")
+        ends = [len(_interval_text(r[c.key + "_ci"])) + 1 for r in rows if with_ci and r.get(c.key + "_ci")]
+        width = max(6, *map(len, words), *ends)  # the interval goes under its mean, at every terminal width
         table.add_column("\n".join(words), justify="right", no_wrap=c.kind in ("units", "k"),
-                         min_width=max(5, *map(len, words)))
+                         min_width=width, max_width=width if ends else None)
     group = None
     for r in sorted(rows, key=lambda r: (_group(r, models), r["feature"], _method(r))):
         if _group(r, models) != group:
@@ -185,8 +197,9 @@ def column_notes(cols: Sequence[Column], rows: Sequence[dict] = (), *, with_ci: 
     grid = Table.grid(padding=(0, 2), pad_edge=True)
     grid.add_column(no_wrap=True, style="bold")
     grid.add_column()
-    grid.add_row("values", f"means over {seeds} seed(s)" + ("; ± = half the 95% interval (t over seeds; with one "
-                                                            "seed a bootstrap over test rows)" if with_ci else
+    grid.add_row("values", f"means over {seeds} seed(s)" + ("; under each, its 95% interval (F1: a bootstrap over "
+                                                            "seeds and test rows; others: t over seeds, cut to the "
+                                                            "range)" if with_ci else
                                                             "; intervals in summary.md"))
     grid.add_row("layer", "the layer with the best mean test k=1 F1 (R2 for regression rows), as the paper picks it")
     for c in cols:

@@ -3,8 +3,8 @@
 One row per (model, dataset, feature, site, basis, method), like probebank.results.summary's
 rows for classes, with `metric: "r2"` and R2 in place of F1: the best layer is the one with the
 best mean k=1 test R2, `layer_by_train` the one with the best mean k=1 *training* R2 (and
-`r2_k1_by_train` the test R2 there), each metric a mean over seeds with a t interval
-(`<metric>_ci`; None with one seed). k-curve summaries (probebank.probing.kcurve) run on the R2
+`r2_k1_by_train` the test R2 there), each metric a mean over seeds with a t interval cut to
+the figure's range (`<metric>_ci`; None with one seed). k-curve summaries (probebank.probing.kcurve) run on the R2
 curve. summary.py renders these rows in a table of their own (VALUE_COLUMNS).
 """
 from __future__ import annotations
@@ -58,11 +58,20 @@ def _seed_metrics(curve: dict[int, ResultRecord], dense: ResultRecord | None) ->
             "gap_k1": kcurve.k1_gap(r2, dr2), "gain_1_8": kcurve.gain(r2, 1, 8)}
 
 
-def _interval(values: list[float | None]) -> tuple[float | None, list[float] | None]:
+# What each figure can take: R2 is at most 1 (and unbounded below), a rank correlation in [-1, 1]; the t
+# interval over seeds is cut to it (probebank.probing.stats.bounded_t_interval).
+_RANGES: dict[str, tuple[float, float]] = {
+    "r2_k1": (-math.inf, 1.0), "r2_k16": (-math.inf, 1.0), "r2_dense": (-math.inf, 1.0),
+    "shuffled_k1": (-math.inf, 1.0), "rotation_k1": (-math.inf, 1.0), "token_identity_r2": (-math.inf, 1.0),
+    "random_init_k1": (-math.inf, 1.0), "spearman_k1": (-1.0, 1.0), "spearman_k16": (-1.0, 1.0),
+    "spearman_dense": (-1.0, 1.0), "k95": (1.0, math.inf)}
+
+
+def _interval(values: list[float | None], name: str = "r2_k1") -> tuple[float | None, list[float] | None]:
     vals = [v for v in values if v is not None]
     if not vals:
         return None, None
-    mean, lo, hi = stats.t_interval(vals)
+    mean, lo, hi = stats.bounded_t_interval(vals, *_RANGES.get(name, (-math.inf, math.inf)))
     return mean, None if lo is None or hi is None else [lo, hi]
 
 
@@ -95,7 +104,7 @@ def summarise_values(records: list[ResultRecord], method: str | None = None) -> 
         row: dict = {"model": key[0], "dataset": key[1], "feature": key[2], "site": key[3], "basis": key[4],
                      "method": key[5], "metric": "r2", "best_layer": best, "seeds": len(seeds)}
         for name in VALUE_METRICS:
-            row[name], row[name + "_ci"] = _interval([per_seed[s][name] for s in seeds])
+            row[name], row[name + "_ci"] = _interval([per_seed[s][name] for s in seeds], name)
         row["layer_by_train"] = by_train
         row["r2_k1_by_train"], row["r2_k1_by_train_ci"] = _interval(
             [m.r2 if (m := _m(c.get(1))) else None for c in by_layer[by_train].values()] if by_train is not None

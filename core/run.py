@@ -154,7 +154,7 @@ def _run_into(out: Path, config: RunConfig, catalog: Catalog, names: list[str], 
     # weights deferred to the first forward pass when the model's shapes are known: a run whose
     # activations are all stored never loads them
     loaded: LoadedModel = open_model(config.model, dtype=dtype, include=config.include,
-                                        revision=config.revision)
+                                     revision=config.revision, device=str(device))
     loaded.to_device(device)
     batch_tokens = config.max_batch_tokens or auto_batch_tokens(device, loaded.widths["mlp"],
                                                                  2 if dtype != "float32" else 4)

@@ -158,3 +158,34 @@ def test_the_gpu_benchmark_runs_on_a_cpu(tmp_path: Path) -> None:
     assert set(lines) == {"bare forward", "extract float16", "extract uint8"}
     f16_mb, u8_mb = float(lines["extract float16"].split()[-1]), float(lines["extract uint8"].split()[-1])
     assert 0 < u8_mb < 0.7 * f16_mb  # one byte a value, plus each shard's scale and offset
+
+
+def test_an_hf_model_loads_straight_onto_the_device_it_is_asked_for(tmp_path, monkeypatch) -> None:
+    """--device cuda:N reaches from_pretrained as device_map={"": "cuda:N"} (the weights are never first
+    materialised in host memory); on the CPU nothing is asked, and a provider without the option is not
+    passed one. No GPU here: the recorder loads onto the CPU after noting what it was asked."""
+    import transformers
+
+    from probebank.extract.providers import load_model
+    from probebank.extract.tiny import tiny_model
+
+    src = tiny_model("llama", seed=3)
+    folder = tmp_path / "tiny-hf"
+    src.model.save_pretrained(folder)
+    src.tokenizer.save_pretrained(folder)
+    asked: list[dict] = []
+    original = transformers.AutoModel.from_pretrained
+
+    def recording(*args, **kwargs):
+        asked.append(dict(kwargs))
+        if "device_map" in kwargs:
+            kwargs["device_map"] = {"": "cpu"}
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(transformers.AutoModel, "from_pretrained", recording)
+    on_gpu = load_model(str(folder), device="cuda:1")
+    assert asked[-1]["device_map"] == {"": "cuda:1"}
+    on_cpu = load_model(str(folder), device="cpu")
+    assert "device_map" not in asked[-1]
+    assert all(torch.equal(a, b) for a, b in zip(on_gpu.model.state_dict().values(), on_cpu.model.state_dict().values()))
+    assert load_model("tiny:llama", device="cuda:1").n_layers > 0  # the tiny provider takes no device: not passed

@@ -60,10 +60,14 @@ def resolve_model(name_or_path: str, include: Sequence[Path] = ()) -> tuple[Mode
                          "or PROVIDER:SPEC such as hf:/path/to/folder or gguf:/path/to/model.gguf")
 
 
-def takes_revision(provider: ModelProvider) -> bool:
-    """Whether a provider's `load` takes a revision (imports a deferred provider's module to look)."""
+def takes_option(provider: ModelProvider, option: str) -> bool:
+    """Whether a provider's `load` takes `option` (revision, device; imports a deferred provider's module)."""
     target = getattr(provider, "provider", provider)  # plugins.models.Deferred wraps the provider
-    return "revision" in inspect.signature(target.load).parameters
+    return option in inspect.signature(target.load).parameters
+
+
+def takes_revision(provider: ModelProvider) -> bool:
+    return takes_option(provider, "revision")
 
 
 def check_revision(name_or_path: str, revision: str | None, include: Sequence[Path] = ()) -> None:

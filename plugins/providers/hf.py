@@ -51,11 +51,14 @@ def _cached_commit(repo_id: str, revision: str | None) -> str | None:
     return None
 
 
-def load_hf_folder(folder: str, dtype: str, revision: str | None = None) -> tuple[torch.nn.Module, Any]:
-    """AutoModel (the base transformer, so no LM head is ever allocated) and its tokenizer."""
+def load_hf_folder(folder: str, dtype: str, revision: str | None = None,
+                   device: str | None = None) -> tuple[torch.nn.Module, Any]:
+    """AutoModel (the base transformer, so no LM head is ever allocated) and its tokenizer. With a device
+    other than the CPU the weights load straight onto it (`device_map`), never first into host memory."""
     from transformers import AutoModel, AutoTokenizer
 
-    model = AutoModel.from_pretrained(folder, dtype=torch_dtype(dtype), revision=revision)
+    placement = {"device_map": {"": device}} if device is not None and device != "cpu" else {}
+    model = AutoModel.from_pretrained(folder, dtype=torch_dtype(dtype), revision=revision, **placement)
     tokenizer = AutoTokenizer.from_pretrained(folder, revision=revision)
     return model, tokenizer
 
@@ -88,7 +91,7 @@ class HFProvider:
                 "or a hub model id at a branch, tag or commit (read from the local HF cache when HF_HUB_OFFLINE=1)")
 
     def load(self, spec: str, *, dtype: str = "float32", name: str | None = None,
-             revision: str | None = None) -> LoadedModel:
+             revision: str | None = None, device: str | None = None) -> LoadedModel:
         prepare_runtime()
         if not spec:
             raise ModelError("the hf provider needs a folder or a model id", field="model",
@@ -105,9 +108,9 @@ class HFProvider:
             raise ModelError(f"no model folder at {folder}", file=folder,
                              fix="pass the folder that holds config.json, the weights and the tokenizer files")
         if folder.is_dir():
-            return self._load_folder(folder, dtype, name, revision)
+            return self._load_folder(folder, dtype, name, revision, device)
         try:
-            model, tokenizer = load_hf_folder(spec, dtype, revision)
+            model, tokenizer = load_hf_folder(spec, dtype, revision, device)
         except OSError as exc:
             raise _hub_unreachable(spec, revision, exc) from exc
         except (ValueError, KeyError) as exc:  # e.g. an architecture this transformers does not know
@@ -117,7 +120,8 @@ class HFProvider:
         notes = f"hub model {spec}" + (f" (asked for revision {revision})" if revision and revision != commit else "")
         return LoadedModel.from_module(name or spec, model, tokenizer, revision=commit, notes=notes)
 
-    def _load_folder(self, folder: Path, dtype: str, name: str | None, revision: str | None) -> LoadedModel:
+    def _load_folder(self, folder: Path, dtype: str, name: str | None, revision: str | None,
+                     device: str | None = None) -> LoadedModel:
         meta = read_meta(folder)
         commit = None if meta else hub_commit(folder)
         if revision and commit and not commit.startswith(revision):
@@ -125,7 +129,7 @@ class HFProvider:
                              file=folder, field="revision",
                              fix="drop --revision, or download that revision into another folder")
         try:
-            model, tokenizer = load_hf_folder(str(folder), dtype)
+            model, tokenizer = load_hf_folder(str(folder), dtype, device=device)
         except OSError as exc:
             raise ModelError(f"cannot load the model folder {folder}: {exc}", file=folder,
                              fix="the folder needs config.json, the weights (*.safetensors) and tokenizer files") from exc

@@ -435,7 +435,7 @@ def test_hf_provider_unreachable_hub_id(models_registry, isolated_cache, monkeyp
 def test_hf_provider_hub_down_without_offline_says_so(models_registry, monkeypatch):
     import probebank_plugins.providers.hf as hf
 
-    def no_network(spec, dtype, revision=None):
+    def no_network(spec, dtype, revision=None, device=None):
         raise OSError("We couldn't connect to the hub")
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "0")  # a user who lets the hub be tried

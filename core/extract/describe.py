@@ -66,13 +66,9 @@ def takes_option(provider: ModelProvider, option: str) -> bool:
     return option in inspect.signature(target.load).parameters
 
 
-def takes_revision(provider: ModelProvider) -> bool:
-    return takes_option(provider, "revision")
-
-
 def check_revision(name_or_path: str, revision: str | None, include: Sequence[Path] = ()) -> None:
     """A --revision for a model whose provider has none to choose from is a ModelError."""
-    if revision is not None and not takes_revision(resolve_model(name_or_path, include)[0]):
+    if revision is not None and not takes_option(resolve_model(name_or_path, include)[0], "revision"):
         raise ModelError(f"the model '{name_or_path}' has no revisions to choose from", field="--revision",
                          fix="drop --revision, or name a hub model as hf:ORG/NAME")
 

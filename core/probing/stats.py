@@ -65,19 +65,25 @@ def confusion_from_metrics(n_test: int, n_pos: int, precision: float, recall: fl
     return tp, fp, fn, n_test - tp - fp - fn
 
 
+def _f1_draws(cells: tuple[int, int, int, int], size: int, rng: np.random.Generator) -> np.ndarray:
+    """F1 of `size` resamples of one probe's test rows (multinomial draws of its confusion cells)."""
+    n = sum(cells)
+    if n <= 0:
+        raise ValueError("an empty confusion matrix has no F1")
+    draws = rng.multinomial(n, np.array(cells, dtype=np.float64) / n, size=size)
+    return f1_from_counts(draws[:, 0], draws[:, 1], draws[:, 2])
+
+
+def _percentiles(values: np.ndarray, confidence: float) -> tuple[float, float]:
+    alpha = (1.0 - confidence) / 2.0
+    lo, hi = np.quantile(values, [alpha, 1.0 - alpha])
+    return float(lo), float(hi)
+
+
 def bootstrap_f1_interval(tp: int, fp: int, fn: int, tn: int, confidence: float = CONFIDENCE,
                           n_boot: int = N_BOOTSTRAP, seed: int = 0) -> tuple[float, float]:
     """Percentile bootstrap interval of F1 over test rows (multinomial resampling of the cells)."""
-    n = tp + fp + fn + tn
-    if n <= 0:
-        raise ValueError("an empty confusion matrix has no F1")
-    rng = np.random.default_rng(seed)
-    draws = rng.multinomial(n, np.array([tp, fp, fn, tn], dtype=np.float64) / n, size=n_boot)
-    btp, bfp, bfn = draws[:, 0], draws[:, 1], draws[:, 2]
-    f1 = f1_from_counts(btp, bfp, bfn)
-    alpha = (1.0 - confidence) / 2.0
-    lo, hi = np.quantile(f1, [alpha, 1.0 - alpha])
-    return float(lo), float(hi)
+    return _percentiles(_f1_draws((tp, fp, fn, tn), n_boot, np.random.default_rng(seed)), confidence)
 
 
 def seeds_f1_interval(cells: Sequence[tuple[int, int, int, int]], confidence: float = CONFIDENCE,
@@ -89,19 +95,10 @@ def seeds_f1_interval(cells: Sequence[tuple[int, int, int, int]], confidence: fl
     rng = np.random.default_rng(seed)
     n_seeds = len(cells)
     # per seed, one test-row resample for every (draw, pick): a seed picked twice in a draw gets two resamples
-    per_seed = np.empty((n_seeds, n_boot * n_seeds))
-    for i, (tp, fp, fn, tn) in enumerate(cells):
-        n = tp + fp + fn + tn
-        if n <= 0:
-            raise ValueError("an empty confusion matrix has no F1")
-        draws = rng.multinomial(n, np.array([tp, fp, fn, tn], dtype=np.float64) / n, size=n_boot * n_seeds)
-        per_seed[i] = f1_from_counts(draws[:, 0], draws[:, 1], draws[:, 2])
+    per_seed = np.stack([_f1_draws(c, n_boot * n_seeds, rng) for c in cells])
     picks = rng.integers(0, n_seeds, size=(n_boot, n_seeds))
     columns = np.arange(n_boot * n_seeds).reshape(n_boot, n_seeds)
-    means = per_seed[picks, columns].mean(axis=1)
-    alpha = (1.0 - confidence) / 2.0
-    lo, hi = np.quantile(means, [alpha, 1.0 - alpha])
-    return float(lo), float(hi)
+    return _percentiles(per_seed[picks, columns].mean(axis=1), confidence)
 
 
 def jaccard(a: Iterable[int], b: Iterable[int]) -> float:

@@ -57,8 +57,10 @@ def load_hf_folder(folder: str, dtype: str, revision: str | None = None,
     other than the CPU the weights load straight onto it (`device_map`), never first into host memory."""
     from transformers import AutoModel, AutoTokenizer
 
-    placement = {"device_map": {"": device}} if device is not None and device != "cpu" else {}
-    model = AutoModel.from_pretrained(folder, dtype=torch_dtype(dtype), revision=revision, **placement)
+    if device is not None and device != "cpu":
+        model = AutoModel.from_pretrained(folder, dtype=torch_dtype(dtype), revision=revision, device_map={"": device})
+    else:  # on the CPU transformers' own default placement, as before
+        model = AutoModel.from_pretrained(folder, dtype=torch_dtype(dtype), revision=revision)
     tokenizer = AutoTokenizer.from_pretrained(folder, revision=revision)
     return model, tokenizer
 

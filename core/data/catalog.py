@@ -18,7 +18,8 @@ from probebank.data.schema import DatasetCard, SourcePin
 from probebank.data.sources import SourceUnavailable
 from probebank.plugins import get_registered
 
-CATEGORY_ORDER = ("language", "code", "syntax", "factual", "bias", "safety", "position", "lexical")
+CATEGORY_ORDER = ("language", "code", "syntax", "factual", "bias", "safety", "justice", "decisions", "position",
+                  "lexical")
 
 
 def binary_features(card: DatasetCard) -> int:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import get_args
 
 from probebank.data.registry import load_catalog
-from probebank.data.schema import NAME_PATTERN, Category, DatasetCard
+from probebank.data.schema import NAME_PATTERN, SENSITIVE_CATEGORIES, Category, DatasetCard
 from probebank.errors import ConfigError
 from probebank.paths import bank_root
 from probebank.plugins import clear_plugin_cache, get_registered
@@ -168,7 +168,7 @@ def scaffold(name: str, category: str, *, dest: Path | None = None, include: Seq
     _check_name(name, category, list(include) + ([dest] if dest is not None and Path(dest).is_dir() else []))
     neg, pos = "other", snake(name.split("-", 1)[1]) or "positive"
     fill = dict(name=name, category=category, TODO=TODO, neg=neg, pos=pos, snake=snake(name),
-                responsible=RESPONSIBLE.format(TODO=TODO) if category in ("bias", "safety") else "")
+                responsible=RESPONSIBLE.format(TODO=TODO) if category in SENSITIVE_CATEGORIES else "")
     first_party = dest is None
     root = bank_root()
     if dest is None:
@@ -201,7 +201,7 @@ def scaffold(name: str, category: str, *, dest: Path | None = None, include: Seq
     inc = "" if first_party else f" --include {dest}"
     out.next_steps = [
         f"Write the TODOs in {card_dir / 'card.yaml'} (description, construction, citation, license"
-        + (", responsible_use" if category in ("bias", "safety") else "") + ") and the word lists in "
+        + (", responsible_use" if category in SENSITIVE_CATEGORIES else "") + ") and the word lists in "
         f"{card_dir / 'words.yaml'}; or replace the example builder in {module} with your own.",
     ]
     if first_party:

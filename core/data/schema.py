@@ -12,7 +12,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-Category = Literal["bias", "safety", "syntax", "factual", "language", "code", "position", "lexical"]
+Category = Literal["bias", "safety", "justice", "decisions", "syntax", "factual", "language", "code", "position",
+                   "lexical"]
+
+# Categories whose cards must carry a responsible-use note (who may use the data, for what, and what not).
+SENSITIVE_CATEGORIES = ("bias", "safety", "justice", "decisions")
 
 
 Aggregation = Literal["each", "first", "last", "mean", "max"]
@@ -122,7 +126,7 @@ class DatasetCard(Strict):
 
     @model_validator(mode="after")
     def _responsible_use(self) -> DatasetCard:
-        if self.category in ("bias", "safety") and not (self.responsible_use or "").strip():
+        if self.category in SENSITIVE_CATEGORIES and not (self.responsible_use or "").strip():
             raise ValueError(f"a {self.category} dataset needs a `responsible_use` note "
                              "(who may use it, for what, and what it must not be used for)")
         names = [s.name for s in self.sources]

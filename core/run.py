@@ -12,7 +12,7 @@ from pathlib import Path
 
 from probebank.bases.run import BASES_FILE, BasisRun
 from probebank.bases.spec import make_basis
-from probebank.cache.entry import reuse_or_make
+from probebank.cache.entry import intact, reuse_or_make
 from probebank.data.align import OFF_BOUNDARY_MAX
 from probebank.data.examples import BuiltDataset, build_dataset
 from probebank.data.registry import Catalog
@@ -26,7 +26,7 @@ from probebank.extract.providers import load_model, open_model
 from probebank.extract.store import ActivationStore
 from probebank.paths import cache_dir
 from probebank.plugins import Registered, get_registered
-from probebank.probing.evaluate import evaluate_store, probe_key, resolve_methods
+from probebank.probing.evaluate import probe_key, resolve_methods
 from probebank.probing.regression_eval import regression_methods
 from probebank.probing.schema import (
     Controls,
@@ -42,6 +42,9 @@ from probebank.results.folder import StagedResults, check_out
 from probebank.results.records import RECORDS_FILE, append_records, read_records
 from probebank.results.summary import write_summary_markdown
 from probebank.results.summary_cache import summary_of
+from probebank.scale import Executor, make_executor
+from probebank.scale.progress import UnitProgress
+from probebank.scale.units import plan_units, run_unit
 from probebank.settings import RunConfig, preflight
 from probebank.specs import Spec, parse_specs
 from probebank.version import __version__
@@ -59,28 +62,47 @@ class RunOutcome:
 
 def _probe(store: ActivationStore, built: BuiltDataset, provenance: Provenance, probe_cfg: ProbeConfig,
            config: RunConfig, layers: list[int], selectors: dict[str, Selector], *, controls: bool,
-           bases: BasisRun | None = None) -> tuple[Path, bool]:
+           executor: Executor, bases: BasisRun | None = None) -> tuple[Path, str]:
     """Probe one stored dataset, or reuse the records of an identical earlier probe (same store contents,
     settings and probing code), so a repeated run finishes in seconds.
 
-    Returns the records file and whether it was reused. The records are tied to the checksums of the
-    store they came from, so they never outlive it.
+    The probes run as one work unit per site x layer (probebank.scale.units) on `executor`; each unit is
+    a cache entry of its own, so an interrupted run resumes from its finished layers. Returns the records
+    file and what happened ("reused", "computed", or "computed, N of M layers reused"). The records are
+    tied to the checksums of the store they came from, so they never outlive it.
     """
-    key = probe_key(f"{store.key}:{store.digest}", provenance, probe_cfg, config.sites, layers, built.card,
-                    selectors, controls=controls)
-    if bases is not None:  # a BasisRun: its fitted bases' keys are part of the records' key
-        key = bases.probe_key(key)
-    entry = cache_dir("records") / key
+    store_id = f"{store.key}:{store.digest}"
 
-    def make(staging: Path) -> None:
-        records = evaluate_store(store, built, provenance, probe_cfg, config.sites, layers,
-                                 progress=config.progress, selectors=selectors, controls=controls,
-                                 encoders=bases.encoders() if bases is not None else None)
-        append_records(staging / RECORDS_FILE,
-                       bases.annotate(records, built, store, probe_cfg) if bases is not None else records)
+    def key_of(sites: list[str], layer_list: list[int]) -> str:
+        key = probe_key(store_id, provenance, probe_cfg, sites, layer_list, built.card, selectors, controls=controls)
+        return bases.probe_key(key) if bases is not None else key  # fitted bases' keys are part of it
+
+    entry = cache_dir("records") / key_of(list(config.sites), layers)
+    if intact(entry):
+        return entry / RECORDS_FILE, "reused"
+    units = plan_units(key_of=lambda site, layer: key_of([site], [layer]), records_root=cache_dir("units"),
+                       store=store, built=built, provenance=provenance, cfg=probe_cfg, sites=config.sites,
+                       layers=layers, include=config.include, controls=controls,
+                       encoders=bases.encoders() if bases is not None else None)
+    with UnitProgress(len(units), desc=f"probe {built.name}", enabled=config.progress) as progress:
+        executor.run(units, progress=progress)
+
+    def make(staging: Path) -> None:  # the dataset's records: its units' records in plan order
+        with open(staging / RECORDS_FILE, "w", encoding="utf-8") as out:
+            for unit in units:
+                if not unit.done:  # damaged since it was written: quarantined, so probe it again here
+                    run_unit(unit)
+                out.write(unit.records.read_text(encoding="utf-8"))
+        if bases is not None:
+            records = read_records(staging / RECORDS_FILE)
+            (staging / RECORDS_FILE).write_text("", encoding="utf-8")
+            append_records(staging / RECORDS_FILE, bases.annotate(records, built, store, probe_cfg))
 
     reused = reuse_or_make(entry, make, what=f"the probes of {built.name}")
-    return entry / RECORDS_FILE, reused
+    how = "reused" if reused or progress.computed == 0 else "computed"
+    if progress.reused and progress.computed:
+        how += f", {progress.reused} of {len(units)} layers reused"
+    return entry / RECORDS_FILE, how
 
 
 def check_before_loading(config: RunConfig, registered: Registered) -> tuple[dict[str, Selector], list[Spec]]:
@@ -133,17 +155,23 @@ def run(config: RunConfig, *, log: Callable[[str], None] = print) -> RunOutcome:
     registered = get_registered(config.include)
     selectors, _ = check_before_loading(config, registered)
     staged = StagedResults(Path(config.out))
+    executor = make_executor(config.executor, workers=config.workers, ray_address=config.ray_address)
     try:
-        outcome = _run_into(staged.path, config, catalog, names, limit, registered, selectors, log)
+        outcome = _run_into(staged.path, config, catalog, names, limit, registered, selectors, executor, log)
         staged.commit()
     finally:
+        executor.close()
         staged.discard()
+    if executor.retried:
+        log(f"{executor.retried} probe unit(s) were run again after their worker was lost; their records are "
+            f"those of a run without the loss")
     outcome.out, outcome.seconds = Path(config.out), time.perf_counter() - started
     return outcome
 
 
 def _run_into(out: Path, config: RunConfig, catalog: Catalog, names: list[str], limit: int | None,
-              registered: Registered, selectors: dict[str, Selector], log: Callable[[str], None]) -> RunOutcome:
+              registered: Registered, selectors: dict[str, Selector], executor: Executor,
+              log: Callable[[str], None]) -> RunOutcome:
     """The run itself, writing into the staging folder `out`."""
     records_path = out / RECORDS_FILE
     probe_cfg = ProbeConfig(methods=config.methods, k_grid=config.k_grid, seeds=config.seeds, dense=config.dense)
@@ -199,10 +227,10 @@ def _run_into(out: Path, config: RunConfig, catalog: Catalog, names: list[str], 
                                 dataset_version=entry.card.version, dataset_hash=built.content_hash,
                                 store_key=store.key, store_dtype=store.store_dtype,
                                 device=store.meta.get("device"), versions=store.meta.get("versions", {}))
-        cached, reused = _probe(store, built, provenance, probe_cfg, config, layers, selectors,
-                                controls=config.controls, bases=bases)
+        cached, how = _probe(store, built, provenance, probe_cfg, config, layers, selectors,
+                             controls=config.controls, executor=executor, bases=bases)
         log(f"{name}: {store.reused_shards} of {store.n_shards} activation shards reused from the cache, "
-            f"probe results {'reused' if reused else 'computed'}")
+            f"probe results {how}")
         if config.random_init:
             if random_loaded is None:
                 log(f"loading random-init:{config.model} ...")
@@ -213,7 +241,8 @@ def _run_into(out: Path, config: RunConfig, catalog: Catalog, names: list[str], 
             r_prov = provenance.model_copy(update={"model": random_loaded.name, "model_revision": random_loaded.revision,
                                                    "model_notes": random_loaded.notes, "store_key": r_store.key})
             # The random-init model gets the plain probes only (neuron basis): its controls would not be read.
-            r_cached, _ = _probe(r_store, built, r_prov, probe_cfg, config, layers, selectors, controls=False)
+            r_cached, _ = _probe(r_store, built, r_prov, probe_cfg, config, layers, selectors, controls=False,
+                                 executor=executor)
             records = read_records(cached)
             _fill_random_init(records, read_records(r_cached))
             added = append_records(records_path, records)

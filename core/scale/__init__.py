@@ -8,7 +8,7 @@ ray_executor.py  RayExecutor: Ray tasks on a local Ray or a cluster (`--executor
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 from probebank.scale.progress import UnitProgress
 from probebank.scale.units import ProbeUnit
@@ -21,9 +21,14 @@ class Executor(Protocol):
     workers: int
     retried: int
 
-    def run(self, units: Sequence[ProbeUnit], *, progress: UnitProgress) -> None: ...
+    def submit(self, units: Sequence[ProbeUnit], *, progress: UnitProgress) -> Any:
+        """Start the unfinished units; returns a batch handle at once."""
 
-    def close(self) -> None: ...
+    def wait(self, batch: Any) -> None:
+        """Return when every unit of `batch` is finished (raises the first unit's own error)."""
+
+    def close(self) -> None:
+        """Stop the workers (or the local Ray) this executor started."""
 
 
 def make_executor(kind: str = "local", *, workers: int | None = None, ray_address: str | None = None) -> Executor:

@@ -17,6 +17,7 @@ import os
 from collections.abc import Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
 from typing import Any
 
 from probebank.errors import ProbebankError
@@ -48,6 +49,15 @@ def _context() -> Any:
     return multiprocessing.get_context("spawn")
 
 
+@dataclass
+class Batch:
+    """One dataset's units handed to the executor: those running in workers, and those left for the driver."""
+
+    progress: UnitProgress
+    futures: dict[Future[Any], ProbeUnit]
+    inline: list[ProbeUnit] = field(default_factory=list)
+
+
 class WorkerLost(ProbebankError):
     """A unit's worker died more often than the executor retries."""
 
@@ -68,58 +78,61 @@ class LocalExecutor:
                                              initializer=_init_worker)
         return self._pool
 
-    def run(self, units: Sequence[ProbeUnit], *, progress: UnitProgress) -> None:
-        """Run every unit that is not finished; returns when all are (or raises the first unit's error)."""
+    def submit(self, units: Sequence[ProbeUnit], *, progress: UnitProgress) -> Batch:
+        """Hand the unfinished units to the workers and return at once (they run while the driver goes on)."""
         pending = [u for u in units if not progress.skip_if_done(u)]
         portable = [u for u in pending if u.portable]
-        inline = [u for u in pending if not u.portable]
         if self.workers > 1 and len(portable) > 1:
-            self._run_pool(portable, progress)
-        else:
-            inline = pending
-        for unit in inline:
-            run_unit(unit)
-            progress.finished(unit)
+            pool = self._get_pool()
+            return Batch(progress, {pool.submit(run_unit, u): u for u in portable},
+                         [u for u in pending if not u.portable])
+        return Batch(progress, {}, pending)
 
-    def _run_pool(self, units: Sequence[ProbeUnit], progress: UnitProgress) -> None:
-        todo = list(units)
-        for attempt in range(RETRIES + 1):
-            lost = self._one_round(todo, progress)
+    def wait(self, batch: Batch) -> None:
+        """Return when every unit of the batch is finished (or raise the first unit's error)."""
+        lost = self._collect(batch)
+        for attempt in range(RETRIES):
             if not lost:
-                return
+                break
             self.retried += len(lost)
-            progress.note(f"a worker died; running {len(lost)} unfinished unit{'s' * (len(lost) != 1)} again "
-                          f"(retry {attempt + 1} of {RETRIES})")
-            todo = lost
-        raise WorkerLost(f"a worker died while probing {todo[0].label} ({len(todo)} unit(s) unfinished), "
-                         f"{RETRIES + 1} times", fix="look for a lack of memory (dmesg), or run with --workers 1")
+            batch.progress.note(f"a worker died; running {len(lost)} unfinished unit{'s' * (len(lost) != 1)} "
+                                f"again (retry {attempt + 1} of {RETRIES})")
+            pool = self._get_pool()
+            batch.futures = {pool.submit(run_unit, u): u for u in lost}
+            lost = self._collect(batch)
+        if lost:
+            raise WorkerLost(f"a worker died while probing {lost[0].label} ({len(lost)} unit(s) unfinished), "
+                             f"{RETRIES + 1} times", fix="look for a lack of memory (dmesg), or run with --workers 1")
+        for unit in batch.inline:
+            run_unit(unit)
+            batch.progress.finished(unit)
+        batch.inline = []
 
-    def _one_round(self, units: Sequence[ProbeUnit], progress: UnitProgress) -> list[ProbeUnit]:
-        """Submit the units; returns those lost to a dead worker (the pool is discarded then)."""
-        pool = self._get_pool()
-        futures: dict[Future[Any], ProbeUnit] = {pool.submit(run_unit, u): u for u in units}
+    def _collect(self, batch: Batch) -> list[ProbeUnit]:
+        """Wait for the batch's futures; returns the units lost to a dead worker (the pool is discarded then)."""
         lost: list[ProbeUnit] = []
         try:
-            remaining = set(futures)
+            remaining = set(batch.futures)
             while remaining:
                 done, remaining = wait(remaining, return_when=FIRST_COMPLETED)
                 for fut in done:
+                    unit = batch.futures[fut]
                     try:
                         fut.result()
                     except BrokenProcessPool:
-                        lost.append(futures[fut])
+                        if unit.done:  # it sealed its entry before its worker died
+                            batch.progress.finished(unit)
+                        else:
+                            lost.append(unit)
                         continue
-                    progress.finished(futures[fut])
+                    batch.progress.finished(unit)
         except BaseException:
-            for fut in futures:
+            for fut in batch.futures:
                 fut.cancel()
             raise
+        batch.futures = {}
         if lost:
             self._discard_pool()
-            sealed = [u for u in lost if u.done]  # a unit may have sealed its entry just before the crash
-            for unit in sealed:
-                progress.finished(unit)
-            lost = [u for u in lost if u not in sealed]
         return lost
 
     def _discard_pool(self) -> None:

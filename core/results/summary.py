@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import statistics
 from collections import defaultdict
 from collections.abc import Iterable
 from pathlib import Path
@@ -171,8 +172,6 @@ def add_ci_widths(rows: list[dict]) -> list[dict]:
 
 def median_ci_width(rows: list[dict], key: str = "f1_k1") -> tuple[float | None, int]:
     """(median width of `key`'s 95% interval over the rows that have one, how many have one)."""
-    import statistics
-
     widths = [w for r in rows if (w := r.get(key + "_ci_width")) is not None]
     return (statistics.median(widths) if widths else None), len(widths)
 

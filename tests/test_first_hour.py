@@ -41,7 +41,7 @@ def test_schema_descriptions_carry_no_internal_notes(capsys) -> None:
     assert not noted, noted
 
 
-@pytest.mark.parametrize("folder", ["out-lang", "out-bases", "out-a", "site", "probebank-out"])
+@pytest.mark.parametrize("folder", ["out-lang", "out-bases", "out-a", "site", "hf", "probebank-out"])
 def test_the_readme_tour_folders_are_ignored_by_git(folder: str) -> None:
     readme = (ROOT / "README.md").read_text()
     assert folder in readme  # the tour writes it

@@ -199,3 +199,46 @@ def test_submit_check_rejects_schema_errors_and_unbalanced_probes(tiny_run: Path
         lines, lambda r: True, lambda r: r["provenance"].update(dataset="no-such-dataset")))
     rej = [r for r in check_folder(unknown).rejections if r.line == 1 and r.field == "provenance.dataset"]
     assert rej and "no dataset named 'no-such-dataset'" in rej[0].reason
+
+
+def test_entries_within_noise_of_the_one_above_share_its_rank(tmp_path: Path) -> None:
+    """30 features: A beats B on every one (by 0.1), B and C differ by +-0.01 at random: B and C tie."""
+    import numpy as np
+
+    from probebank.results.ties import paired_p_value
+
+    rng = np.random.default_rng(3)
+    base = rng.uniform(0.5, 0.8, 30)
+    noise = rng.normal(0.0, 0.01, 30)
+    scores = {"A": base + 0.1, "B": base + 0.002, "C": base + noise}
+    folders = []
+    for model, values in scores.items():
+        recs = [r for i, v in enumerate(values) for r in sweep(model, "d1", f"f{i}", lambda layer, k, v=v: float(v),
+                                                                layers=(0,), ks=(1, 16))]
+        folders.append(write_folder(tmp_path / model, recs))
+    lb = build_leaderboard(folders, by="model", categories=CATS)
+    (factual,) = lb.rankings
+    rows = {r.entry: r for r in factual.rows}
+    order = [r.entry for r in factual.rows]
+    assert order[0] == "A" and rows["A"].shared_rank == 1 and rows["A"].p_above is None
+    second, third = factual.rows[1], factual.rows[2]
+    assert second.p_above is not None and second.p_above < 0.001 and not second.tied_above
+    assert second.shared_rank == 2 and second.n_paired == 30
+    assert third.tied_above and third.p_above is not None and third.p_above >= 0.05 and third.shared_rank == 2
+    assert third.mean_rank == 3  # the plain mean order is kept; the shared rank says it is no worse than 2
+    per_feature = {e: [f.f1_k1 for f in sorted(lb.features, key=lambda f: f.feature) if f.entry == e] for e in "BC"}
+    expected = paired_p_value(per_feature[second.entry], per_feature[third.entry])
+    assert third.p_above == pytest.approx(expected)
+    md = render_markdown(lb)
+    assert f"| {third.entry} | 1 | " in md and "| =2 | p " in md and "within noise" in md
+    assert ",=2," in render_csv(lb)
+
+
+def test_a_handful_of_features_cannot_rank_entries_apart() -> None:
+    from probebank.results.ties import paired_p_value
+
+    assert paired_p_value([0.9] * 5, [0.1] * 5) > 0.05  # every feature agrees, yet 2/2^5 = 0.0625
+    assert paired_p_value([0.9] * 6, [0.1] * 6) == pytest.approx(2 / 2**6)  # exact: 64 sign patterns
+    assert paired_p_value([0.5, 0.6], [0.5, 0.6]) == 1.0 and paired_p_value([0.9], [0.1]) == 1.0
+    with pytest.raises(ValueError):
+        paired_p_value([0.5], [0.5, 0.6])

@@ -177,3 +177,23 @@ def test_certificate_digest_of_exact_probes(tmp_path) -> None:
     assert certificates([_rec(0, 0, 1, 0.8, [1])]) is None
     write_summary_markdown(summarise(recs), tmp_path / "s.md", footer=line)
     assert line in (tmp_path / "s.md").read_text()
+
+
+def test_each_row_reports_its_interval_width_which_shrinks_with_more_test_rows(tmp_path) -> None:
+    def rows_at(n_test: int) -> dict:
+        recs = [_rec(0, seed, 1, f1, [1]).model_copy(update={"n_test": n_test, "n_test_pos": n_test // 2})
+                for seed, f1 in enumerate((0.78, 0.8, 0.82))]
+        (row,) = summarise(recs)
+        return row
+
+    small, big = rows_at(40), rows_at(400)
+    for row in (small, big):
+        lo, hi = row["f1_k1_ci"]
+        assert row["f1_k1_ci_width"] == pytest.approx(hi - lo) and row["f1_k1_ci_width"] > 0
+        assert row["selectivity_k1_ci_width"] == pytest.approx(row["selectivity_k1_ci"][1] - row["selectivity_k1_ci"][0])
+    assert big["f1_k1_ci_width"] < 0.6 * small["f1_k1_ci_width"]  # 10x the rows: about 1/sqrt(10) of the width
+    write_summary_markdown([small, big], tmp_path / "s.md")
+    text = (tmp_path / "s.md").read_text()
+    assert "95% width k=1" in text and f"| {small['f1_k1_ci_width']:.3f} |" in text
+    median = (small["f1_k1_ci_width"] + big["f1_k1_ci_width"]) / 2
+    assert f"Median width of the 95% interval of k=1 F1: {median:.3f} (over 2 rows)" in text

@@ -1,4 +1,4 @@
-"""Commands that read the bank: list, show, build, schema."""
+"""Commands that read the bank: list, show, build, export, schema."""
 from __future__ import annotations
 
 import json
@@ -98,3 +98,50 @@ def schema(name: str | None = typer.Argument(None, help="One schema (default: al
         raise ConfigError(f"no schema named '{name}'", field="NAME", fix=f"use one of: {', '.join(SCHEMAS)}")
     chosen = {name: SCHEMAS[name]} if name else SCHEMAS
     print(json.dumps({k: v.model_json_schema() for k, v in chosen.items()}, indent=1))
+
+
+@app.command()
+def export(names: list[str] | None = typer.Argument(None, help="Datasets to export."),
+           suite: str | None = typer.Option(None, "--suite", help="Export every dataset of a suite (at its limit)."),
+           out: Path = typer.Option(..., "--out", help="Folder to write; each dataset goes to OUT/NAME/."),
+           limit: int | None = typer.Option(None, help="Max examples per class (default: all; a suite's own limit)."),
+           include: list[Path] | None = IncludeOpt) -> None:
+    """Write built datasets as Hugging Face datasets folders (Parquet + README.md dataset card).
+
+    Each OUT/NAME/ loads with `datasets.load_dataset("OUT/NAME")`, without probebank installed.
+    """
+    from probebank.data.examples import build_dataset
+    from probebank.data.export import check_destination, check_out, export_dataset
+    from probebank.data.registry import load_catalog
+    from probebank.data.sources import SourceUnavailable
+    from probebank.plugins import get_registered
+    from probebank.settings import did_you_mean
+
+    check_out(out)
+    if limit is not None and limit < 1:
+        raise ConfigError(f"--limit {limit} keeps no example", field="--limit",
+                          fix="give at least 1 example per class, or leave it out for the full build")
+    catalog = load_catalog(include or [])
+    if bool(names) == bool(suite):
+        raise ConfigError("name the datasets to export, or give --suite, not both" if names else
+                          "name the datasets to export, or give --suite", field="NAMES",
+                          fix="e.g. `probebank export language-udhr --out hf/` or `probebank export --suite quick --out hf/`")
+    if suite:
+        if suite not in catalog.suites:
+            raise ConfigError(f"no suite named '{suite}'", field="--suite",
+                              fix=did_you_mean(suite, catalog.suites) + f"use one of: {', '.join(sorted(catalog.suites))}")
+        chosen, limit = list(catalog.suite(suite).datasets), limit if limit is not None else catalog.suite(suite).limit
+    else:
+        chosen = [catalog.get(n).card.name for n in names or []]  # every name checked (did-you-mean) before any build
+    for name in chosen:  # every destination checked before anything is built
+        check_destination(out, name)
+    builders = get_registered(include or []).builders
+    for name in chosen:
+        try:
+            built = build_dataset(catalog.entries[name], builders=builders, limit=limit, include=include or [])
+        except SourceUnavailable as exc:  # a missing client (npm): skipped with its line, as validate does
+            console.print(f"[yellow]{name}: {exc.message}[/yellow]", highlight=False)
+            continue
+        done = export_dataset(built, out)
+        sizes = ", ".join(f"{s} {z.texts} texts / {z.targets} targets" for s, z in done.splits.items())
+        console.print(f"{name}: {sizes} -> {done.path}", highlight=False)

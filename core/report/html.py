@@ -15,7 +15,9 @@ from probebank.data.registry import load_catalog
 from probebank.errors import ProbebankError
 from probebank.report import svg
 from probebank.results.leaderboard import LAYER_WORD, METRICS, DatasetScore, FeatureScore, Leaderboard
+from probebank.results.leaderboard_format import TIES_NOTE
 from probebank.results.neurons import neuron_card
+from probebank.results.ties import p_text, rank_text
 from probebank.results.value_board import VALUE_COLUMNS, value_cells
 
 GatesArg = Mapping[str, Mapping[str, Any]] | None  # dataset -> gate name -> result (see render_gates)
@@ -77,9 +79,13 @@ def _ranking_html(lb: Leaderboard) -> str:
                          + "; ".join(escape(r) for r in cr.refused) + ".</p>")
             continue
         rows = [f"<tr><td>{escape(r.entry)}</td><td class=\"num\">{r.n_datasets}</td>{_num(r.mean)}"
-                f"<td class=\"num\">{r.mean_rank}</td><td class=\"num\" data-sort=\"{r.borda}\">{r.borda:g}</td>"
+                f"<td class=\"num\" data-sort=\"{r.shared_rank}\">{rank_text(r.shared_rank, r.tied_above)}</td>"
+                f"<td class=\"num\">{escape(p_text(r.p_above, r.n_paired))}</td>"
+                f"<td class=\"num\" data-sort=\"{r.borda}\">{r.borda:g}</td>"
                 f"<td class=\"num\">{r.borda_rank}</td></tr>" for r in cr.rows]
-        parts.append(_table([lb.by, "datasets", f"mean {metric}", "rank (mean)", "Borda points", "rank (Borda)"], rows))
+        parts.append(_table([lb.by, "datasets", f"mean {metric}", "rank (mean)", "vs above (paired test)", "Borda points",
+                             "rank (Borda)"], rows))
+        parts.append(f"<p class=\"note\">{escape(TIES_NOTE)}.</p>")
     return "".join(parts)
 
 

@@ -27,6 +27,7 @@ from probebank.probing.schema import ResultRecord
 from probebank.probing.stats import mean_known
 from probebank.results.records import RECORDS_FILE, read_records
 from probebank.results.summary import NON_PROBE_METHODS
+from probebank.results.ties import mark_ties
 from probebank.results.value_board import ValueScore, value_scores
 
 By = Literal["model", "method", "layer", "basis"]
@@ -273,6 +274,11 @@ class RankRow:
     mean_rank: int
     borda: float
     borda_rank: int
+    # the paired test against the entry above (probebank.results.ties): tied -> it shares that entry's rank
+    shared_rank: int | None = None
+    tied_above: bool = False
+    p_above: float | None = None
+    n_paired: int = 0
 
 
 @dataclass
@@ -371,7 +377,9 @@ def build_leaderboard(folders: Sequence[Path], *, by: str = "model", category: s
             raise ConfigError(f"no results in category '{category}'", field="--category",
                               fix=f"use one of: {', '.join(known)}")
     ds = dataset_scores(feats)
-    return Leaderboard(by, metric, results, feats, ds, rank_categories(ds, metric), layer_by, values)
+    rankings = rank_categories(ds, metric)
+    mark_ties(rankings, feats, metric)
+    return Leaderboard(by, metric, results, feats, ds, rankings, layer_by, values)
 
 
 def _value_scores(records: Sequence[ResultRecord], by: str, categories: dict[str, str],

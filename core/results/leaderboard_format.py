@@ -6,6 +6,7 @@ import io
 from collections.abc import Iterable, Sequence
 
 from probebank.results.leaderboard import LAYER_WORD, METRICS, Leaderboard
+from probebank.results.ties import ALPHA, p_text, rank_text
 from probebank.results.value_board import VALUE_COLUMNS, value_cells
 
 VALUE_TITLE = "Regression datasets (R2 and Spearman on the test rows; not part of the F1 rankings)"
@@ -16,7 +17,9 @@ def _f(v: float | None) -> str:
 
 
 DATASET_COLUMNS = ("dataset", "category", "entry", "features", "F1 k=1", "F1 k=16", "F1 dense", "k-AUC", "selectivity")
-RANK_COLUMNS = ("category", "entry", "datasets", "mean", "rank (mean)", "Borda", "rank (Borda)")
+RANK_COLUMNS = ("category", "entry", "datasets", "mean", "rank (mean)", "vs above", "Borda", "rank (Borda)")
+TIES_NOTE = (f"rank (mean): '=N' = within noise of the entry above (paired sign-flip test over the features both "
+             f"have, p >= {ALPHA:g}), so it shares that rank; vs above: that test's p (features paired)")
 
 
 def _dataset_cells(lb: Leaderboard) -> list[list[str]]:
@@ -28,8 +31,8 @@ def _rank_cells(lb: Leaderboard) -> list[list[str]]:
     rows = []
     for cr in lb.rankings:
         for r in cr.rows:
-            rows.append([cr.category, r.entry, str(r.n_datasets), _f(r.mean), str(r.mean_rank), f"{r.borda:g}",
-                         str(r.borda_rank)])
+            rows.append([cr.category, r.entry, str(r.n_datasets), _f(r.mean), rank_text(r.shared_rank, r.tied_above),
+                         p_text(r.p_above, r.n_paired), f"{r.borda:g}", str(r.borda_rank)])
     return rows
 
 
@@ -45,7 +48,7 @@ def render_markdown(lb: Leaderboard) -> str:
     lines = [f"Ranking by {lb.by}, metric {METRICS[lb.metric]} (best layer per feature, picked on {picked} "
              "k=1 F1; mean over features and "
              "then over the category's datasets; Borda: one point per entry beaten on a dataset, half per tie).", ""]
-    lines += table(RANK_COLUMNS, _rank_cells(lb))
+    lines += table(RANK_COLUMNS, _rank_cells(lb)) + ["", TIES_NOTE + "."]
     for why in _refusals(lb):
         lines += ["", f"- {why}"]
     lines += ["", "Per dataset (k-AUC: area under F1 against log2 k, divided by the log2 k span):", ""]
@@ -58,16 +61,17 @@ def render_markdown(lb: Leaderboard) -> str:
 def render_csv(lb: Leaderboard) -> str:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["kind", *DATASET_COLUMNS, "rank (mean)", "Borda", "rank (Borda)"])
+    w.writerow(["kind", *DATASET_COLUMNS, "rank (mean)", "Borda", "rank (Borda)", "p vs above", "features paired"])
     for cells in _dataset_cells(lb):
-        w.writerow(["dataset", *cells, "", "", ""])
+        w.writerow(["dataset", *cells, "", "", "", "", ""])
     for cr in lb.rankings:
         for r in cr.rows:
             w.writerow(["category", "", cr.category, r.entry, "", _f(r.mean) if lb.metric == "f1_k1" else "",
                         _f(r.mean) if lb.metric == "f1_k16" else "", _f(r.mean) if lb.metric == "f1_dense" else "",
-                        _f(r.mean) if lb.metric == "k_auc" else "", "", r.mean_rank, f"{r.borda:g}", r.borda_rank])
+                        _f(r.mean) if lb.metric == "k_auc" else "", "", rank_text(r.shared_rank, r.tied_above),
+                        f"{r.borda:g}", r.borda_rank, "" if r.p_above is None else f"{r.p_above:.4f}", r.n_paired])
         if cr.refused:
-            w.writerow(["refused", "", cr.category, "; ".join(cr.refused), "", "", "", "", "", "", "", "", ""])
+            w.writerow(["refused", "", cr.category, "; ".join(cr.refused), "", "", "", "", "", "", "", "", "", "", ""])
     if lb.values:  # a block of its own, with its own header row
         w.writerow(["kind", *VALUE_COLUMNS])
         for cells in value_cells(lb.values):
@@ -89,7 +93,7 @@ def render_rich(lb: Leaderboard) -> list:
         per_ds.add_column(col, justify="left" if col in ("dataset", "category", "entry") else "right")
     for cells in _dataset_cells(lb):
         per_ds.add_row(*cells)
-    out: list = [per_ds, ranks] + [f"[yellow]{why}[/yellow]" for why in _refusals(lb)]
+    out: list = [per_ds, ranks, f"[dim]{TIES_NOTE}[/dim]"] + [f"[yellow]{why}[/yellow]" for why in _refusals(lb)]
     if lb.values:
         values = Table(title=VALUE_TITLE)
         for col in VALUE_COLUMNS:

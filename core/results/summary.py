@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import statistics
 from collections import defaultdict
 from collections.abc import Iterable
 from pathlib import Path
@@ -106,7 +107,8 @@ def summarise(records: list[ResultRecord], method: str | None = None) -> list[di
     """
     values = [r for r in records if r.regression]
     if values:
-        return summarise([r for r in records if not r.regression], method) + summarise_values(values, method)
+        return summarise([r for r in records if not r.regression], method) + add_ci_widths(summarise_values(values,
+                                                                                                            method))
     curves: dict[tuple, dict[int, dict[int, dict[int, ResultRecord]]]] = defaultdict(
         lambda: defaultdict(lambda: defaultdict(dict)))          # key -> layer -> seed -> k -> record
     dense: dict[tuple, ResultRecord] = {}                        # (base, layer, seed) -> record
@@ -155,11 +157,28 @@ def summarise(records: list[ResultRecord], method: str | None = None) -> list[di
         row["gain_1_8_by_layer"] = gains
         row["layers"] = len(by_layer)
         rows.append(row)
+    return add_ci_widths(rows)
+
+
+def add_ci_widths(rows: list[dict]) -> list[dict]:
+    """Give every figure with a 95% interval its width (`<metric>_ci_width` = high - low): how far apart two
+    such figures must be before the difference says more than the noise of the test rows and seeds."""
+    for row in rows:
+        for key in [k for k in row if k.endswith("_ci")]:
+            ci = row[key]
+            row[key + "_width"] = None if not ci else float(ci[1] - ci[0])
     return rows
 
 
+def median_ci_width(rows: list[dict], key: str = "f1_k1") -> tuple[float | None, int]:
+    """(median width of `key`'s 95% interval over the rows that have one, how many have one)."""
+    widths = [w for r in rows if (w := r.get(key + "_ci_width")) is not None]
+    return (statistics.median(widths) if widths else None), len(widths)
+
+
 # (column title, row key, kind) of the tables; kind "f" = value with interval, "k" = integer k
-COLUMNS = (("F1 k=1", "f1_k1", "f"), ("F1 k=1 layer by train", "f1_k1_by_train", "f"),
+COLUMNS = (("F1 k=1", "f1_k1", "f"), ("95% width k=1", "f1_k1_ci_width", "f"),
+           ("F1 k=1 layer by train", "f1_k1_by_train", "f"),
            ("F1 k=16", "f1_k16", "f"), ("F1 dense", "f1_dense", "f"),
            ("select. k=1", "selectivity_k1", "f"), ("rotation k=1", "rotation_k1", "f"),
            ("token id", "token_identity_f1", "f"), ("rand-init k=1", "random_init_k1", "f"),
@@ -216,12 +235,19 @@ def certificates(records: Iterable[ResultRecord]) -> str | None:
 def write_summary_markdown(rows: list[dict], path: Path, footer: str | None = None) -> None:
     values = [r for r in rows if _is_value_row(r)]
     rows = [r for r in rows if not _is_value_row(r)]
-    text = _markdown(rows, COLUMNS) + "\n" + _NOTE if rows or not values else ""
+    text = _markdown(rows, COLUMNS) + "\n" + _NOTE + _median_line(rows, "f1_k1", "F1") if rows or not values else ""
     if values:  # regression cards: a table of their own, with R2 and Spearman
-        text += ("\n" if text else "") + _markdown(values, VALUE_COLUMNS) + "\n" + VALUE_NOTE
+        text += (("\n" if text else "") + _markdown(values, VALUE_COLUMNS) + "\n" + VALUE_NOTE
+                 + _median_line(values, "r2_k1", "R2"))
     if footer:
         text += f"\n{footer}\n"
     path.write_text(text, encoding="utf-8")
+
+
+def _median_line(rows: list[dict], key: str, metric: str) -> str:
+    median, n = median_ci_width(rows, key)
+    return "" if median is None else (f"\nMedian width of the 95% interval of k=1 {metric}: {median:.3f} "
+                                      f"(over {n} row{'s' if n != 1 else ''}).\n")
 
 
 def _markdown(rows: list[dict], columns: tuple[tuple[str, str, str], ...]) -> str:
@@ -241,7 +267,7 @@ def _markdown(rows: list[dict], columns: tuple[tuple[str, str, str], ...]) -> st
 
 _NOTE = ("\nValues are means over seeds with their 95% interval in brackets: for F1 a bootstrap over seeds and "
          "test rows; for the other figures a t interval over seeds cut to the "
-         "figure's range (none from one seed). best layer = the layer with the best mean test k=1 F1, as the paper "
+         "figure's range (none from one seed); 95% width = high - low of that interval. best layer = the layer with the best mean test k=1 F1, as the paper "
          "reports it; F1 k=1 layer by train = test k=1 F1 at the layer picked on training F1, which never "
          "saw the test rows (their difference is the optimism of picking on test). "
          "select. = F1 - shuffled-label F1; k@95% dense = smallest k reaching "

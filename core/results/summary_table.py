@@ -33,6 +33,9 @@ class Column:
 
 _NOTES = {
     "f1_k1": "test F1 of a logistic probe on the 1 unit the method ranks first, at the best layer",
+    "f1_k1_ci_width": ("width of the k=1 F1's 95% interval (high - low): differences smaller than this are "
+                       "within the noise of the test rows and seeds"),
+    "r2_k1_ci_width": "width of the k=1 R2's 95% interval (high - low)",
     "f1_k1_by_train": "test k=1 F1 at the layer picked on training F1 (never saw the test rows)",
     "f1_k16": "test F1 with the top 16 units",
     "f1_dense": "test F1 of an L2 logistic probe on every unit of the layer",

@@ -20,7 +20,7 @@ VALUE_METRICS = ("r2_k1", "r2_k16", "r2_dense", "spearman_k1", "spearman_k16", "
                  "auc_log2k", "k95", "gap_k1", "gain_1_8")
 
 # (column title, row key, kind) as summary.COLUMNS; kind "f" = value with interval, "k" = integer k
-VALUE_COLUMNS = (("R2 k=1", "r2_k1", "f"), ("R2 k=1 layer by train", "r2_k1_by_train", "f"),
+VALUE_COLUMNS = (("R2 k=1", "r2_k1", "f"), ("95% width k=1", "r2_k1_ci_width", "f"), ("R2 k=1 layer by train", "r2_k1_by_train", "f"),
                  ("R2 k=16", "r2_k16", "f"), ("R2 dense", "r2_dense", "f"),
                  ("Spearman k=1", "spearman_k1", "f"), ("Spearman dense", "spearman_dense", "f"),
                  ("select. k=1", "selectivity_k1", "f"), ("rotation k=1", "rotation_k1", "f"),

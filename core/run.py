@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,7 +15,7 @@ from typing import Any
 from probebank.bases.run import BASES_FILE, BasisRun
 from probebank.bases.spec import make_basis
 from probebank.cache.entry import intact, reuse_or_make
-from probebank.data.align import OFF_BOUNDARY_MAX
+from probebank.data.align import OFF_BOUNDARY_MAX, AlignmentReport
 from probebank.data.examples import BuiltDataset, build_dataset
 from probebank.data.registry import Catalog
 from probebank.data.sources import SourceUnavailable
@@ -45,6 +46,7 @@ from probebank.results.summary import write_summary_markdown
 from probebank.results.summary_cache import summary_of
 from probebank.scale import Executor, make_executor
 from probebank.scale.progress import UnitProgress
+from probebank.scale.ray_executor import RayExecutor
 from probebank.scale.units import ProbeUnit, plan_units, run_unit
 from probebank.settings import RunConfig, preflight
 from probebank.specs import Spec, parse_specs
@@ -207,12 +209,14 @@ def _run_into(out: Path, config: RunConfig, catalog: Catalog, names: list[str], 
 
     device = resolve_device(config.device)
     dtype = resolve_dtype(config.dtype, device)
-    log(f"opening model {config.model} ({dtype} on {device}) ...")
+    remote = isinstance(executor, RayExecutor)  # extraction by Ray actors, each with its own replica
+    log(f"opening model {config.model} ({dtype} on {'the Ray actors' if remote else device}) ...")
     # weights deferred to the first forward pass when the model's shapes are known: a run whose
-    # activations are all stored never loads them
+    # activations are all stored never loads them; with Ray, the driver's copy stays on the host
     loaded: LoadedModel = open_model(config.model, dtype=dtype, include=config.include,
-                                     revision=config.revision, device=str(device))
-    loaded.to_device(device)
+                                     revision=config.revision, device="cpu" if remote else str(device))
+    if not remote:
+        loaded.to_device(device)
     batch_tokens = config.max_batch_tokens or auto_batch_tokens(device, loaded.widths["mlp"],
                                                                  2 if dtype != "float32" else 4)
     layers = resolve_layers(loaded, config.layers)
@@ -237,24 +241,35 @@ def _run_into(out: Path, config: RunConfig, catalog: Catalog, names: list[str], 
         nonlocal n_records
         n_records += _finish_dataset(job, out, executor, probe_cfg, bases, skipped, log)
 
-    for name in _overall(names, progress=config.progress):
-        entry = catalog.get(name)
-        try:
-            built: BuiltDataset = build_dataset(entry, builders=registered.builders, limit=limit,
-                                                include=config.include, progress=config.progress)
-        except SourceUnavailable as exc:
-            skipped[name] = exc.message
-            log(f"{name}: {exc.message}")
-            continue
-        if entry.card.labels.type == "regression":  # methods with no regression twin: one line each
-            for label, why in regression_methods(selectors)[1].items():
-                skipped[f"{name} --methods {label}"] = why
-                log(f"{name}: method {label} skipped: {why}")
-        plan = ExtractionPlan(model=loaded.name, dataset=name, sites=config.sites, layers=layers,
-                              aggregation=entry.card.aggregation, max_tokens=entry.card.max_tokens,
-                              batch_size=config.batch_size, max_batch_tokens=batch_tokens,
-                              store_dtype=config.store_dtype)
-        store, report = extract(loaded, built, plan, progress=config.progress)
+    def prepared() -> Iterator[tuple[BuiltDataset, ExtractionPlan]]:
+        for name in _overall(names, progress=config.progress):
+            entry = catalog.get(name)
+            try:
+                built = build_dataset(entry, builders=registered.builders, limit=limit, include=config.include,
+                                      progress=config.progress)
+            except SourceUnavailable as exc:
+                skipped[name] = exc.message
+                log(f"{name}: {exc.message}")
+                continue
+            if entry.card.labels.type == "regression":  # methods with no regression twin: one line each
+                for label, why in regression_methods(selectors)[1].items():
+                    skipped[f"{name} --methods {label}"] = why
+                    log(f"{name}: method {label} skipped: {why}")
+            yield built, ExtractionPlan(model=loaded.name, dataset=name, sites=config.sites, layers=layers,
+                                        aggregation=entry.card.aggregation, max_tokens=entry.card.max_tokens,
+                                        batch_size=config.batch_size, max_batch_tokens=batch_tokens,
+                                        store_dtype=config.store_dtype)
+
+    if remote:
+        assert isinstance(executor, RayExecutor)
+        replicas = executor.open_extractors(config.model, dtype=dtype, include=config.include,
+                                            revision=config.revision, device=str(device))
+        log(f"extracting on {replicas} Ray actor(s), each with a replica of {config.model}")
+        extracted = _extract_remote(prepared(), executor, window=replicas + 1)
+    else:
+        extracted = ((b, p, *extract(loaded, b, p, progress=config.progress)) for b, p in prepared())
+    for built, plan, store, report in extracted:
+        name, entry = built.name, catalog.get(built.name)
         alignment[name] = report.as_dict()
         (out / "alignment.json").write_text(json.dumps(alignment, indent=1))
         # probes would read tokens the spans do not name; a card that waives the gate has said why
@@ -290,6 +305,20 @@ def _run_into(out: Path, config: RunConfig, catalog: Catalog, names: list[str], 
     if skipped:
         (out / "skipped.json").write_text(json.dumps(skipped, indent=1))
     return RunOutcome(out, rows, skipped, n_records, 0.0, digest)
+
+
+def _extract_remote(prepared: Iterator[tuple[BuiltDataset, ExtractionPlan]], executor: RayExecutor, *,
+                    window: int) -> Iterator[tuple[BuiltDataset, ExtractionPlan, ActivationStore, AlignmentReport]]:
+    """Each dataset's store, made by the Ray actors with up to `window` datasets in flight, in the run's order."""
+    in_flight: deque[tuple[BuiltDataset, ExtractionPlan, Any]] = deque()
+    for built, plan in prepared:
+        in_flight.append((built, plan, executor.submit_extract(built, plan)))
+        if len(in_flight) >= window:
+            b, p, pending = in_flight.popleft()
+            yield (b, p, *executor.wait_extract(pending))
+    while in_flight:
+        b, p, pending = in_flight.popleft()
+        yield (b, p, *executor.wait_extract(pending))
 
 
 @dataclass

@@ -40,7 +40,8 @@ APART = [("probebank.extract", "probebank.probing")]
 LAZY_OK = ("torch", "transformers", "datasets", "sklearn", "scipy", "highspy", "numba", "safetensors", "gguf",
            "tokenizers", "rich", "tqdm", "yaml", "spacy", "difflib", "websocket")
 # Engine modules whose import is itself heavy: the numba-compiled exact search.
-LAZY_ENGINE = {"probebank.probing.exact.squares"}
+LAZY_ENGINE = {"probebank.probing.exact.squares",
+               "probebank.scale.extractors"}  # torch, for the Ray extraction actors: kept out of the probe workers
 
 
 def module_name(path: Path) -> str:

@@ -158,12 +158,16 @@ def test_ray_tasks_write_the_records_of_the_local_executor(bank, tmp_path: Path,
     folder = _bank(bank)
     fresh_cache("local")
     run(_config(folder, tmp_path / "local", workers=2), log=lambda m: None)
-    fresh_cache("ray")
+    root = fresh_cache("ray")
     ray.init(num_cpus=2, include_dashboard=False, object_store_memory=128 * 2**20, log_to_driver=False)
+    logs: list[str] = []
     try:
-        run(_config(folder, tmp_path / "ray", executor="ray"), log=lambda m: None)
+        run(_config(folder, tmp_path / "ray", executor="ray"), log=logs.append)
     finally:
         ray.shutdown()
+    # the store was made by an extraction actor (no GPU here: one actor, on the CPU) into this cache
+    assert any("extracting on 1 Ray actor(s)" in m for m in logs), logs
+    assert len(list((root / "store").iterdir())) == 1 and len(list((root / "units").iterdir())) == 4
     assert _records(tmp_path / "ray") == _records(tmp_path / "local")
 
 

@@ -10,17 +10,34 @@ optional extra `probebank[ray]`; without an address, a local Ray with `workers` 
 """
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+from probebank.data.align import AlignmentReport
+from probebank.data.examples import BuiltDataset
 from probebank.errors import ConfigError, import_extra
+from probebank.extract.plan import ExtractionPlan
+from probebank.extract.store import ActivationStore
 from probebank.paths import CACHE_ENV, cache_root
 from probebank.scale.local import RETRIES, WorkerLost, default_workers
 from probebank.scale.progress import UnitProgress
-from probebank.scale.units import ProbeUnit, run_unit
+from probebank.scale.units import ENV_PREFIX, ProbeUnit, run_unit
 
 LOCAL_OBJECT_STORE_BYTES = 256 * 2**20  # a local Ray's object store: units are small, results live in the cache
+
+
+def store_of(result: dict[str, Any]) -> tuple[ActivationStore, AlignmentReport]:
+    """The store an actor made, opened (and its seal checked) in this process, with its alignment report."""
+    store = ActivationStore(Path(result["root"]), result["key"])
+    if not store.complete:
+        raise ConfigError(f"the store {result['key']} an extraction actor made is not complete in the driver's view "
+                          f"of the cache ({result['root']})", field="PROBEBANK_CACHE",
+                          fix="put the cache on a path every node of the cluster shares, named the same on each")
+    store.reused_shards, store.n_shards = int(result["reused_shards"]), int(result["n_shards"])
+    return store, AlignmentReport.from_dict(result["alignment"])
 
 
 @dataclass
@@ -44,6 +61,8 @@ class RayExecutor:
         self._ray: Any = None
         self._task: Any = None
         self._started = False  # whether this executor started the (local) Ray it uses
+        self._extractors: list[Any] = []
+        self._next = 0
 
     def _connect(self) -> Any:
         if self._ray is not None:
@@ -113,7 +132,47 @@ class RayExecutor:
             progress.finished(unit)
         batch.inline = []
 
+    # ---- extraction: actors that each hold a model replica ----------------------------------------
+    def open_extractors(self, model: str, *, dtype: str, include: Sequence[Path], revision: str | None,
+                        device: str) -> int:
+        """Start one extraction actor per GPU of the cluster (one on the CPU where it has none); returns how many.
+
+        A GPU actor reserves its GPU and one CPU. A CPU actor reserves no CPU, so the probe tasks keep every
+        core (as the local executor's workers do beside the driver's extraction) and a Ray of one CPU
+        cannot deadlock; its torch uses the node's cores.
+        """
+        ray = self._connect()
+        from probebank.scale.extractors import Extractor  # imports torch: only the driver and the actors need it
+
+        gpus = int(ray.cluster_resources().get("GPU", 0))
+        env = {k: v for k, v in os.environ.items() if k.startswith(ENV_PREFIX)}
+        env[CACHE_ENV] = str(cache_root())
+        options = dict(num_gpus=1, num_cpus=1) if gpus else dict(num_gpus=0, num_cpus=0)
+        actor = ray.remote(**options)(Extractor)
+        self._extractors = [actor.remote(model, dtype=dtype, include=[str(p) for p in include], revision=revision,
+                                         device="cuda" if gpus else device, env=env)
+                            for _ in range(max(gpus, 1))]
+        self._next = 0
+        return len(self._extractors)
+
+    def submit_extract(self, built: BuiltDataset, plan: ExtractionPlan) -> Any:
+        """Hand one dataset to the next actor (round robin); returns the pending result."""
+        actor = self._extractors[self._next % len(self._extractors)]
+        self._next += 1
+        return actor.extract.remote(built, plan)
+
+    def wait_extract(self, pending: Any) -> tuple[ActivationStore, AlignmentReport]:
+        """The store an actor made, read back from the shared cache; an actor's error is raised as it was."""
+        ray = self._ray
+        try:
+            result = ray.get(pending)
+        except ray.exceptions.RayTaskError as exc:
+            cause = getattr(exc, "cause", None)
+            raise (cause if isinstance(cause, BaseException) else exc) from None
+        return store_of(result)
+
     def close(self) -> None:
+        self._extractors = []
         if self._started and self._ray is not None:
             self._ray.shutdown()
         self._ray = self._task = None

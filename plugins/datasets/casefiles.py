@@ -99,12 +99,16 @@ def cases_as_recorded(ctx: BuildContext, cases: Iterable[Case], family: str) -> 
     """Each distinct case once, labelled with its `family` label; at most params.max_per_class per class."""
     cap = ctx.params.get("max_per_class")
     taken: dict[str, int] = {}
+    seen: set[str] = set()
     for case in shuffled(ctx, unique_cases(cases)):
         label = case.labels.get(family)
         if label is None or (cap is not None and taken.get(label, 0) >= cap):
             continue
-        taken[label] = taken.get(label, 0) + 1
         text, span = decision_text(ctx, case, case.slots)
+        if text in seen:  # a template that leaves out the one slot two cases differ in
+            continue
+        seen.add(text)
+        taken[label] = taken.get(label, 0) + 1
         yield {"id": case.id, "text": text, "targets": [span], "label": label, "group": case.id}
 
 
@@ -120,13 +124,21 @@ def counterfactual_twins(ctx: BuildContext, cases: Iterable[Case],
     cases = list(cases)
     swapped = {slot for case in cases[:1] for words in variants(case).values() for slot in words}
     cap = min(x for x in (ctx.params.get("max_cases"), ctx.limit, len(cases)) if x is not None)
-    for case in shuffled(ctx, unique_cases(cases, ignore=swapped))[:cap]:
+    seen: set[str] = set()
+    taken = 0
+    for case in shuffled(ctx, unique_cases(cases, ignore=swapped)):
+        if taken == cap:
+            return
         by_class = variants(case)
         if list(by_class) != classes:
             raise BuildError(f"case {case.id}: twin variants {list(by_class)} are not the card's classes {classes}",
                              field="params.twin_words", fix="give one set of words per class, in the card's order")
-        for label, words in by_class.items():
-            text, span = decision_text(ctx, case, {**case.slots, **words})
+        twins = [(label, *decision_text(ctx, case, {**case.slots, **words})) for label, words in by_class.items()]
+        if any(text in seen for _, text, _ in twins):  # a template that leaves out the one slot two cases differ in
+            continue
+        taken += 1
+        for label, text, span in twins:
+            seen.add(text)
             yield {"id": f"{case.id}-{label}", "text": text, "targets": [span], "label": label, "group": case.id}
 
 

@@ -273,5 +273,7 @@ def test_a_template_without_the_cue_is_an_error_naming_the_field(entries) -> Non
     assert err.value.field == "params.templates"
     params["templates"] = ["A {colour} defendant. {question} Answer:"]
     with pytest.raises(BuildError, match="colour"):
-        list(BUILDERS["justice-compas-race"](BuildContext(card=card, card_dir=None, params=params, limit=5,
-                                                          _fetched=ctx._fetched)))
+        list(BUILDERS["justice-compas-race"](BuildContext(card=card, card_dir=ctx.card_dir, params=params, limit=5)))
+    del params["twin_words"]
+    with pytest.raises(BuildError, match="params.twin_words"):
+        list(BUILDERS["justice-compas-race"](BuildContext(card=card, card_dir=ctx.card_dir, params=params, limit=5)))

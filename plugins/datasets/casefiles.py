@@ -19,6 +19,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from probebank.data.examples import BuildContext
 from probebank.errors import BuildError
@@ -53,10 +54,18 @@ def fill(template: str, slots: Mapping[str, str]) -> str:
     return re.sub(r" {2,}", " ", text).replace(" ,", ",").replace(" \n", "\n")
 
 
+def param(ctx: BuildContext, key: str) -> Any:
+    """A required builder parameter of the card, or a BuildError naming it."""
+    if key not in ctx.params:
+        raise BuildError(f"card '{ctx.card.name}' has no params.{key}", field=f"params.{key}",
+                         fix="see the card's construction and the other justice and decisions cards for its shape")
+    return ctx.params[key]
+
+
 def check_templates(ctx: BuildContext) -> tuple[list[str], list[str], str]:
     """The card's templates, questions and decision cue: every template holds {question} and ends in the cue."""
-    p = ctx.params
-    templates, questions, cue = list(p["templates"]), list(p["questions"]), str(p["decision_cue"])
+    templates, questions = list(param(ctx, "templates")), list(param(ctx, "questions"))
+    cue = str(param(ctx, "decision_cue"))
     bad = [t for t in templates if "{question}" not in t or not t.endswith(cue)]
     if bad or not questions:
         raise BuildError(f"every template must hold {{question}} and end with the decision cue {cue!r}; "
@@ -144,13 +153,13 @@ def counterfactual_twins(ctx: BuildContext, cases: Iterable[Case],
 
 def twin_words(ctx: BuildContext) -> Callable[[Case], Mapping[str, Mapping[str, str]]]:
     """Variants from the card's params.twin_words: {class: {slot: words}}, the same for every case."""
-    words = {str(label): {str(k): str(v) for k, v in slots.items()} for label, slots in ctx.params["twin_words"].items()}
+    words = {str(label): {str(k): str(v) for k, v in slots.items()} for label, slots in param(ctx, "twin_words").items()}
     return lambda case: words
 
 
 def twin_ages(ctx: BuildContext) -> Callable[[Case], Mapping[str, Mapping[str, str]]]:
     """Variants from params.twin_ages: {class: [youngest, oldest]}; each case gets a seeded age in each band."""
-    bands = {str(label): (int(lo), int(hi)) for label, (lo, hi) in ctx.params["twin_ages"].items()}
+    bands = {str(label): (int(lo), int(hi)) for label, (lo, hi) in param(ctx, "twin_ages").items()}
 
     def ages(case: Case) -> dict[str, dict[str, str]]:
         rng = ctx.rng(f"age:{case.id}")

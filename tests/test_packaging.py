@@ -49,8 +49,8 @@ def test_wheel_ships_the_bank_and_runs_from_site_packages(tmp_path: Path, wheel:
                              capture_output=True, text=True)
     assert listing.returncode == 0, listing.stderr
     data = json.loads(listing.stdout)
-    assert {d["category"] for d in data["datasets"]} == {"bias", "safety", "syntax", "factual", "language", "code",
-                                                         "position", "lexical"}
+    assert {d["category"] for d in data["datasets"]} == {"bias", "safety", "justice", "decisions", "syntax", "factual",
+                                                         "language", "code", "position", "lexical"}
 
 
 def test_wheel_metadata_states_ranges_and_extras(wheel: Path) -> None:

@@ -145,7 +145,7 @@ def catalog(out: Path | None = typer.Option(None, "--out", help="Where to write 
 
 
 @app.command()
-def new(name: str, category: str = typer.Option(..., "--category", help="One of the 8 categories."),
+def new(name: str, category: str = typer.Option(..., "--category", help="One of the 10 categories."),
         dest: Path | None = typer.Option(None, "--dest",
                                             help="An include folder (default: the bank's datasets/ and plugins)."),
         include: list[Path] | None = IncludeOpt) -> None:

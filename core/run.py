@@ -42,7 +42,7 @@ from probebank.probing.schema import (
 from probebank.probing.selection import Selector
 from probebank.results.folder import StagedResults, check_out
 from probebank.results.records import RECORDS_FILE, append_records, read_records
-from probebank.results.summary import write_summary_markdown
+from probebank.results.summary import protocol_line, write_summary_markdown
 from probebank.results.summary_cache import summary_of
 from probebank.scale import Executor, make_executor
 from probebank.scale.progress import UnitProgress
@@ -300,8 +300,9 @@ def _run_into(out: Path, config: RunConfig, catalog: Catalog, names: list[str], 
         waiting = job
     if waiting is not None:
         finish(waiting)
-    rows, digest = summary_of(records_path) if n_records else ([], None)
-    write_summary_markdown(rows, out / "summary.md", footer=digest)
+    rows, digest = summary_of(records_path, pick=config.layer_pick) if n_records else ([], None)
+    footer = "\n\n".join(line for line in (protocol_line(config.protocol, config.methods), digest) if line)
+    write_summary_markdown(rows, out / "summary.md", footer=footer)
     if skipped:
         (out / "skipped.json").write_text(json.dumps(skipped, indent=1))
     return RunOutcome(out, rows, skipped, n_records, 0.0, digest)

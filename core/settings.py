@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from probebank.contracts import Site
 from probebank.data.registry import Catalog, load_catalog
@@ -32,6 +32,10 @@ from probebank.specs import parse_specs
 DEVICE_CHOICES = "auto, cpu, cuda, cuda:N or mps"
 DEFAULT_MODEL = "smollm2-135m"
 DEFAULT_SUITE = "quick"
+# --protocol: standard (the default) ranks units by a standardised statistic and picks each feature's layer on
+# a validation split of the training rows; paper is Gurnee et al.'s raw mean difference, layer picked on test F1.
+PROTOCOL_METHODS = {"standard": "f_stat", "paper": "mean_diff"}
+PROTOCOL_PICK = {"standard": "validation", "paper": "test"}  # probebank.results.summary.summarise(pick=...)
 DEFAULT_SEEDS = (0, 1, 2)  # three grouped splits: the 95% intervals of the summary are t intervals over them
 
 
@@ -44,6 +48,8 @@ OPTIONS: dict[str, tuple[str, str]] = {
     "sites": ("--sites", "use mlp, resid and/or attn"),
     "layers": ("--layers", "give layer indices, e.g. 0,6,12 or 0-11 (negative counts from the end)"),
     "methods": ("--methods", "give at least one selection method, e.g. mean_diff,f_stat"),
+    "protocol": ("--protocol", "use standard (f_stat, layer picked on validation F1) or paper (mean_diff, "
+                               "layer picked on test F1)"),
     "limit": ("--limit", "give at least 1 example per class, or leave it out for the suite's limit"),
     "out": ("--out", "give a folder for the results"),
     "include": ("--include", "give folders of cards and plugin modules"),
@@ -73,7 +79,8 @@ class RunConfig(BaseModel):
     suite: str | None = None
     sites: list[Site] = Field(default_factory=lambda: list[Site](["mlp"]), min_length=1)
     layers: list[int] | None = None
-    methods: list[str] = Field(default_factory=lambda: ["mean_diff"], min_length=1)
+    protocol: Literal["standard", "paper"] = "standard"
+    methods: list[str] = Field(default_factory=list, min_length=1)  # empty or left out: the protocol's method
     limit: int | None = Field(None, ge=1)
     out: Path = Path("probebank-out")
     include: list[Path] = Field(default_factory=list)
@@ -98,6 +105,20 @@ class RunConfig(BaseModel):
             super().__init__(**data)
         except ValidationError as exc:
             raise _config_error(exc) from None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _protocol_method(cls, data: Any) -> Any:
+        """No --methods: the protocol's ranking (f_stat for standard, the paper's mean_diff for paper)."""
+        if isinstance(data, dict) and not data.get("methods"):
+            protocol = data.get("protocol") or "standard"
+            data = {**data, "methods": [PROTOCOL_METHODS.get(protocol, "f_stat")]}
+        return data
+
+    @property
+    def layer_pick(self) -> str:
+        """How the summary picks each feature's best layer (probebank.results.summary.LAYER_PICKS)."""
+        return PROTOCOL_PICK[self.protocol]
 
     @field_validator("seeds", "k_grid")
     @classmethod

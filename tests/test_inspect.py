@@ -14,7 +14,7 @@ from probebank.results.neurons import model_stores, neuron_card, render_text
 def _k1(folder: Path, dataset: str) -> dict:
     """The k=1 record with the highest F1 of one dataset in a results folder."""
     recs = [json.loads(line) for line in (folder / "records.jsonl").read_text().splitlines()]
-    return max((r for r in recs if r["k"] == 1 and r["method"] == "mean_diff" and r["provenance"]["dataset"] == dataset),
+    return max((r for r in recs if r["k"] == 1 and r["method"] == "f_stat" and r["provenance"]["dataset"] == dataset),
                key=lambda r: r["metrics"]["f1"])
 
 
@@ -51,7 +51,7 @@ def test_inspect_cli_prints_the_card_and_refuses_unknown_models(tiny_run: Path, 
     out = capsys.readouterr().out
     assert code == 0, out
     assert "activation histogram per class" in out and "harmful" in out and "[[" in out
-    assert f"safety-harmful-requests / {best['feature']}: mean_diff k=1" in out
+    assert f"safety-harmful-requests / {best['feature']}: f_stat k=1" in out
     assert main(["inspect", "no-such-model", "0", "0"]) == 2
     assert "no activation store of no-such-model" in capsys.readouterr().err
     assert main(["inspect", "tiny-llama", str(best["layer"]), "100000", "--datasets", TINY_DATASETS[0]]) == 2

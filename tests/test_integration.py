@@ -32,7 +32,7 @@ def test_language_neurons_on_smollm2(tmp_path: Path) -> None:
     assert "Q4_1" in prov["model_notes"] and prov["dataset"] == "language-udhr" and len(prov["dataset_hash"]) == 64
     best_k1: dict[str, float] = defaultdict(float)
     for r in records:
-        if r["k"] == 1 and r["method"] == "mean_diff":
+        if r["k"] == 1 and r["method"] == "f_stat":  # the default --protocol standard
             best_k1[r["feature"]] = max(best_k1[r["feature"]], r["metrics"]["f1"])
             assert len(r["units"]) == 1 and 0 <= r["units"][0] < 1536
     assert len(best_k1) == 12

@@ -55,16 +55,41 @@ def test_best_layer_can_be_picked_on_training_f1(tmp_path: Path) -> None:
     recs = sweep("A", "d1", "x", lambda layer, k: 0.5 + 0.1 * layer)
     recs = [r.model_copy(update={"train_f1": 0.9 - 0.1 * r.layer}) for r in recs]
     folder = write_folder(tmp_path / "A", recs)
-    test_pick = next(f for f in build_leaderboard([folder], categories=CATS).features)
+    test_pick = next(f for f in build_leaderboard([folder], categories=CATS, layer_by="test").features)
     train_pick = next(f for f in build_leaderboard([folder], categories=CATS, layer_by="train").features)
     assert test_pick.best_layer == 2 and test_pick.f1_k1 == pytest.approx(0.7)
     assert train_pick.best_layer == 0 and train_pick.f1_k1 == pytest.approx(0.5)
+    # the default pick is on val_f1; these records have none (an older folder): training F1, with a note
+    lb = build_leaderboard([folder], categories=CATS)
+    assert lb.features[0].best_layer == 0 and lb.features[0].picked_on == "train"
+    assert "1 of 1 features have no validation F1" in render_markdown(lb)
     old = write_folder(tmp_path / "old", sweep("B", "d1", "x", lambda layer, k: 0.5))  # no train_f1 recorded
     with pytest.raises(ConfigError, match="training F1") as err:
         build_leaderboard([old], categories=CATS, layer_by="train")
     assert err.value.field == "--layer-by"
     with pytest.raises(ConfigError, match="layer choice"):
         build_leaderboard([folder], categories=CATS, layer_by="valid")
+
+
+def test_leaderboard_ranks_on_the_validation_picked_layer(tmp_path: Path) -> None:
+    # Model A is best on test F1 at layer 2, but validation F1 (training rows only) picks layer 0, where A
+    # is worse than B: ranked on the validation pick, B comes first; on the test pick, A does.
+    def with_val(recs: list, best: int) -> list:
+        return [r.model_copy(update={"val_f1": 0.9 if r.layer == best else 0.6}) if r.k == 1 else r for r in recs]
+
+    a = with_val(sweep("A", "d1", "x", lambda layer, k: 0.95 if layer == 2 else 0.55), best=0)
+    b = with_val(sweep("B", "d1", "x", lambda layer, k: 0.7), best=1)
+    folders = [write_folder(tmp_path / "A", a), write_folder(tmp_path / "B", b)]
+    lb = build_leaderboard(folders, categories=CATS)
+    scores = {f.entry: f for f in lb.features}
+    assert scores["A"].best_layer == 0 and scores["A"].picked_on == "validation"
+    assert scores["A"].f1_k1 == pytest.approx(0.55) and scores["B"].best_layer == 1
+    factual = next(c for c in lb.rankings if c.category == "factual")
+    assert [r.entry for r in factual.rows] == ["B", "A"]
+    paper = next(c for c in build_leaderboard(folders, categories=CATS, layer_by="test").rankings
+                 if c.category == "factual")
+    assert [r.entry for r in paper.rows] == ["A", "B"]
+    assert "no validation F1" not in render_markdown(lb) and "picked on validation k=1 F1" in render_markdown(lb)
 
 
 def test_borda_gives_half_points_for_ties() -> None:

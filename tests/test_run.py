@@ -88,10 +88,10 @@ def test_control_flags(bank, tmp_path: Path, capsys) -> None:
             "--seeds", "0", "--layers", "1"]
     assert main([*args, "--no-controls", "--out", str(tmp_path / "plain")]) == 0
     plain = [json.loads(line) for line in (tmp_path / "plain" / "records.jsonl").read_text().splitlines()]
-    assert plain and all(r["controls"] is None for r in plain) and {r["method"] for r in plain} == {"mean_diff", "dense"}
+    assert plain and all(r["controls"] is None for r in plain) and {r["method"] for r in plain} == {"f_stat", "dense"}
     assert main([*args, "--random-init", "--out", str(tmp_path / "ri")]) == 0
     ri = [json.loads(line) for line in (tmp_path / "ri" / "records.jsonl").read_text().splitlines()]
-    assert all(r["controls"]["random_init_f1"] is not None for r in ri if r["method"] == "mean_diff")
+    assert all(r["controls"]["random_init_f1"] is not None for r in ri if r["method"] == "f_stat")
     summary = (tmp_path / "ri" / "summary.md").read_text()
     assert "select. k=1" in summary and "rand-init k=1" in summary
     assert "rand-init" not in (tmp_path / "plain" / "summary.md").read_text()  # empty columns are dropped

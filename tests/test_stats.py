@@ -95,22 +95,50 @@ def test_summary_on_hand_made_records(tmp_path) -> None:
 
 
 def test_layer_picked_on_training_f1_never_sees_the_test_rows(tmp_path) -> None:
-    # Layer 5 has the best test F1 but a poor training F1; layer 3 the best training F1.
+    # Layer 5 has the best test F1 but a poor training F1; layer 3 the best training F1. The records have no
+    # val_f1 (an older results folder): the default pick falls back to training F1 and says so.
     recs = []
     for seed in range(3):
         for layer, test_f1, train_f1 in ((3, 0.80 + 0.01 * seed, 0.95), (5, 0.90, 0.70), (7, 0.60, 0.80)):
             recs.append(_rec(layer, seed, 1, test_f1, [1]).model_copy(update={"train_f1": train_f1}))
     (row,) = summarise(recs)
-    assert row["best_layer"] == 5 and row["f1_k1"] == pytest.approx(0.90)
+    assert row["best_layer"] == 3 and row["layer_picked_on"] == "train" and row["f1_k1"] == pytest.approx(0.81)
+    assert row["layer_by_test"] == 5 and row["f1_k1_test_picked"] == pytest.approx(0.90)
     assert row["layer_by_train"] == 3 and row["f1_k1_by_train"] == pytest.approx(0.81)
-    assert row["layer_optimism"] == pytest.approx(0.09)
+    assert row["layer_optimism"] == pytest.approx(0.09) and row["layer_picks_agree"] is False
     assert row["f1_k1_by_train_ci"][0] < 0.81 < row["f1_k1_by_train_ci"][1]
     write_summary_markdown([row], tmp_path / "s.md")
     text = (tmp_path / "s.md").read_text()
-    assert "layer by train" in text and "0.810 [" in text
+    assert "layer by train" in text and "0.810 [" in text and "fell back to the training-F1 pick" in text
+    (paper,) = summarise(recs, pick="test")  # --protocol paper: the test pick, as the paper reports it
+    assert paper["best_layer"] == 5 and paper["layer_picked_on"] == "test" and paper["f1_k1"] == pytest.approx(0.90)
     # records written before train F1 existed: no train-picked layer, and no column for it
     (old,) = summarise([r.model_copy(update={"train_f1": None}) for r in recs])
     assert old["layer_by_train"] is None and old["f1_k1_by_train"] is None and old["layer_optimism"] is None
+    assert old["best_layer"] == 5 and old["layer_picked_on"] == "test"
+
+
+def test_layer_picked_on_validation_f1_not_on_test(tmp_path) -> None:
+    # Layer 5 wins on test F1, layer 3 on validation F1 (a split of the training rows), layer 7 on training F1.
+    recs = []
+    for seed in range(3):
+        for layer, test_f1, val_f1, train_f1 in ((3, 0.80, 0.92, 0.90), (5, 0.90, 0.70, 0.85), (7, 0.60, 0.50, 0.99)):
+            recs.append(_rec(layer, seed, 1, test_f1, [1]).model_copy(update={"train_f1": train_f1, "val_f1": val_f1}))
+            recs.append(_rec(layer, seed, 16, test_f1 + 0.05, [1, 2]))  # val_f1 only on k=1
+    (row,) = summarise(recs)
+    assert row["best_layer"] == 3 and row["layer_picked_on"] == "validation" and row["layer_by_val"] == 3
+    assert row["f1_k1"] == pytest.approx(0.80) and row["f1_k16"] == pytest.approx(0.85)  # figures at layer 3
+    assert row["val_f1_k1"] == pytest.approx(0.92)
+    assert row["layer_by_test"] == 5 and row["f1_k1_test_picked"] == pytest.approx(0.90)
+    assert row["layer_by_train"] == 7 and row["layer_optimism"] == pytest.approx(0.10)
+    assert row["layer_picks_agree"] is False
+    agreeing = [r.model_copy(update={"val_f1": 0.99}) if r.layer == 5 and r.k == 1 else r for r in recs]
+    (same,) = summarise(agreeing)
+    assert same["best_layer"] == 5 and same["layer_picks_agree"] is True and same["layer_optimism"] == 0.0
+    write_summary_markdown([row, same], tmp_path / "s.md")
+    text = (tmp_path / "s.md").read_text()
+    assert "The validation pick equals the test pick on 1/2 features" in text
+    assert "F1 k=1 test-picked" in text and "optimistic, for comparison with the paper" in text and "| validation | 5 |" in text
 
 
 def _two_level_bootstrap(records: list, n_boot: int = 20000, seed: int = 123) -> tuple[float, float]:

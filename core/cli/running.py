@@ -18,7 +18,10 @@ ColumnsOpt = typer.Option(None, "--columns", help="Summary columns by key, e.g. 
 MODELS_HELP = ("A registered model (smollm2-135m = default, gemma3-270m, tiny:FAMILY, random-init:MODEL), "
                "a .gguf file, a local HF folder, a hub id hf:ORG/NAME[@REV], or PROVIDER:SPEC (hf:DIR, gguf:FILE).")
 METHODS_HELP = ("Comma-separated selection methods: mean_diff, f_stat, mutual_info, l1, adaptive, random, milp; "
-                "settings as NAME:key=value, e.g. milp:objective=logistic.")
+                "settings as NAME:key=value, e.g. milp:objective=logistic (default: the --protocol's method).")
+PROTOCOL_HELP = ("standard (default): rank units by f_stat (a standardised statistic) and pick each feature's layer "
+                 "on a validation split of the training rows; paper: Gurnee et al.'s mean_diff, layer picked on "
+                 "test F1 (optimistic). See docs/controls.md.")
 BASES_HELP = ("Comma-separated bases: identity, random-rotation, pca, ica, dictionary, sae-topk, sae:/path/to/folder; "
               "settings as NAME:key=value, e.g. sae-topk:k=16 (`probebank bases` lists them).")
 
@@ -31,7 +34,8 @@ def run(model: str = typer.Option("smollm2-135m", help=MODELS_HELP),
         sites: str = typer.Option("mlp", help="Comma-separated sites: mlp, resid, attn."),
         layers: str | None = typer.Option(None, help="Layers, e.g. 0,4,8 or 0-11; negative counts from the end "
                                                      "(default: all; smollm2-135m has 0..29)."),
-        methods: str = typer.Option("mean_diff", help=METHODS_HELP),
+        methods: str | None = typer.Option(None, help=METHODS_HELP),
+        protocol: str = typer.Option("standard", help=PROTOCOL_HELP),
         limit: int | None = typer.Option(None, help="Max examples per class, at least 1 (default: the suite's)."),
         seeds: str = typer.Option("0,1,2", help="Comma-separated split seeds (intervals are over seeds)."),
         controls: bool = typer.Option(True, help="Shuffled-label, random-rotation and token-identity controls."),
@@ -69,7 +73,8 @@ def run(model: str = typer.Option("smollm2-135m", help=MODELS_HELP),
             raise ConfigError(f"unknown site '{site}'", field="--sites",
                               fix=did_you_mean(site, SITES) + "use mlp, resid and/or attn")
     config = RunConfig(model=model, revision=revision, datasets=parse_csv(datasets), suite=suite, sites=site_list,
-                       layers=parse_ints(layers, "--layers"), methods=parse_csv(methods) or ["mean_diff"], limit=limit,
+                       layers=parse_ints(layers, "--layers"), methods=parse_csv(methods) or [], protocol=protocol,
+                       limit=limit,
                        seeds=parse_ints(seeds, "--seeds") or [0], batch_size=batch_size, out=out,
                        include=list(include or []), progress=progress, controls=controls, random_init=random_init,
                        bases=parse_csv(bases) or ["identity"], max_batch_tokens=max_batch_tokens, device=device,
@@ -90,6 +95,25 @@ def run(model: str = typer.Option("smollm2-135m", help=MODELS_HELP),
         console.print(f"[yellow]skipped[/yellow] {name}: {why}")
 
 
+def run_protocol(folder: Path) -> str | None:
+    """The --protocol of the run that wrote `folder` (its run.json), or None: not a run's folder, or a run
+    from before --protocol (its summary then picks layers on validation F1, or training F1 for old records)."""
+    import json
+
+    run_json = folder / "run.json" if folder.is_dir() else None
+    if run_json is None or not run_json.is_file():
+        return None
+    try:
+        protocol = json.loads(run_json.read_text(encoding="utf-8")).get("config", {}).get("protocol")
+    except (ValueError, AttributeError):
+        raise ConfigError("run.json is not valid JSON", file=run_json, field="config.protocol",
+                          fix="regenerate the folder with `probebank run`") from None
+    if protocol not in (None, "standard", "paper"):
+        raise ConfigError(f"unknown protocol {protocol!r}", file=run_json, field="config.protocol",
+                          fix="use standard or paper")
+    return protocol
+
+
 @app.command()
 def results(folder: Path | None = typer.Argument(None, help="A results folder (the --out of a run)."),
             method: str | None = typer.Option(None, help="Only this selection method."),
@@ -102,6 +126,7 @@ def results(folder: Path | None = typer.Argument(None, help="A results folder (t
     from probebank.results.summary_cache import summary_of
     from probebank.results.summary_table import explain as explain_columns
     from probebank.results.summary_table import pick_columns, render_table
+    from probebank.settings import PROTOCOL_PICK
 
     if explain:
         print(explain_columns())
@@ -111,11 +136,13 @@ def results(folder: Path | None = typer.Argument(None, help="A results folder (t
                           "e.g. `probebank results probebank-out`, or ask `probebank results --explain`")
     pick_columns(parse_csv(columns))
     single = folder if folder.is_file() else folder / RECORDS_FILE
+    protocol = run_protocol(folder)
+    pick = PROTOCOL_PICK[protocol] if protocol else "validation"
     if single.is_file() and (folder.is_file() or list(folder.rglob("*.jsonl")) == [single]):
-        rows, digest = summary_of(single, method)  # a run's folder: its summary is cached by the records' bytes
+        rows, digest = summary_of(single, method, pick)  # a run's folder: its summary is cached by the records' bytes
     else:
         records = read_records(folder)
-        rows = summarise(records, method=method)
+        rows = summarise(records, method=method, pick=pick)
         digest = certificates(r for r in records if method is None or r.method == method)
     if format == "json":
         print(summary_json(rows))

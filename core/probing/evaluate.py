@@ -8,6 +8,12 @@ same split, method and k (probebank.probing.controls), and each (feature, layer,
 `single_unit` record: the units that alone reach F1 >= 0.9. A regression card is probed by
 probebank.probing.regression_eval instead (ridge, R2 and Spearman).
 
+Each method's k=1 record also carries `val_f1`: the F1 of a k=1 probe ranked and fitted on an
+inner split of the *training* rows only (VAL_SHARE of them held out, grouped and stratified like
+the outer split, seeded from the split seed), so a layer can be picked without touching the test
+rows (probebank.results.summary). Its cost is one more rank + k=1 fit per (split, method) on
+three quarters of the training rows: small next to the sweep over the whole k grid.
+
 The store is anything with `rows()` and `layer(site, layer)` (an ActivationStore, or a view of
 one with other labels): probing never imports extraction.
 """
@@ -22,7 +28,7 @@ from tqdm.auto import tqdm
 
 from probebank.data.examples import BuiltDataset
 from probebank.data.schema import DatasetCard
-from probebank.data.splits import FeatureSplit, feature_splits
+from probebank.data.splits import FeatureSplit, feature_splits, grouped_stratified_split
 from probebank.hashing import fingerprint, json_digest
 from probebank.metrics import binary_metrics
 from probebank.probing.controls import (
@@ -41,6 +47,8 @@ from probebank.probing.schema import Controls, ProbeConfig, Provenance, ResultRe
 from probebank.probing.selection import Selector, method_params
 from probebank.probing.sweep import SweepPoint, sweep_feature
 from probebank.specs import parse_spec
+
+VAL_SHARE = 0.25  # share of the training rows held out to score `val_f1` (the layer pick)
 
 
 def identity_encoder(site: str, layer: int, X: np.ndarray) -> np.ndarray:
@@ -78,6 +86,7 @@ class _Task:
     split: FeatureSplit
     X_train: np.ndarray
     X_test: np.ndarray
+    inner: tuple[np.ndarray, np.ndarray] | None = None  # (inner-train, validation) positions within train
 
     def record(self, provenance: Provenance, aggregation: str, **fields: Any) -> ResultRecord:
         sp = self.split
@@ -110,6 +119,7 @@ def evaluate_store(store: StoredRows, built: BuiltDataset, provenance: Provenanc
     splits = feature_splits(built, rows, seeds=cfg.seeds, balance=cfg.balance, min_rows=cfg.min_rows_per_class)
     encoders = dict(encoders or {"identity": identity_encoder})
     split_controls = _split_controls(built, rows, splits) if controls else []
+    inner = [validation_split(built, rows, sp) for sp in splits]  # once per split: every layer shares it
     aggregation = built.card.aggregation
     jobs = [(site, layer) for site in sites for layer in layers]
     for site, layer in tqdm(jobs, desc=f"probe {built.name}", unit="layer", disable=not progress, leave=False):
@@ -118,7 +128,7 @@ def evaluate_store(store: StoredRows, built: BuiltDataset, provenance: Provenanc
             X = np.asarray(encode(site, layer, X_layer), dtype=np.float32)
             X_rot = random_rotation(X, ROTATION_SEED) if controls else None  # once per layer and basis
             for si, sp in enumerate(splits):
-                task = _Task(site, layer, basis, sp, X[sp.train], X[sp.test])
+                task = _Task(site, layer, basis, sp, X[sp.train], X[sp.test], inner[si])
                 if controls:
                     yield task.record(provenance, aggregation, **_single_unit_fields(task))
                 for mi, (label, selector) in enumerate(methods.items()):
@@ -132,6 +142,34 @@ def _sweep(task: _Task, selector: Selector, cfg: ProbeConfig, X_train: np.ndarra
            X_test: np.ndarray, y_test: np.ndarray, dense: bool) -> list[SweepPoint]:
     return sweep_feature(X_train, y_train, X_test, y_test, method=selector, k_grid=cfg.k_grid, dense=dense,
                          C=cfg.C, max_iter=cfg.max_iter, seed=task.split.seed)
+
+
+def validation_split(built: BuiltDataset, rows: dict[str, np.ndarray],
+                     sp: FeatureSplit) -> tuple[np.ndarray, np.ndarray] | None:
+    """(inner-train, validation) positions into `sp.train`: VAL_SHARE of the training rows, grouped by the
+    examples' group when the card's split is, stratified by the binary label, seeded from the split seed.
+
+    None when the training rows cannot be split so (e.g. the positives sit in one group): the records
+    then have no `val_f1`, and the summary falls back to the training-F1 pick.
+    """
+    card = built.card
+    groups = np.asarray(built.dataset["group"])[rows["example"][sp.train]] if card.split.grouped else None
+    try:
+        inner_train, val = grouped_stratified_split(sp.y_train, groups, VAL_SHARE, card.split.seed + sp.seed)
+    except ValueError:
+        return None
+    return inner_train, val
+
+
+def _val_f1(task: _Task, selector: Selector, cfg: ProbeConfig) -> float | None:
+    """k=1 F1 on the validation rows of a probe ranked and fitted on the inner-train rows: no test row used."""
+    if task.inner is None:
+        return None
+    tr, va = task.inner
+    y = task.split.y_train
+    points = sweep_feature(task.X_train[tr], y[tr], task.X_train[va], y[va], method=selector, k_grid=[1], dense=False,
+                           C=cfg.C, max_iter=cfg.max_iter, seed=task.split.seed)
+    return next((float(p.metrics["f1"] or 0.0) for p in points if p.k == 1), None)
 
 
 def _method_records(task: _Task, label: str, selector: Selector, cfg: ProbeConfig, dense: bool,
@@ -149,6 +187,7 @@ def _method_records(task: _Task, label: str, selector: Selector, cfg: ProbeConfi
         rotated = {p.k: float(p.metrics["f1"] or 0.0)
                    for p in _sweep(task, selector, cfg, X_rot[sp.train], sp.y_train, X_rot[sp.test], sp.y_test, False)}
     params = method_params(selector)
+    val_f1 = _val_f1(task, selector, cfg) if any(p.k == 1 and p.method != "dense" for p in points) else None
     for p in points:
         is_dense = p.method == "dense"
         controls = None
@@ -161,7 +200,8 @@ def _method_records(task: _Task, label: str, selector: Selector, cfg: ProbeConfi
                           method_params={} if is_dense else params, k=p.k, metrics=p.metrics,
                           units=[int(u) for u in p.units], coef=[float(c) for c in p.coef],
                           intercept=float(p.intercept), wall_time_s=float(p.wall_time_s), controls=controls,
-                          solver=p.solver, train_f1=p.train_f1)
+                          solver=p.solver, train_f1=p.train_f1,
+                          val_f1=val_f1 if p.k == 1 and not is_dense else None)
 
 
 def _split_controls(built: BuiltDataset, rows: dict[str, np.ndarray],

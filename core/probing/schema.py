@@ -127,6 +127,9 @@ class ResultRecord(Strict):
     solver: SolverReport | None = None
     train_f1: float | None = Field(None, description="F1 of the same probe on its own training rows (to choose "
                                                       "a layer without looking at the test rows).")
+    val_f1: float | None = Field(None, description="k=1 records: F1 on a validation split of the training rows of "
+                                                    "a k=1 probe ranked and fitted on the rest of them (the layer "
+                                                    "pick; never sees the test rows). None on other k and older files.")
     basis_key: str | None = Field(None, description="Content key of a trained basis (what it was fit on, how).")
     basis_flags: list[str] = Field(default_factory=list,
                                    description="Warnings about the basis, e.g. 'train-overlaps-test'.")

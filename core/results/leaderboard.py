@@ -122,6 +122,7 @@ class FeatureScore:
     curve: dict[int, float]                   # k -> F1 at the best layer (mean over seeds)
     layer_curves: dict[int, dict[int, float]]  # layer -> k -> F1
     flags: list[str] = field(default_factory=list)
+    picked_on: str = "test"  # what chose best_layer: validation, train (records without val_f1) or test
 
 
 @dataclass
@@ -169,17 +170,21 @@ def entry_name(r: ResultRecord, by: str, extra: Sequence[str], models: dict[tupl
     return " / ".join([value(by)] + [value(f) for f in extra])
 
 
-LAYER_BY = ("test", "train")
-LAYER_WORD = {"test": "test", "train": "training"}  # for "picked on <word> k=1 F1"
+LAYER_BY = ("validation", "test", "train")
+LAYER_WORD = {"validation": "validation", "test": "test (optimistic)",
+              "train": "training"}  # for "picked on <word> k=1 F1"
 
 
 def feature_scores(records: Sequence[ResultRecord], *, by: str = "model",
-                   categories: dict[str, str] | None = None, layer_by: str = "test") -> list[FeatureScore]:
+                   categories: dict[str, str] | None = None, layer_by: str = "validation") -> list[FeatureScore]:
     """Best-layer (or, for --by layer, per-layer) scores of every (entry, dataset, feature, site).
 
-    layer_by="test": the best layer is the one with the best k=1 test F1, as Gurnee et al. report
-    it (optimistic); "train": the one with the best k=1 *training* F1, so the scores never looked
-    at the test rows (needs records with `train_f1`, written since session 3).
+    layer_by="validation" (the default): the best layer is the one with the best k=1 `val_f1` (a
+    validation split of the training rows, probebank.probing.evaluate), so no score looked at the
+    test rows; a feature whose records have no val_f1 (older results) falls back to its k=1 training
+    F1, then to test F1 (`FeatureScore.picked_on` says which). "test": the best k=1 test F1, as
+    Gurnee et al. report it (optimistic, for comparison with the paper); "train": the best k=1
+    *training* F1 (needs records with `train_f1`, written since session 3).
     """
     if by not in BY_FIELDS:
         raise ConfigError(f"cannot rank by '{by}'", field="--by", fix=f"use one of: {', '.join(BY_FIELDS)}")
@@ -195,6 +200,7 @@ def feature_scores(records: Sequence[ResultRecord], *, by: str = "model",
     f1: dict[tuple, dict[int, dict[int, list[float]]]] = defaultdict(lambda: defaultdict(lambda: defaultdict(list)))
     sel: dict[tuple, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
     train1: dict[tuple, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))  # k=1 training F1
+    val1: dict[tuple, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))  # k=1 validation F1
     units: dict[tuple, dict[int, tuple[int, list[int]]]] = defaultdict(dict)
     flags: dict[tuple, set[str]] = defaultdict(set)
     meta: dict[tuple, tuple[str, str, str]] = {}
@@ -216,6 +222,8 @@ def feature_scores(records: Sequence[ResultRecord], *, by: str = "model",
             sel[key][r.layer].append(r.controls.selectivity)
         if r.k == 1 and r.train_f1 is not None:
             train1[key][r.layer].append(r.train_f1)
+        if r.k == 1 and r.val_f1 is not None:
+            val1[key][r.layer].append(r.val_f1)
         flags[key].update(r.basis_flags)
         if r.k == 1 and (r.layer not in units[key] or r.seed < units[key][r.layer][0]):
             units[key][r.layer] = (r.seed, list(r.units))
@@ -229,14 +237,17 @@ def feature_scores(records: Sequence[ResultRecord], *, by: str = "model",
         entry, dataset, feature, site = key[:4]
         base = key[5:]
         curves = {layer: {k: sum(v) / len(v) for k, v in ks.items()} for layer, ks in by_layer.items()}
-        # best layer on k=1 test F1, as Gurnee et al. report it, or on k=1 training F1; ties: earlier layer
-        if layer_by == "train":
-            if not train1[key]:
-                raise ConfigError(f"{entry} on {dataset}/{feature} has no training F1 to pick a layer with "
-                                  f"(results written before probebank recorded train_f1)", field="--layer-by",
-                                  fix="re-run those results, or use --layer-by test")
-            tr = {layer: sum(v) / len(v) for layer, v in train1[key].items()}
-            best = max(tr, key=lambda layer: (tr[layer], -layer))
+        # best layer on k=1 validation F1 (else training F1), or on test F1 as the paper; ties: earlier layer
+        picked_on = layer_by
+        if layer_by == "validation":
+            picked_on = "validation" if val1[key] else "train" if train1[key] else "test"
+        if layer_by == "train" and not train1[key]:
+            raise ConfigError(f"{entry} on {dataset}/{feature} has no training F1 to pick a layer with "
+                              f"(results written before probebank recorded train_f1)", field="--layer-by",
+                              fix="re-run those results, or use --layer-by test")
+        if picked_on in ("validation", "train"):
+            scores = {layer: sum(v) / len(v) for layer, v in (val1 if picked_on == "validation" else train1)[key].items()}
+            best = max(scores, key=lambda layer: (scores[layer], -layer))
         else:
             best = max(curves, key=lambda layer: (curves[layer].get(1, -1.0), -layer))
         curve = curves[best]
@@ -249,7 +260,7 @@ def feature_scores(records: Sequence[ResultRecord], *, by: str = "model",
             k_auc=k_curve_auc(curve), selectivity=mean_known(sel[key].get(best, [])) if sel[key].get(best) else None,
             units_k1=units[key].get(best, (0, []))[1], curve=dict(sorted(curve.items())),
             layer_curves={layer: dict(sorted(c.items())) for layer, c in sorted(curves.items())},
-            flags=sorted(flags[key])))
+            flags=sorted(flags[key]), picked_on=picked_on))
     return out
 
 
@@ -344,7 +355,7 @@ class Leaderboard:
     features: list[FeatureScore]
     datasets: list[DatasetScore]
     rankings: list[CategoryRanking]
-    layer_by: str = "test"  # how each feature's best layer was picked: test or training k=1 F1
+    layer_by: str = "validation"  # how each feature's best layer was picked: validation, test or training k=1 F1
     values: list[ValueScore] = field(default_factory=list)  # regression cards: R2, apart from the rankings
 
 
@@ -363,7 +374,7 @@ def dataset_categories(names: Iterable[str], include: Sequence[Path] = ()) -> di
 
 def build_leaderboard(folders: Sequence[Path], *, by: str = "model", category: str | None = None,
                       metric: str = "f1_k1", include: Sequence[Path] = (),
-                      categories: dict[str, str] | None = None, layer_by: str = "test") -> Leaderboard:
+                      categories: dict[str, str] | None = None, layer_by: str = "validation") -> Leaderboard:
     results = load_results(folders)
     if categories is None:
         categories = dataset_categories({r.provenance.dataset for r in results.records}, include)

@@ -37,7 +37,13 @@ def _rank_cells(lb: Leaderboard) -> list[list[str]]:
 
 
 def _refusals(lb: Leaderboard) -> list[str]:
-    return [f"{cr.category}: not ranked: {'; '.join(cr.refused)}" for cr in lb.rankings if cr.refused]
+    out = [f"{cr.category}: not ranked: {'; '.join(cr.refused)}" for cr in lb.rankings if cr.refused]
+    fallback = [f for f in lb.features if f.picked_on != lb.layer_by]
+    if fallback:
+        on = sorted({LAYER_WORD[f.picked_on] for f in fallback})
+        out.append(f"{len(fallback)} of {len(lb.features)} features have no validation F1 (results written before "
+                   f"probebank recorded val_f1): their layer was picked on {' or '.join(on)} k=1 F1; re-run them")
+    return out
 
 
 def render_markdown(lb: Leaderboard) -> str:

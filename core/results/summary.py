@@ -80,35 +80,56 @@ def _k1_mean(seeds: dict[int, dict[int, ResultRecord]]) -> float:
     return _mean(vals) if vals else 0.0
 
 
-def _layer_by_train(by_layer: dict[int, dict[int, dict[int, ResultRecord]]]) -> int | None:
-    """The layer with the best mean k=1 *training* F1 (ties: earlier layer); None without train F1s."""
+def _layer_by(by_layer: dict[int, dict[int, dict[int, ResultRecord]]], field: str) -> int | None:
+    """The layer with the best mean k=1 `field` (train_f1 or val_f1) over seeds (ties: earlier layer);
+    None when no record has it (results written before probebank recorded it)."""
     scores = {}
     for layer, seeds in by_layer.items():
-        vals = [c[1].train_f1 for c in seeds.values() if 1 in c and c[1].train_f1 is not None]
+        vals = [v for c in seeds.values() if 1 in c and (v := getattr(c[1], field)) is not None]
         if vals:
             scores[layer] = _mean(vals)
     return max(scores, key=lambda layer: (scores[layer], -layer)) if scores else None
 
 
-def summarise(records: list[ResultRecord], method: str | None = None) -> list[dict]:
-    """Per (model, dataset, feature, site, basis, method): the layer with the best mean k=1 F1 and its figures.
+def _layer_by_train(by_layer: dict[int, dict[int, dict[int, ResultRecord]]]) -> int | None:
+    return _layer_by(by_layer, "train_f1")
+
+
+LAYER_PICKS = ("validation", "test")  # how summarise picks the best layer: the honest default, or the paper's
+
+
+def _k1_at(by_layer: dict[int, dict[int, dict[int, ResultRecord]]], layer: int) -> tuple:
+    """(mean, low, high) of the test k=1 F1 over seeds at one layer."""
+    recs = [c.get(1) for c in by_layer[layer].values()]
+    return _interval("f1_k1", [r.f1 if r else None for r in recs], recs)
+
+
+def summarise(records: list[ResultRecord], method: str | None = None, pick: str = "validation") -> list[dict]:
+    """Per (model, dataset, feature, site, basis, method): the best layer and its figures.
 
     Every metric is averaged over seeds with a 95% interval (`<metric>_ci`, see probebank.probing.stats).
-    The best layer is picked on test F1, as Gurnee et al. report it (an optimistic choice: with
-    30 layers the maximum of noisy test F1s is biased upwards; the interval does not cover that).
-    So each row also has the layer picked on the probes' *training* F1 (`layer_by_train`, mean
-    k=1 train F1 over seeds) and the test k=1 F1 there (`f1_k1_by_train`, with its interval): a
-    figure that never looked at the test rows. `layer_optimism` = f1_k1 - f1_k1_by_train.
+    pick="validation" (the default): the best layer is the one with the best mean k=1 `val_f1`, the
+    F1 on a validation split cut from the training rows (probebank.probing.evaluate), so the test rows
+    that score it never chose it; records without val_f1 (older results folders) fall back to the
+    layer with the best k=1 *training* F1, and to test F1 when they lack that too (`layer_picked_on`
+    says which). pick="test": the layer with the best mean k=1 test F1, as Gurnee et al. report it.
+    Beside it, always: `layer_by_test` and `f1_k1_test_picked` (optimistic, for comparison with the
+    paper: with 30 layers the maximum of noisy test F1s is biased upwards, and the interval does not
+    cover that), `layer_by_train` / `f1_k1_by_train`, `layer_by_val`, `layer_optimism` =
+    f1_k1_test_picked - the test k=1 F1 at the honest (validation, else training) pick, and
+    `layer_picks_agree` (the honest pick is the test pick).
     Also: k-curve summaries (probebank.probing.kcurve), the k=1 -> 8 gain at every layer (`gain_1_8_by_layer`),
     the stability of the supports across seeds (mean pairwise Jaccard at k=16, and whether the
     k=1 unit changes), and the number of units that alone reach F1 >= 0.9 (`n_mono`).
     Records of regression cards get rows of their own, with R2 in place of F1
     (probebank.results.value_summary), after the classification rows.
     """
+    if pick not in LAYER_PICKS:
+        raise ValueError(f"pick must be one of {LAYER_PICKS}, got {pick!r}")
     values = [r for r in records if r.regression]
     if values:
-        return summarise([r for r in records if not r.regression], method) + add_ci_widths(summarise_values(values,
-                                                                                                            method))
+        return summarise([r for r in records if not r.regression], method, pick) + add_ci_widths(
+            summarise_values(values, method))
     curves: dict[tuple, dict[int, dict[int, dict[int, ResultRecord]]]] = defaultdict(
         lambda: defaultdict(lambda: defaultdict(dict)))          # key -> layer -> seed -> k -> record
     dense: dict[tuple, ResultRecord] = {}                        # (base, layer, seed) -> record
@@ -125,13 +146,19 @@ def summarise(records: list[ResultRecord], method: str | None = None) -> list[di
     for key, by_layer in sorted(curves.items()):
         base = key[:5]
 
-        best_layer = max(by_layer, key=lambda layer, b=by_layer: (_k1_mean(b[layer]), -layer))  # type: ignore[misc]
+        by_test = max(by_layer, key=lambda layer, b=by_layer: (_k1_mean(b[layer]), -layer))  # type: ignore[misc]
         by_train = _layer_by_train(by_layer)
+        by_val = _layer_by(by_layer, "val_f1")
+        honest, honest_on = (by_val, "validation") if by_val is not None else (by_train, "train")
+        if pick == "test" or honest is None:
+            best_layer, picked_on = by_test, "test"
+        else:
+            best_layer, picked_on = honest, honest_on
         seeds = sorted(by_layer[best_layer])
         per_seed = {s: _seed_metrics(by_layer[best_layer][s], dense.get(base + (best_layer, s)),
                                      single.get(base + (best_layer, s))) for s in seeds}
         row: dict = {"model": key[0], "dataset": key[1], "feature": key[2], "site": key[3], "basis": key[4],
-                     "method": key[5], "best_layer": best_layer, "seeds": len(seeds)}
+                     "method": key[5], "best_layer": best_layer, "layer_picked_on": picked_on, "seeds": len(seeds)}
         f1_records = {"f1_k1": [by_layer[best_layer][s].get(1) for s in seeds],
                       "f1_k16": [by_layer[best_layer][s].get(16) for s in seeds],
                       "f1_dense": [dense.get(base + (best_layer, s)) for s in seeds]}
@@ -139,15 +166,17 @@ def summarise(records: list[ResultRecord], method: str | None = None) -> list[di
             mean, lo, hi = _interval(name, [per_seed[s][name] for s in seeds], f1_records.get(name, [None]))
             row[name] = mean
             row[name + "_ci"] = None if lo is None else [lo, hi]
-        row["layer_by_train"] = by_train
-        row["f1_k1_by_train"] = row["f1_k1_by_train_ci"] = row["layer_optimism"] = None
-        if by_train is not None:
-            recs = [c.get(1) for c in by_layer[by_train].values()]
-            mean, lo, hi = _interval("f1_k1", [r.f1 if r else None for r in recs], recs)
-            row["f1_k1_by_train"] = mean
-            row["f1_k1_by_train_ci"] = None if lo is None else [lo, hi]
-            if mean is not None and row["f1_k1"] is not None:
-                row["layer_optimism"] = row["f1_k1"] - mean
+        vals = [v for s in seeds if (r1 := by_layer[best_layer][s].get(1)) is not None and (v := r1.val_f1) is not None]
+        row["val_f1_k1"] = _mean(vals) if vals else None
+        row["layer_by_val"], row["layer_by_train"], row["layer_by_test"] = by_val, by_train, by_test
+        for name, layer in (("f1_k1_test_picked", by_test), ("f1_k1_by_train", by_train)):
+            mean, lo, hi = _k1_at(by_layer, layer) if layer is not None else (None, None, None)
+            row[name] = mean
+            row[name + "_ci"] = None if lo is None else [lo, hi]
+        honest_f1 = _k1_at(by_layer, honest)[0] if honest is not None else None
+        row["layer_optimism"] = (None if honest_f1 is None or row["f1_k1_test_picked"] is None
+                                 else row["f1_k1_test_picked"] - honest_f1)
+        row["layer_picks_agree"] = None if honest is None else honest == by_test
         row.update(stats.support_stability([by_layer[best_layer][s] for s in seeds]))
         gains = {}
         for layer in sorted(by_layer):
@@ -158,6 +187,33 @@ def summarise(records: list[ResultRecord], method: str | None = None) -> list[di
         row["layers"] = len(by_layer)
         rows.append(row)
     return add_ci_widths(rows)
+
+
+def layer_pick_line(rows: list[dict]) -> str | None:
+    """One line on how the best layers were picked and how often the honest pick equals the test pick."""
+    rows = [r for r in rows if not _is_value_row(r) and "layer_picked_on" in r]
+    if not rows:
+        return None
+    on = sorted({r["layer_picked_on"] for r in rows})
+    known = [r for r in rows if r.get("layer_picks_agree") is not None]
+    line = "Best layer picked on " + " / ".join(f"{PICK_WORDS[p]} ({sum(r['layer_picked_on'] == p for r in rows)})"
+                                                for p in on) + "."
+    if known:
+        agree = sum(bool(r["layer_picks_agree"]) for r in known)
+        opt = [r["layer_optimism"] for r in known if r.get("layer_optimism") is not None]
+        honest = "validation" if all(r.get("layer_by_val") is not None for r in known) else "validation/training"
+        line += (f" The {honest} pick equals the test pick on {agree}/{len(known)} features"
+                 + (f"; the test pick's k=1 F1 is higher by {_mean(opt):.3f} on average (optimism)" if opt else "")
+                 + ".")
+    if "train" in on:
+        line += (" Records without val_f1 (written before probebank recorded it) fell back to the training-F1 "
+                 "pick; re-run them for a validation pick.")
+    return line
+
+
+PICK_WORDS = {"validation": "validation F1 (a split of the training rows)",
+              "train": "training F1 (older records without val_f1)",
+              "test": "test F1 (optimistic, as the paper)"}
 
 
 def add_ci_widths(rows: list[dict]) -> list[dict]:
@@ -178,6 +234,7 @@ def median_ci_width(rows: list[dict], key: str = "f1_k1") -> tuple[float | None,
 
 # (column title, row key, kind) of the tables; kind "f" = value with interval, "k" = integer k
 COLUMNS = (("F1 k=1", "f1_k1", "f"), ("95% width k=1", "f1_k1_ci_width", "f"),
+           ("F1 k=1 test-picked", "f1_k1_test_picked", "f"),  # optimistic: the note says so
            ("F1 k=1 layer by train", "f1_k1_by_train", "f"),
            ("F1 k=16", "f1_k16", "f"), ("F1 dense", "f1_dense", "f"),
            ("select. k=1", "selectivity_k1", "f"), ("rotation k=1", "rotation_k1", "f"),
@@ -239,9 +296,21 @@ def write_summary_markdown(rows: list[dict], path: Path, footer: str | None = No
     if values:  # regression cards: a table of their own, with R2 and Spearman
         text += (("\n" if text else "") + _markdown(values, VALUE_COLUMNS) + "\n" + VALUE_NOTE
                  + _median_line(values, "r2_k1", "R2"))
+    picks = layer_pick_line(rows)
+    if picks:
+        text += f"\n{picks}\n"
     if footer:
         text += f"\n{footer}\n"
     path.write_text(text, encoding="utf-8")
+
+
+def protocol_line(protocol: str, methods: list[str]) -> str:
+    """What summary.md says about the run's protocol (probebank.settings.PROTOCOL_METHODS)."""
+    if protocol == "paper":
+        return (f"Protocol: paper (Gurnee et al.): methods {', '.join(methods)}; each feature's best layer picked on "
+                "test k=1 F1 (optimistic). `--protocol standard` picks it on a validation split of the training rows.")
+    return (f"Protocol: standard: methods {', '.join(methods)}; each feature's best layer picked on validation k=1 F1 "
+            "(a split of the training rows; the test rows never chose it). `--protocol paper` is the paper's.")
 
 
 def _median_line(rows: list[dict], key: str, metric: str) -> str:
@@ -252,12 +321,15 @@ def _median_line(rows: list[dict], key: str, metric: str) -> str:
 
 def _markdown(rows: list[dict], columns: tuple[tuple[str, str, str], ...]) -> str:
     cols = _columns(rows, columns)
-    head = ["model", "dataset", "feature", "site", "basis", "method", "best layer", "layer by train", "seeds"]
+    head = ["model", "dataset", "feature", "site", "basis", "method", "best layer", "picked on",
+            "layer by test (optimistic)", "layer by train", "seeds"]
     head += [c[0] for c in cols] + ["Jaccard", "neuron (k=1)"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         cells = [r["model"], r["dataset"], r["feature"], r["site"], r.get("basis", "identity"), r["method"],
-                 str(r["best_layer"]), "-" if r.get("layer_by_train") is None else str(r["layer_by_train"]),
+                 str(r["best_layer"]), r.get("layer_picked_on", "test"),
+                 "-" if r.get("layer_by_test") is None else str(r["layer_by_test"]),
+                 "-" if r.get("layer_by_train") is None else str(r["layer_by_train"]),
                  str(r.get("seeds", 1))]
         cells += [_cell(r, key, kind) for _, key, kind in cols]
         cells += [_stability(r), ",".join(map(str, r["units_k1"])) or "-"]
@@ -267,9 +339,11 @@ def _markdown(rows: list[dict], columns: tuple[tuple[str, str, str], ...]) -> st
 
 _NOTE = ("\nValues are means over seeds with their 95% interval in brackets: for F1 a bootstrap over seeds and "
          "test rows; for the other figures a t interval over seeds cut to the "
-         "figure's range (none from one seed); 95% width = high - low of that interval. best layer = the layer with the best mean test k=1 F1, as the paper "
-         "reports it; F1 k=1 layer by train = test k=1 F1 at the layer picked on training F1, which never "
-         "saw the test rows (their difference is the optimism of picking on test). "
+         "figure's range (none from one seed); 95% width = high - low of that interval. best layer = the layer "
+         "every figure of the row is taken at, picked on validation k=1 F1, a split of the training rows that never saw the test rows "
+         "(older records: training F1; --protocol paper: test F1, as the paper reports it); F1 k=1 test-picked "
+         "= test k=1 F1 at the layer with the best test k=1 F1 (layer by test): optimistic, for comparison with "
+         "the paper; F1 k=1 layer by train = test k=1 F1 at the layer picked on training F1. "
          "select. = F1 - shuffled-label F1; k@95% dense = smallest k reaching "
          "95% of the dense F1; Jaccard = mean pairwise Jaccard of the k=16 supports across seeds. "
          "See docs/controls.md.\n")

@@ -22,16 +22,17 @@ SUMMARY_FILE = "summary.json"
 _INT_KEYED = ("gain_1_8_by_layer",)  # dicts keyed by layer: JSON turns their keys into strings
 
 
-def summary_of(records_path: Path, method: str | None = None) -> tuple[list[dict[str, Any]], str | None]:
-    """`summarise(read_records(records_path), method)` and the certificates line, from the cache when the
-    same records were summarised before by the same code."""
-    key = json_digest([SUMMARY_FORMAT, sha256_file(records_path), method,
+def summary_of(records_path: Path, method: str | None = None,
+               pick: str = "validation") -> tuple[list[dict[str, Any]], str | None]:
+    """`summarise(read_records(records_path), method, pick)` and the certificates line, from the cache when
+    the same records were summarised before by the same code."""
+    key = json_digest([SUMMARY_FORMAT, sha256_file(records_path), method, pick,
                        fingerprint(summarise, certificates, read_records)])
     entry = cache_dir("summaries") / key
 
     def make(staging: Path) -> None:
         records = read_records(records_path)
-        rows = summarise(records, method) if records else []
+        rows = summarise(records, method, pick) if records else []
         (staging / SUMMARY_FILE).write_text(json.dumps({"rows": rows, "certificates":
                                                         certificates(r for r in records if method in (None, r.method))}),
                                             encoding="utf-8")

@@ -32,10 +32,13 @@ class Column:
 
 
 _NOTES = {
-    "f1_k1": "test F1 of a logistic probe on the 1 unit the method ranks first, at the best layer",
+    "f1_k1": ("test F1 of a logistic probe on the 1 unit the method ranks first, at the best layer (picked on "
+              "validation F1, a split of the training rows; --protocol paper: on test F1)"),
     "f1_k1_ci_width": ("width of the k=1 F1's 95% interval (high - low): differences smaller than this are "
                        "within the noise of the test rows and seeds"),
     "r2_k1_ci_width": "width of the k=1 R2's 95% interval (high - low)",
+    "f1_k1_test_picked": ("test k=1 F1 at the layer with the best test k=1 F1 (layer_by_test): optimistic, for "
+                          "comparison with the paper"),
     "f1_k1_by_train": "test k=1 F1 at the layer picked on training F1 (never saw the test rows)",
     "f1_k16": "test F1 with the top 16 units",
     "f1_dense": "test F1 of an L2 logistic probe on every unit of the layer",
@@ -204,12 +207,25 @@ def column_notes(cols: Sequence[Column], rows: Sequence[dict] = (), *, with_ci: 
                                                             "seeds and test rows; others: t over seeds, cut to the "
                                                             "range)" if with_ci else
                                                             "; intervals in summary.md"))
-    grid.add_row("layer", "the layer with the best mean test k=1 F1 (R2 for regression rows), as the paper picks it")
+    grid.add_row("layer", _layer_note(rows))
     for c in cols:
         grid.add_row(c.title, c.note)
     grid.add_row("more", "`probebank results --explain` says what every column means; --wide shows them all; "
                          "summary.md has the full table")
     return grid
+
+
+_PICK_NOTES = {"validation": "the best mean validation k=1 F1 (a split of the training rows: no test row chose it)",
+               "train": "the best mean training k=1 F1 (records older than val_f1)",
+               "test": "the best mean test k=1 F1, as the paper picks it (optimistic)"}
+
+
+def _layer_note(rows: Sequence[dict]) -> str:
+    """How the shown rows' layers were picked (summary rows' `layer_picked_on`; regression rows: test R2)."""
+    picks = sorted({r.get("layer_picked_on", "test") for r in rows if not _is_value_row(r)},
+                   key=list(_PICK_NOTES).index)
+    text = "the layer with " + "; or ".join(_PICK_NOTES[p] for p in picks or ["test"])
+    return text + ("; regression rows: best test R2" if any(_is_value_row(r) for r in rows) else "")
 
 
 def explain() -> str:

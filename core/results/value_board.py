@@ -37,7 +37,8 @@ class ValueScore:
 def value_scores(records: Sequence[ResultRecord], entry_of: Callable[[ResultRecord], str], *,
                  categories: dict[str, str] | None = None, layer_by: str = "test") -> list[ValueScore]:
     """Best-layer scores of the regression records (others are ignored): the layer with the best mean
-    k=1 test R2 (layer_by="train": training R2), means over seeds there."""
+    k=1 test R2 (layer_by="train", or "validation", which regression records lack: training R2), means over
+    seeds there."""
     categories = categories or {}
     # key -> layer -> k -> [metrics over seeds]; dense per (model, dataset, feature, site, basis) and layer
     sparse: dict[tuple, dict[int, dict[int, list[ResultRecord]]]] = defaultdict(lambda: defaultdict(lambda: defaultdict(list)))
@@ -54,7 +55,8 @@ def value_scores(records: Sequence[ResultRecord], entry_of: Callable[[ResultReco
     out = []
     for key, by_layer in sorted(sparse.items(), key=lambda kv: tuple(str(x) for x in kv[0])):
         entry, dataset, feature, site = key[:4]
-        k1 = {layer: _mean_metric(ks.get(1, []), "train_r2" if layer_by == "train" else "r2")
+        # regression records have no validation score: the validation pick falls back to training R2
+        k1 = {layer: _mean_metric(ks.get(1, []), "train_r2" if layer_by in ("train", "validation") else "r2")
               for layer, ks in by_layer.items()}
         best = max(by_layer, key=lambda layer: (-math.inf if k1[layer] is None else k1[layer], -layer))
         at = by_layer[best]

@@ -25,6 +25,7 @@ from probebank.data.registry import load_catalog
 from probebank.errors import ConfigError, ProbebankError
 from probebank.probing.schema import ResultRecord
 from probebank.probing.stats import mean_known
+from probebank.results.ranking import CategoryRanking, RankRow, borda, competition_ranks
 from probebank.results.records import RECORDS_FILE, read_records
 from probebank.results.summary import NON_PROBE_METHODS
 from probebank.results.ties import mark_ties
@@ -276,47 +277,7 @@ def dataset_scores(features: Sequence[FeatureScore]) -> list[DatasetScore]:
     return out
 
 
-# ---- rankings ------------------------------------------------------------------------------------
-@dataclass
-class RankRow:
-    entry: str
-    n_datasets: int
-    mean: float
-    mean_rank: int
-    borda: float
-    borda_rank: int
-    # the paired test against the entry above (probebank.results.ties): tied -> it shares that entry's rank
-    shared_rank: int | None = None
-    tied_above: bool = False
-    p_above: float | None = None
-    n_paired: int = 0
-
-
-@dataclass
-class CategoryRanking:
-    category: str
-    datasets: list[str]
-    rows: list[RankRow]
-    refused: list[str]  # why no aggregate was computed (a dataset missing for an entry); empty when ranked
-
-
-def _ranks(scores: dict[str, float]) -> dict[str, int]:
-    """Competition ranks (1 = best; equal scores share a rank)."""
-    ordered = sorted(scores.values(), reverse=True)
-    return {e: 1 + ordered.index(s) for e, s in scores.items()}
-
-
-def borda(per_dataset: dict[str, dict[str, float]]) -> dict[str, float]:
-    """Borda count: on each dataset an entry gets one point per entry it beats and half a point per tie."""
-    entries = sorted({e for scores in per_dataset.values() for e in scores})
-    points = {e: 0.0 for e in entries}
-    for scores in per_dataset.values():
-        for e in scores:
-            points[e] += sum(1.0 if scores[e] > scores[o] else 0.5 if scores[e] == scores[o] else 0.0
-                             for o in scores if o != e)
-    return points
-
-
+# ---- rankings (RankRow, CategoryRanking, borda: probebank.results.ranking) ----------------------------
 def rank_categories(scores: Sequence[DatasetScore], metric: str = "f1_k1") -> list[CategoryRanking]:
     if metric not in METRICS:
         raise ConfigError(f"unknown metric '{metric}'", field="--metric", fix=f"use one of: {', '.join(METRICS)}")
@@ -340,7 +301,7 @@ def rank_categories(scores: Sequence[DatasetScore], metric: str = "f1_k1") -> li
         known = {d: {e: float(v) for e, v in per.items() if v is not None} for d, per in datasets.items()}
         means = {e: sum(known[d][e] for d in known) / len(known) for e in entries}
         points = borda(known)
-        mean_ranks, borda_ranks = _ranks(means), _ranks(points)
+        mean_ranks, borda_ranks = competition_ranks(means), competition_ranks(points)
         rows = [RankRow(e, len(datasets), means[e], mean_ranks[e], points[e], borda_ranks[e]) for e in entries]
         rows.sort(key=lambda r: (r.mean_rank, r.borda_rank, r.entry))
         out.append(CategoryRanking(category, sorted(datasets), rows, []))

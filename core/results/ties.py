@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:
-    from probebank.results.leaderboard import CategoryRanking, FeatureScore
+    from probebank.results.leaderboard import FeatureScore
+    from probebank.results.ranking import CategoryRanking
 
 ALPHA = 0.05
 N_RESAMPLES = 9999

@@ -11,6 +11,7 @@ from itertools import combinations
 from pathlib import Path
 from typing import Any
 
+from probebank.causal.record import CausalRecord, cached_records, folder_records
 from probebank.data.registry import load_catalog
 from probebank.errors import ProbebankError
 from probebank.report import svg
@@ -330,9 +331,27 @@ def neuron_html(card: Any, dataset_pages: set[str] | None = None) -> str:
                 + (_table(["dataset", "feature", "method", "k", "position"] + (["score", "metric"] if mixed else ["F1"]),
                           sel) if sel
                    else "<p class=\"note\">Not selected by any other probe with k &le; 16 in these records.</p>"))
+    if card.causal:
+        body.append("<h2>Causal checks</h2>" + _table(
+            ["dataset / feature", "units", "ablation", "loss effect", "null mean ± sd", "p", "steering flip rate (p)"],
+            [_causal_row(r) for r in card.causal])
+            + "<p class=\"note\">Loss effect: the change of next-token loss (nats/token) on the feature's texts minus "
+              "that on control texts when the units are ablated; the null ablates random units of matched variance "
+              "from the same layer; p is the add-one permutation p-value. See docs/causal.md.</p>")
     body.append(f"<p class=\"note\">Terminal version: <code>probebank inspect {escape(card.model)} {card.layer} "
                 f"{card.neuron} --site {escape(card.site)}</code></p>")
     return _page(f"neuron {card.model} {card.site} L{card.layer} #{card.neuron}", "".join(body))
+
+
+def _causal_row(r: CausalRecord) -> str:
+    """One causal record as a table row."""
+    st = r.steering
+    steer = "" if st is None or st.flip_rate is None else (
+        f"{st.flip_rate:.2f}" + (f" (p = {st.flip_null.p_value:.3g})" if st.flip_null is not None else ""))
+    return (f"<tr><td>{escape(r.provenance.dataset)} / {escape(r.feature)}</td><td>{escape(str(r.units))}</td>"
+            f"<td>{escape(r.settings.mode)}</td>{_num(r.loss.observed, 4)}"
+            f"<td class=\"num\">{r.loss.mean:+.4f} ± {r.loss.sd:.4f}</td><td class=\"num\">{r.loss.p_value:.3g}</td>"
+            f"<td class=\"num\">{escape(steer)}</td></tr>")
 
 
 def _missing_neuron_html(model: str, site: str, layer: int, unit: int) -> str:
@@ -358,11 +377,13 @@ def write_site(lb: Leaderboard, out: Path, *, gates: GatesArg = None, include: S
     datasets = sorted({f.dataset for f in lb.features})
     bar = tqdm(total=(len(neurons) if neuron_cards else 0) + len(datasets) + 1, desc="report pages", unit="page",
                disable=not progress, leave=False)
+    # causal checks: the folders' causal.jsonl, else those kept in the cache (read once for every card)
+    causal = (folder_records(lb.results.folders) or cached_records()) if neuron_cards else []
     if neuron_cards:
         for model, site, layer, unit in neurons:
             bar.update()
             try:
-                card = neuron_card(model, layer, unit, site=site, records=lb.results.records)
+                card = neuron_card(model, layer, unit, site=site, records=lb.results.records, causal=causal)
                 html = neuron_html(card, set(datasets))
             except ProbebankError:
                 html = _missing_neuron_html(model, site, layer, unit)

@@ -54,10 +54,10 @@ class Target:
 def find_target(records: Sequence[ResultRecord], model: str, site: str, layer: int, unit: int, *,
                 feature: str | None = None, k: int | None = None, method: str | None = None,
                 probe_layer: int | None = None, probe_k: int | None = None,
-                layers_stored: Sequence[int] | None = None) -> Target:
+                layers_stored: Sequence[int] | None = None, datasets: Sequence[str] | None = None) -> Target:
     """The probe (seed 0, identity basis) that selected `unit` at (site, layer): with `k`, its k-sparse probe
     and all k units; else the smallest k that holds the unit, and the unit alone. `feature` is
-    DATASET/FEATURE. The downstream probe is the same feature, method and seed at `probe_layer` (default:
+    DATASET/FEATURE; `datasets` limits the search to those datasets. The downstream probe is the same feature, method and seed at `probe_layer` (default:
     the first later layer with a record and, when `layers_stored` is given, stored activations) with k
     `probe_k` (default: the number of units checked)."""
     want_ds, _, want_feat = (feature or "").partition("/")
@@ -67,6 +67,7 @@ def find_target(records: Sequence[ResultRecord], model: str, site: str, layer: i
     mine = [r for r in records if r.provenance.model == model and r.site == site and r.basis == "identity"
             and r.method not in NOT_SOURCES and r.seed == 0 and not r.regression
             and (method is None or r.method == method)
+            and (not datasets or r.provenance.dataset in datasets)
             and (feature is None or (r.provenance.dataset, r.feature) == (want_ds, want_feat))]
     here = [r for r in mine if r.layer == layer and unit in r.units and (k is None or r.k == k)]
     if not here:

@@ -156,7 +156,8 @@ def inspect(model: str = typer.Argument(..., help="Model name as recorded in the
 
     record, reused, _ = run_causal(model, site, layer, neuron, settings, results=list(results or []), feature=feature,
                                    k=k, method=method, probe_layer=probe_layer, probe_k=probe_k, load=load,
-                                   device=device, include=list(include or []), progress=progress)
+                                   device=device, include=list(include or []), datasets=parse_csv(datasets),
+                                   progress=progress)
     console.print("")
     console.print(render_causal(record) + ("\n  (reused from the cache)" if reused else
                                            f"\n  ({record.wall_time_s:.1f} s)"), highlight=False, markup=False,

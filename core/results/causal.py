@@ -66,16 +66,16 @@ def run_causal(model: str, site: str, layer: int, unit: int, settings: CausalSet
                results: Sequence[Path] = (), feature: str | None = None, k: int | None = None,
                method: str | None = None, probe_layer: int | None = None, probe_k: int | None = None,
                load: str | None = None, device: str = "auto", include: Sequence[Path] = (),
-               progress: bool = True) -> tuple[CausalRecord, bool, Target]:
+               datasets: Sequence[str] | None = None, progress: bool = True) -> tuple[CausalRecord, bool, Target]:
     """Find the probe that selected the unit, run (or reuse) its causal check, and add the record to the
     causal.jsonl of the one results folder given. Returns (record, reused, target)."""
     from probebank.extract.device import resolve_device
     from probebank.extract.providers import load_model
 
     records = list(_records(record_files(results), model))
-    first = find_target(records, model, site, layer, unit, feature=feature, k=k, method=method)
+    first = find_target(records, model, site, layer, unit, feature=feature, k=k, method=method, datasets=datasets)
     store = source_store(first.record)
-    target = find_target(records, model, site, layer, unit, feature=feature, k=k, method=method,
+    target = find_target(records, model, site, layer, unit, feature=feature, k=k, method=method, datasets=datasets,
                          probe_layer=probe_layer, probe_k=probe_k, layers_stored=store.meta["layers"])
     built = source_built(target.record, include)
     dev = resolve_device(device)

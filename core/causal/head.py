@@ -48,7 +48,7 @@ def output_head(loaded: LoadedModel) -> Head:
         assert isinstance(weight, torch.Tensor)
 
         def tied_head(hidden: torch.Tensor) -> torch.Tensor:
-            return hidden @ weight.T
+            return torch.nn.functional.linear(hidden, weight)
         project: Head = tied_head
     else:
         project = head

@@ -297,3 +297,41 @@ def test_inspect_ablate_refuses_bad_input_with_exit_code_2(tiny_run: Path, capsy
     for args, message in cases:
         assert main(args) == 2, args
         assert message in capsys.readouterr().err, args
+
+
+def test_the_probe_and_its_downstream_probe_are_found_in_the_records() -> None:
+    from report_fixtures import sweep
+
+    from probebank.causal.check import find_target
+
+    recs = sweep("m", "d", "f", lambda layer, k: 0.5 + 0.1 * layer, layers=(0, 1, 2, 3), ks=(1, 2, 4), dense=0.9)
+    recs += sweep("m", "d", "g", lambda layer, k: 0.7, layers=(1,), ks=(1, 2, 4), dense=None)
+    one = find_target(recs, "m", "mlp", 1, 8, feature="d/f")  # unit 8 first enters at k=2 (units 7, 8)
+    assert (one.record.k, one.units, one.record.feature) == (2, [8], "f")
+    assert one.downstream is not None and (one.downstream.layer, one.downstream.k) == (2, 1)
+    kset = find_target(recs, "m", "mlp", 1, 8, feature="d/f", k=4, probe_layer=3)
+    assert kset.units == [7, 8, 9, 10] and kset.downstream is not None
+    assert (kset.downstream.layer, kset.downstream.k) == (3, 4)
+    last = find_target(recs, "m", "mlp", 3, 7, feature="d/f", layers_stored=[3])
+    assert last.downstream is None and "later layer" in (last.downstream_note or "")
+    assert find_target(recs, "m", "mlp", 1, 7).record.feature in ("f", "g")  # any feature: smallest k, best F1
+    with pytest.raises(ConfigError, match="selected unit 500"):
+        find_target(recs, "m", "mlp", 1, 500)
+
+
+@pytest.mark.parametrize("mode", ["zero", "resample"])
+def test_other_ablations_run_end_to_end(tiny_run: Path, tmp_path: Path, mode: str) -> None:
+    from probebank.results.causal import run_causal
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    best = _best_k1(run, "factual-country-continent")
+    rec, reused, target = run_causal("tiny-llama", "mlp", best["layer"], best["units"][0],
+                                     CausalSettings(mode=mode, draws=3, texts=3, max_tokens=16), results=[run],
+                                     feature=f"factual-country-continent/{best['feature']}", progress=False)
+    assert not reused and rec.settings.mode == mode and target.record.feature == best["feature"]
+    assert rec.ablated_loss_feature != rec.clean_loss_feature  # the units were really changed
+    assert all(0 < s.p_value <= 1 for s in (rec.loss, rec.relevant))
+    if mode == "zero":
+        assert rec.ablation_values == [0.0]
+    assert read_causal(run) == [rec]

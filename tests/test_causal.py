@@ -277,6 +277,12 @@ def test_inspect_ablate_on_a_tiny_run(tiny_run: Path, tmp_path: Path, capsys) ->
     assert card.causal == [rec]
     assert "causal checks" in render_text(card, markup=False) and f"p = {rec.loss.p_value:.3g}" in render_text(card)
     assert "<h2>Causal checks</h2>" in neuron_html(card)
+    # the cache entry is sealed: `cache verify` checks it like any other
+    from probebank.cache.inventory import entries, verdict
+    from probebank.paths import cache_root
+
+    (entry,) = [e for e in entries(cache_root()) if e.kind == "causal" and e.path.name == rec.key]
+    assert verdict(entry).state == "ok"
 
 
 def test_inspect_ablate_refuses_bad_input_with_exit_code_2(tiny_run: Path, capsys) -> None:

@@ -95,7 +95,8 @@ def run_causal(model: str, site: str, layer: int, unit: int, settings: CausalSet
 # ---- text --------------------------------------------------------------------------------------------
 def _null_line(name: str, s: NullSummary, unit: str = "") -> str:
     sign = ">=" if s.alternative == "greater" else "<="
-    return (f"{name}: {s.observed:+.4f}{unit}; null {s.mean:+.4f} ± {s.sd:.4f} over {s.draws} draws; "
+    z = f", z = {(s.observed - s.mean) / s.sd:+.2f}" if s.sd > 0 else ""
+    return (f"{name}: {s.observed:+.4f}{unit}; null {s.mean:+.4f} ± {s.sd:.4f} over {s.draws} draws{z}; "
             f"p = {s.p_value:.3g} (share of draws {sign} observed, add-one)")
 
 

@@ -116,6 +116,11 @@ def render_causal(r: CausalRecord) -> str:
                                " nats/token"),
              "  " + _null_line(f"log-mass on the feature's {len(r.relevant_token_ids)} relevant tokens (same contrast)",
                                r.relevant)]
+    median_ratio = r.variance_ratio[1]
+    if not 0.5 <= median_ratio <= 2.0:
+        lines.append(f"  note: the null is poorly matched (median variance ratio {median_ratio:.2f}): no other unit of "
+                     "this layer varies as much (or as little), so the p-values compare with units of "
+                     f"{'less' if median_ratio < 1 else 'more'} variance")
     if r.relevant_tokens:
         lines.append("  relevant tokens: " + " ".join(repr(t) for t in r.relevant_tokens[:12])
                      + (" ..." if len(r.relevant_tokens) > 12 else ""))

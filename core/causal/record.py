@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field
 
@@ -102,6 +102,17 @@ class CausalRecord(Strict):
     steering: SteeringResult | None = None
     steering_note: str | None = Field(None, description="Why steering was not run, when it was not.")
     wall_time_s: float = 0.0
+
+    CELLS: ClassVar[tuple[str, ...]] = ("dataset / feature", "units", "ablation", "loss effect", "null mean ± sd",
+                                        "p", "steering flip rate (p)")
+
+    def cells(self) -> list[str]:
+        """One table row (the columns of CELLS) for the report's neuron pages."""
+        st, loss = self.steering, self.loss
+        steer = "" if st is None or st.flip_rate is None else (
+            f"{st.flip_rate:.2f}" + (f" (p = {st.flip_null.p_value:.3g})" if st.flip_null is not None else ""))
+        return [f"{self.provenance.dataset} / {self.feature}", str(self.units), self.settings.mode,
+                f"{loss.observed:+.4f}", f"{loss.mean:+.4f} ± {loss.sd:.4f}", f"{loss.p_value:.3g}", steer]
 
     def summary(self) -> str:
         """One line for a neuron card."""

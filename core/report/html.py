@@ -331,27 +331,12 @@ def neuron_html(card: Any, dataset_pages: set[str] | None = None) -> str:
                 + (_table(["dataset", "feature", "method", "k", "position"] + (["score", "metric"] if mixed else ["F1"]),
                           sel) if sel
                    else "<p class=\"note\">Not selected by any other probe with k &le; 16 in these records.</p>"))
-    if card.causal:
-        body.append("<h2>Causal checks</h2>" + _table(
-            ["dataset / feature", "units", "ablation", "loss effect", "null mean ± sd", "p", "steering flip rate (p)"],
-            [_causal_row(r) for r in card.causal])
-            + "<p class=\"note\">Loss effect: the change of next-token loss (nats/token) on the feature's texts minus "
-              "that on control texts when the units are ablated; the null ablates random units of matched variance "
-              "from the same layer; p is the add-one permutation p-value. See docs/causal.md.</p>")
+    if card.causal:  # loss effect: nats/token on the feature's texts minus on controls; null: matched-variance units
+        rows = ["<tr>" + "".join(f"<td>{escape(c)}</td>" for c in r.cells()) + "</tr>" for r in card.causal]
+        body.append("<h2>Causal checks</h2>" + _table(CausalRecord.CELLS, rows) + "<p class=\"note\">See docs/causal.md.</p>")
     body.append(f"<p class=\"note\">Terminal version: <code>probebank inspect {escape(card.model)} {card.layer} "
                 f"{card.neuron} --site {escape(card.site)}</code></p>")
     return _page(f"neuron {card.model} {card.site} L{card.layer} #{card.neuron}", "".join(body))
-
-
-def _causal_row(r: CausalRecord) -> str:
-    """One causal record as a table row."""
-    st = r.steering
-    steer = "" if st is None or st.flip_rate is None else (
-        f"{st.flip_rate:.2f}" + (f" (p = {st.flip_null.p_value:.3g})" if st.flip_null is not None else ""))
-    return (f"<tr><td>{escape(r.provenance.dataset)} / {escape(r.feature)}</td><td>{escape(str(r.units))}</td>"
-            f"<td>{escape(r.settings.mode)}</td>{_num(r.loss.observed, 4)}"
-            f"<td class=\"num\">{r.loss.mean:+.4f} ± {r.loss.sd:.4f}</td><td class=\"num\">{r.loss.p_value:.3g}</td>"
-            f"<td class=\"num\">{escape(steer)}</td></tr>")
 
 
 def _missing_neuron_html(model: str, site: str, layer: int, unit: int) -> str:

@@ -12,7 +12,9 @@ from probebank.causal.record import CAUSAL_FILE, CausalRecord, CausalSettings, N
 from probebank.data.examples import BuiltDataset, find_built
 from probebank.data.registry import load_catalog
 from probebank.errors import ConfigError
+from probebank.extract.device import resolve_device
 from probebank.extract.loaded import LoadedModel
+from probebank.extract.providers import load_model
 from probebank.extract.store import ActivationStore
 from probebank.probing.schema import ResultRecord
 from probebank.results.neurons import model_stores, record_files
@@ -69,9 +71,6 @@ def run_causal(model: str, site: str, layer: int, unit: int, settings: CausalSet
                datasets: Sequence[str] | None = None, progress: bool = True) -> tuple[CausalRecord, bool, Target]:
     """Find the probe that selected the unit, run (or reuse) its causal check, and add the record to the
     causal.jsonl of the one results folder given. Returns (record, reused, target)."""
-    from probebank.extract.device import resolve_device
-    from probebank.extract.providers import load_model
-
     records = list(_records(record_files(results), model))
     first = find_target(records, model, site, layer, unit, feature=feature, k=k, method=method, datasets=datasets)
     store = source_store(first.record)

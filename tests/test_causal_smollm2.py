@@ -20,7 +20,7 @@ def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
 def test_ablating_a_top_language_neuron_of_smollm2(tmp_path: Path) -> None:
     out = tmp_path / "out"
     proc = _cli("run", "--datasets", "language-udhr", "--layers", "12,18", "--limit", "40", "--seeds", "0",
-                "--out", str(out), "--no-progress", cwd=tmp_path)
+                "--methods", "mean_diff", "--out", str(out), "--no-progress", cwd=tmp_path)  # the paper's ranking
     assert proc.returncode == 0, proc.stderr[-3000:]
     records = [json.loads(line) for line in (out / "records.jsonl").read_text().splitlines()]
     top = max((r for r in records if r["k"] == 1 and r["method"] == "mean_diff" and r["layer"] == 12),

@@ -28,6 +28,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("probebank.data",),
     ("probebank.extract", "probebank.probing"),
     ("probebank.bases",),
+    ("probebank.causal",),  # reads stores and probe records, runs models: above extract and probing alike
     ("probebank.results",),
     ("probebank.scale",),
     ("probebank.settings", "probebank.run"),

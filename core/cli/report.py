@@ -102,13 +102,63 @@ def inspect(model: str = typer.Argument(..., help="Model name as recorded in the
                                                          help="Results folders to search for selections "
                                                               "(default: probe records cached by earlier runs)."),
             datasets: str | None = typer.Option(None, help="Only these datasets (comma-separated)."),
-            top: int = typer.Option(8, help="Top-activating examples per dataset.")) -> None:
-    """Neuron card: activation histogram per class, top-activating examples, where else it is selected."""
+            top: int = typer.Option(8, help="Top-activating examples per dataset."),
+            ablate: bool = typer.Option(False, "--ablate", help="Causal check: ablate the unit (or its k-set) against "
+                                                                "random units of matched variance; steer by it."),
+            feature: str | None = typer.Option(None, "--feature", help="--ablate: the probe's DATASET/FEATURE "
+                                                                       "(default: the one that selected the unit "
+                                                                       "with the smallest k)."),
+            k: int | None = typer.Option(None, "--k", help="--ablate: check the whole k-set of that k-sparse probe "
+                                                           "(default: the unit alone)."),
+            method: str | None = typer.Option(None, "--method", help="--ablate: the probe's selection method."),
+            mode: str = typer.Option("mean", "--mode", help="--ablate: mean, zero or resample."),
+            draws: int = typer.Option(100, "--draws", help="--ablate: random unit sets in the null."),
+            texts: int = typer.Option(16, "--texts", help="--ablate: test texts per class."),
+            max_tokens: int = typer.Option(64, "--max-tokens", help="--ablate: tokens per text."),
+            steer_scale: float = typer.Option(1.0, "--steer-scale", help="--ablate: steering adds this times the "
+                                                                         "class-mean difference."),
+            probe_layer: int | None = typer.Option(None, "--probe-layer", help="--ablate: the downstream probe's layer "
+                                                                               "(default: the next later one)."),
+            probe_k: int | None = typer.Option(None, "--probe-k", help="--ablate: the downstream probe's k "
+                                                                       "(default: as many units as checked)."),
+            seed: int = typer.Option(0, "--seed", help="--ablate: seed of the texts, draws and resampling."),
+            load: str | None = typer.Option(None, "--load", help="--ablate: how to load the model (default: the "
+                                                                 "--model of the run in --results, else MODEL)."),
+            device: str = typer.Option("auto", "--device", help="--ablate: auto, cpu, cuda, cuda:N or mps."),
+            progress: bool = typer.Option(True, help="--ablate: a progress bar over the null draws."),
+            include: list[Path] | None = IncludeOpt) -> None:
+    """Neuron card: activation histogram per class, top-activating examples, where else it is selected;
+    with --ablate, a causal check of it (docs/causal.md)."""
     from probebank.cli.common import parse_csv
     from probebank.results.neurons import neuron_card, render_text
 
     if site not in ("mlp", "resid", "attn"):
         raise ConfigError(f"unknown site '{site}'", field="--site", fix="use mlp, resid or attn")
+    settings = None
+    if ablate:
+        from pydantic import ValidationError
+
+        from probebank.causal.record import CausalSettings
+        try:
+            settings = CausalSettings(mode=mode, draws=draws, texts=texts, max_tokens=max_tokens,
+                                      steer_scale=steer_scale, seed=seed)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            name = str(err["loc"][0]).replace("_", "-") if err["loc"] else "ablate"
+            raise ConfigError(f"{err['msg']} (got {err.get('input')!r})", field=f"--{name}",
+                              fix="see `probebank inspect --help` and docs/causal.md") from None
     card = neuron_card(model, layer, neuron, site=site, results=list(results or []), datasets=parse_csv(datasets), top_n=top)
     console.print(render_text(card, markup=console.is_terminal), highlight=False,
                   markup=console.is_terminal, soft_wrap=True)
+    if settings is None:
+        return
+    from probebank.results.causal import render_causal, run_causal
+
+    record, reused, _ = run_causal(model, site, layer, neuron, settings, results=list(results or []), feature=feature,
+                                   k=k, method=method, probe_layer=probe_layer, probe_k=probe_k, load=load,
+                                   device=device, include=list(include or []), datasets=parse_csv(datasets),
+                                   progress=progress)
+    console.print("")
+    console.print(render_causal(record) + ("\n  (reused from the cache)" if reused else
+                                           f"\n  ({record.wall_time_s:.1f} s)"), highlight=False, markup=False,
+                  soft_wrap=True)

@@ -121,7 +121,7 @@ def results(folder: Path | None = typer.Argument(None, help="A results folder (t
             wide: bool = WideOpt, columns: str | None = ColumnsOpt,
             explain: bool = typer.Option(False, "--explain", help="Say what every summary column means.")) -> None:
     """Print the summary table of a results folder."""
-    from probebank.results.records import RECORDS_FILE, read_records
+    from probebank.results.records import RECORDS_FILE, read_records, result_files
     from probebank.results.summary import certificates, summarise, summary_json
     from probebank.results.summary_cache import summary_of
     from probebank.results.summary_table import explain as explain_columns
@@ -138,7 +138,7 @@ def results(folder: Path | None = typer.Argument(None, help="A results folder (t
     single = folder if folder.is_file() else folder / RECORDS_FILE
     protocol = run_protocol(folder)
     pick = PROTOCOL_PICK[protocol] if protocol else "validation"
-    if single.is_file() and (folder.is_file() or list(folder.rglob("*.jsonl")) == [single]):
+    if single.is_file() and (folder.is_file() or result_files(folder) == [single]):
         rows, digest = summary_of(single, method, pick)  # a run's folder: its summary is cached by the records' bytes
     else:
         records = read_records(folder)

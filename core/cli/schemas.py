@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import BaseModel
 
 from probebank.bases.schema import BasisRecord
+from probebank.causal.record import CausalRecord
 from probebank.data.schema import DatasetCard, Registry, RegistryEntry, Suite
 from probebank.extract.plan import ExtractionPlan
 from probebank.probing.schema import Controls, ProbeConfig, ResultRecord, SolverReport
@@ -23,3 +24,4 @@ SCHEMAS: dict[str, type[BaseModel]] = {
 
 
 SCHEMAS["BasisRecord"] = BasisRecord
+SCHEMAS["CausalRecord"] = CausalRecord

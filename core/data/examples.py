@@ -342,3 +342,17 @@ def _load_built(card: DatasetCard, folder: Path, limit: int | None) -> BuiltData
 
     meta = json.loads((folder / "meta.json").read_text())
     return BuiltDataset(card, load_from_disk(str(folder / "data")), meta["content_hash"], folder, limit)
+
+
+def find_built(card: DatasetCard, content_hash: str) -> BuiltDataset | None:
+    """The cached, intact build of `card` whose examples have `content_hash` (the one a store or a record was
+    made from, at whatever limit), or None when the cache no longer holds it."""
+    folder = cache_dir("built", card.name)
+    for meta_path in sorted(folder.glob("*/meta.json")):
+        try:
+            meta = json.loads(meta_path.read_text())
+        except (OSError, ValueError):
+            continue
+        if meta.get("content_hash") == content_hash and intact(meta_path.parent):
+            return _load_built(card, meta_path.parent, meta.get("limit"))
+    return None

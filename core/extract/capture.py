@@ -48,12 +48,12 @@ def _block_output(output: Any) -> torch.Tensor:
     return output if isinstance(output, torch.Tensor) else output[0]
 
 
-def _run(loaded: LoadedModel, input_ids: torch.Tensor, attention_mask: torch.Tensor | None,
-         stop_layer: int | None, register: Callable[[list[Any]], None], grad_mode: str = "inference") -> Any:
+def hooked_forward(loaded: LoadedModel, input_ids: torch.Tensor, attention_mask: torch.Tensor | None,
+                   stop_layer: int | None, register: Callable[[list[Any]], None], grad_mode: str = "inference") -> Any:
     """Forward pass with hooks installed by `register(handles)`, stopping after block `stop_layer`.
 
     Returns the model output, or the stop block's output tensor when stopped early. Hooks are
-    removed in all cases.
+    removed in all cases. `capture` reads activations this way; probebank.causal edits them.
     """
     loaded.ensure_weights()  # a model opened with deferred weights loads them here, on its first forward pass
     handles: list[Any] = []
@@ -137,7 +137,7 @@ def capture(loaded: LoadedModel, input_ids: torch.Tensor, attention_mask: torch.
                 else:
                     handles.append(mod.register_forward_hook(make_out_hook(key, site == "resid")))
 
-    _run(loaded, input_ids, attention_mask, stop_layer=wanted[-1], register=register,
+    hooked_forward(loaded, input_ids, attention_mask, stop_layer=wanted[-1], register=register,
          grad_mode="no_grad" if verify_inplace else "inference")
     missing = [k for k in ((s, i) for i in wanted for s in sites) if k not in out]
     if missing:
@@ -159,7 +159,7 @@ def bare_forward(loaded: LoadedModel, input_ids: torch.Tensor, attention_mask: t
     the whole base model runs, final norm included, and its last hidden state is returned.
     """
     stop = None if last_layer is None else loaded.check_layer(last_layer)
-    out = _run(loaded, input_ids, attention_mask, stop_layer=stop, register=lambda handles: None)
+    out = hooked_forward(loaded, input_ids, attention_mask, stop_layer=stop, register=lambda handles: None)
     if isinstance(out, torch.Tensor):
         return out
     return out.last_hidden_state if hasattr(out, "last_hidden_state") else out[0]

@@ -1,5 +1,9 @@
 """A loaded model: the base transformer (no LM head), its tokenizer, its hook sites and provenance.
 
+Extraction never runs a head. A model built with one (the tiny models, any `from_module` of an
+XForCausalLM) keeps a reference to it in `head`, unused by capture, so causal checks
+(probebank.causal) can run the full model; tied heads are found from the input embeddings there.
+
 A model provider (a `register_models` plugin) returns a `LoadedModel`. Three sites exist:
 
 - ``mlp``:   the INPUT of the MLP's output (down) projection, i.e. the neurons after the
@@ -80,6 +84,7 @@ class LoadedModel:
     # set by `deferred`: loads the full model on first use of the weights (ensure_weights)
     weights: Callable[[], LoadedModel] | None = field(default=None, repr=False)
     device: str | torch.device | None = field(default=None, repr=False)  # set by to_device
+    head: nn.Module | None = field(default=None, repr=False)  # the LM head of a model built with one (not run by capture)
     _tokenizer_loader: Callable[[], Any] | None = field(default=None, init=False, repr=False)  # set by `deferred`
 
     def __post_init__(self) -> None:
@@ -97,6 +102,8 @@ class LoadedModel:
                     notes: str | None = None) -> LoadedModel:
         """Wrap any HF model (with or without a head): find its base module and hook sites."""
         base = base_module(model)
+        get_head = getattr(model, "get_output_embeddings", None) if model is not base else None
+        head = get_head() if callable(get_head) else None
         layout = resolve_layout(base)
         config = getattr(base, "config", None)
         blocks = block_list(base, layout)
@@ -118,7 +125,7 @@ class LoadedModel:
         return cls(name=name, model=base, tokenizer=tokenizer, family=_family(config, layout), causal=causal,
                    n_layers=n_layers, widths={"mlp": _in_features(mlp), "resid": resid, "attn": _out_features(attn)},
                    revision=revision, dtype=dtype, notes=notes, max_positions=int(min(max_pos, 10**7)),
-                   layout=layout)
+                   layout=layout, head=head if isinstance(head, nn.Module) else None)
 
     @classmethod
     def deferred(cls, identity: ModelIdentity, tokenizer: Callable[[], Any], shapes: dict[str, Any],
@@ -153,6 +160,8 @@ class LoadedModel:
         self.device = device
         if self.weights is None:
             self.model.to(device)
+            if self.head is not None:
+                self.head.to(device)
         return self
 
     @property
@@ -169,8 +178,9 @@ class LoadedModel:
                              f"({full.shapes()} vs {self.shapes()})",
                              fix="delete the cache's models/shapes folder and run again")
         self.model, self.layout, self.blocks, self.weights = full.model, full.layout, full.blocks, None
+        self.head = full.head
         if self.device is not None:
-            self.model.to(self.device)
+            self.to_device(self.device)
 
     def identity(self) -> ModelIdentity:
         return ModelIdentity(self.name, self.revision, self.dtype, self.notes, self.n_layers)
@@ -236,6 +246,8 @@ class LoadedModel:
         self.ensure_weights()
         wanted = torch_dtype(dtype)
         self.model.to(wanted)
+        if self.head is not None:
+            self.head.to(wanted)
         self.dtype = str(wanted).removeprefix("torch.")
         return self
 

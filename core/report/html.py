@@ -11,6 +11,7 @@ from itertools import combinations
 from pathlib import Path
 from typing import Any
 
+from probebank.causal.record import CausalRecord, cached_records, folder_records
 from probebank.data.registry import load_catalog
 from probebank.errors import ProbebankError
 from probebank.report import svg
@@ -330,6 +331,9 @@ def neuron_html(card: Any, dataset_pages: set[str] | None = None) -> str:
                 + (_table(["dataset", "feature", "method", "k", "position"] + (["score", "metric"] if mixed else ["F1"]),
                           sel) if sel
                    else "<p class=\"note\">Not selected by any other probe with k &le; 16 in these records.</p>"))
+    if card.causal:  # loss effect: nats/token on the feature's texts minus on controls; null: matched-variance units
+        rows = ["<tr>" + "".join(f"<td>{escape(c)}</td>" for c in r.cells()) + "</tr>" for r in card.causal]
+        body.append("<h2>Causal checks</h2>" + _table(CausalRecord.CELLS, rows) + "<p class=\"note\">See docs/causal.md.</p>")
     body.append(f"<p class=\"note\">Terminal version: <code>probebank inspect {escape(card.model)} {card.layer} "
                 f"{card.neuron} --site {escape(card.site)}</code></p>")
     return _page(f"neuron {card.model} {card.site} L{card.layer} #{card.neuron}", "".join(body))
@@ -358,11 +362,13 @@ def write_site(lb: Leaderboard, out: Path, *, gates: GatesArg = None, include: S
     datasets = sorted({f.dataset for f in lb.features})
     bar = tqdm(total=(len(neurons) if neuron_cards else 0) + len(datasets) + 1, desc="report pages", unit="page",
                disable=not progress, leave=False)
+    # causal checks: the folders' causal.jsonl, else those kept in the cache (read once for every card)
+    causal = (folder_records(lb.results.folders) or cached_records()) if neuron_cards else []
     if neuron_cards:
         for model, site, layer, unit in neurons:
             bar.update()
             try:
-                card = neuron_card(model, layer, unit, site=site, records=lb.results.records)
+                card = neuron_card(model, layer, unit, site=site, records=lb.results.records, causal=causal)
                 html = neuron_html(card, set(datasets))
             except ProbebankError:
                 html = _missing_neuron_html(model, site, layer, unit)

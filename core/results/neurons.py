@@ -3,7 +3,8 @@
 For (model, site, layer, neuron), every complete store of that model holding that layer gives
 the neuron's activations on one dataset: a histogram per class, the top-activating examples
 with their target span, and, from result records (results folders, or the probe records cached
-by earlier runs), the (dataset, feature, k) probes that selected this neuron.
+by earlier runs), the (dataset, feature, k) probes that selected this neuron, and the causal checks
+of it (`probebank inspect ... --ablate`; their causal.jsonl in the results folders, else the cache).
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from probebank.causal.record import CausalRecord, cached_records, folder_records, unit_checks
 from probebank.data.examples import row_values
 from probebank.data.registry import load_catalog
 from probebank.errors import ConfigError
@@ -23,6 +25,7 @@ from probebank.extract.store import STORE_FORMAT, ActivationStore
 from probebank.hashing import RuntimeCache
 from probebank.paths import bank_root, cache_dir, cache_root
 from probebank.probing.schema import ResultRecord
+from probebank.results.records import result_files
 
 N_BINS = 12
 
@@ -75,6 +78,7 @@ class NeuronCard:
     neuron: int
     datasets: list[DatasetView] = field(default_factory=list)
     selections: list[Selection] = field(default_factory=list)
+    causal: list[CausalRecord] = field(default_factory=list)
 
 
 def model_stores(model: str, site: str, layer: int) -> list[ActivationStore]:
@@ -187,11 +191,7 @@ def dataset_view(store: ActivationStore, site: str, layer: int, neuron: int, top
 def record_files(results: Sequence[Path]) -> list[Path]:
     """Record files to search: the given results folders, else the probe records cached by earlier runs."""
     if results:
-        files = []
-        for folder in results:
-            folder = Path(folder)
-            files += [folder] if folder.is_file() else sorted(folder.rglob("*.jsonl"))
-        return files
+        return [path for folder in results for path in result_files(Path(folder))]
     return sorted((cache_root() / "records").glob("*.jsonl"))
 
 
@@ -229,9 +229,10 @@ def _own_score(r: ResultRecord, rank: int) -> float:
 
 def neuron_card(model: str, layer: int, neuron: int, *, site: str = "mlp", results: Sequence[Path] = (),
                 records: Sequence[ResultRecord] | None = None, datasets: Sequence[str] | None = None,
-                top_n: int = 8) -> NeuronCard:
+                top_n: int = 8, causal: Sequence[CausalRecord] | None = None) -> NeuronCard:
     """The card of one neuron. Selections come from `records` if given, else from the record files of
-    `results` folders, else from the probe records cached by earlier runs."""
+    `results` folders, else from the probe records cached by earlier runs; causal checks from `causal` if
+    given, else from the results folders' causal.jsonl, else from the cache."""
     stores = model_stores(model, site, layer)
     if datasets:
         stores = [s for s in stores if s.meta["parts"]["dataset"]["name"] in datasets]
@@ -251,6 +252,9 @@ def neuron_card(model: str, layer: int, neuron: int, *, site: str = "mlp", resul
         card.datasets.append(view)
     found = records if records is not None else _file_records(record_files(results), model, layer)
     card.selections = selections(model, site, layer, neuron, found)
+    if causal is None:
+        causal = folder_records(results) if results else cached_records()
+    card.causal = unit_checks(causal, model, site, layer, neuron)
     return card
 
 
@@ -298,4 +302,8 @@ def render_text(card: NeuronCard, markup: bool = True, max_selections: int = 20)
             lines.append(f"  ... and {len(card.selections) - max_selections} more (with larger k)")
     else:
         lines.append("not selected by any probe with k <= 16 in the searched records")
+    if card.causal:
+        lines.append("")
+        lines.append("causal checks (`probebank inspect ... --ablate`):")
+        lines += [f"  {r.summary()}" for r in card.causal]
     return "\n".join(lines)

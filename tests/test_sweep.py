@@ -96,3 +96,17 @@ def test_sweep_features_equals_sweep_feature_per_label() -> None:
     assert sweep_features(X[tr], [], X[te], [], method="mean_diff", k_grid=grid) == []
     with pytest.raises(ValueError, match="label vectors"):
         sweep_features(X[tr], [Y[tr, 0]], X[te], [], method="mean_diff", k_grid=grid)
+
+
+def test_batched_points_score_like_binary_metrics() -> None:
+    # The small k's are scored together (one ranking for every ROC-AUC): same numbers as one at a time.
+    from probebank.metrics import binary_metrics
+
+    Z, y = problem(n=300, d=40, seed=5)
+    points = sweep_feature(Z[:200], y[:200], Z[200:], y[200:], method="f_stat", k_grid=[1, 2, 4, 8, 16], dense=False)
+    for p in points:
+        mean, scale = column_scaling(Z[:200, p.units])  # the sweep standardises on its training rows
+        scores = (Z[200:, p.units] - mean) / scale @ np.asarray(p.coef) + p.intercept
+        expected = binary_metrics(y[200:], scores > 0, scores)
+        assert p.metrics["f1"] == expected["f1"] and p.metrics["mcc"] == expected["mcc"]
+        assert p.metrics["roc_auc"] == pytest.approx(expected["roc_auc"], abs=1e-12)

@@ -182,13 +182,16 @@ def _sparse_points(Ztr: np.ndarray, Zte: np.ndarray, ytr: np.ndarray, yte: np.nd
         top = supports[max(small)]
         W, B, _, done, f = fit_nested(Ztr[:, top], small, ytr, C * sw, max_iter=max_iter)
         S = Zte[:, top] @ W.T + B  # test scores, one column per k
+        aucs = _roc_aucs(yte, S)
         share = (time.perf_counter() - t1) / len(small)
         for j, k in enumerate(small):
             t2 = time.perf_counter()
             w = W[j, :k]
-            points.append(SweepPoint(name, k, supports[k].tolist(), w.tolist(), float(B[j]),
-                                     binary_metrics(yte, S[:, j] > 0, S[:, j]), share + time.perf_counter() - t2,
-                                     solver=reports.get(k), train_f1=f1_score(ytr, f[j] > 0)))
+            m = binary_metrics(yte, S[:, j] > 0, None)
+            m["roc_auc"] = aucs[j]
+            points.append(SweepPoint(name, k, supports[k].tolist(), w.tolist(), float(B[j]), m,
+                                     share + time.perf_counter() - t2, solver=reports.get(k),
+                                     train_f1=f1_score(ytr, f[j] > 0)))
             if not done[j]:
                 unconverged.append(k)
         full_w[top[:small[-1]]] = W[-1, :small[-1]]
@@ -206,3 +209,16 @@ def _sparse_points(Ztr: np.ndarray, Zte: np.ndarray, ytr: np.ndarray, yte: np.nd
         if not ok:
             unconverged.append(k)
     return points, unconverged
+
+
+def _roc_aucs(y: np.ndarray, S: np.ndarray) -> list[float | None]:
+    """probebank.metrics.roc_auc of every column of S (one ranking call for all of them)."""
+    n_pos = int(y.sum())
+    n_neg = y.size - n_pos
+    if n_pos == 0 or n_neg == 0:
+        return [None] * S.shape[1]
+    from scipy.stats import rankdata
+
+    ranks = rankdata(S, axis=0)  # average ranks for ties, as roc_auc
+    u = ranks[y].sum(axis=0) - n_pos * (n_pos + 1) / 2.0
+    return [float(v) for v in u / (n_pos * n_neg)]

@@ -193,27 +193,30 @@ _KernelFactor = tuple[Any, np.ndarray, np.ndarray, np.ndarray, float]  # (Choles
 
 def _newton_kernel(Z: np.ndarray, yf: np.ndarray, cw: np.ndarray, tol: float, gtol: float,
                    max_iter: int, gram: np.ndarray | None = None) -> tuple[np.ndarray, float, int, bool]:
-    """Newton for k > n in the row span: coef w = Z' a, scores f = Z w + b.
+    """Newton for k > n in the row span: coef w = Z' a, scores f = K a + b with K = Z Z'.
 
     Starting from zero, every Newton iterate stays in the row span (the gradient Z'(r + a)
     does, and the Hessian maps the span to itself), so this is the same path as the primal
     Newton method. The primal Hessian [[Z'DZ + I, u], [u', sum h]] (u = Z'h) is inverted by
-    Woodbury: (I + Z'DZ)^-1 Z'v = Z'(v - S M^-1 S K v), S = sqrt(D), M = I + S K S, n x n,
-    K = Z Z'. The direction is all that K enters: K is formed in float32 (one symmetric
-    product, the dominant cost) and M factored in float32 (float64 when that is too coarse,
-    at large C), and the factor is reused while steps are full and converge fast. Scores,
-    objective, slope and line search are float64 from Z itself (w and f are kept, each
-    step costs two products with Z).
+    Woodbury: (I + Z'DZ)^-1 Z'v = Z'(v - S M^-1 S K v), S = sqrt(D), M = I + S K S, n x n.
+    K is formed in float32 (one symmetric product, the dominant cost), M is factored in
+    float32 (float64 when that is too coarse, at large C), and the factor is reused while
+    steps are full and converge fast. Every step then costs a few n x n products. K's float32
+    rounding perturbs the problem slightly, so once that converges, the last steps are taken
+    from Z itself (w = Z' a and f = Z w + b in float64, two products with Z per step) until the
+    exact problem has converged too.
     """
     n = Z.shape[0]
     K32 = gram_matrix(Z) if gram is None else np.asarray(gram, dtype=np.float32)
-    K = K32.astype(np.float64)  # the direction's K (float32 rounding is harmless there)
+    K = K32.astype(np.float64)
     a = np.zeros(n)
-    w = np.zeros(Z.shape[1])
+    Ka = np.zeros(n)
+    w = np.zeros(0)  # kept from the exact phase on
     b = 0.0
     f = np.zeros(n)
     F = float(np.dot(cw, np.logaddexp(0.0, f) - yf * f))
     converged = False
+    exact = False
     steps = 0
     factor: _KernelFactor | None = None  # the Hessian at the last fresh step
     float64_only = False  # set once a float32 factor gave no descent direction (large C)
@@ -225,56 +228,81 @@ def _newton_kernel(Z: np.ndarray, yf: np.ndarray, cw: np.ndarray, tol: float, gt
         Kra = K @ ra
         gb = float(r.sum())
         gnorm = max(float(np.sqrt(max(float(ra @ Kra), 0.0))), abs(gb))  # ||Z' ra||_2 >= max-norm
-        if gnorm == 0.0:
-            converged = True
-            break
+        finished: bool | None = None  # set when this phase ends: converged or not
         fresh = factor is None
-        if factor is None:
+        if gnorm == 0.0:
+            finished = True
+        elif factor is None:
             factor = _kernel_factor(K32, K, cw * p * (1.0 - p), cw, float64_only)
             if factor is None:  # not positive definite even in float64: rounding dominates
-                converged = gnorm <= gtol
-                break
-        cho, s, h, Kh, hbb = factor
-        rhs = s[:, None] * np.column_stack([Kra, Kh])
-        c = np.column_stack([ra, h]) - s[:, None] * linalg.cho_solve(cho, rhs.astype(cho[0].dtype), check_finite=False)
-        # (I + Z'DZ)^-1 gradient = Z' c0 and (I + Z'DZ)^-1 u = Z' c1; u' Z' c = Kh . c
-        db = (-gb + float(Kh @ c[:, 0])) / (hbb - float(Kh @ c[:, 1]))
-        da = -c[:, 0] - db * c[:, 1]
-        dw = Z.T @ da
-        Zdw = Z @ dw
-        df = Zdw + db
-        slope = float(ra @ Zdw) + gb * db  # gradient . step = -lambda^2 (with a reused factor: its estimate)
-        if not slope < 0:  # no descent direction: a stale factor, float32 too coarse, or rounding
-            stale_or_coarse = not fresh or cho[0].dtype == np.float32
-            float64_only = float64_only or fresh
-            factor = None
-            if stale_or_coarse:
-                continue
-            converged = gnorm <= gtol
+                finished = gnorm <= gtol
+        if factor is not None and finished is None:
+            cho, s, h, Kh, hbb = factor
+            rhs = s[:, None] * np.column_stack([Kra, Kh])
+            c = np.column_stack([ra, h]) - s[:, None] * linalg.cho_solve(cho, rhs.astype(cho[0].dtype),
+                                                                       check_finite=False)
+            # (I + Z'DZ)^-1 gradient = Z' c0 and (I + Z'DZ)^-1 u = Z' c1; u' Z' c = Kh . c
+            db = (-gb + float(Kh @ c[:, 0])) / (hbb - float(Kh @ c[:, 1]))
+            da = -c[:, 0] - db * c[:, 1]
+            if exact:
+                dw = Z.T @ da
+                Kda = Z @ dw
+            else:
+                Kda = K @ da
+            df = Kda + db
+            slope = float(ra @ Kda) + gb * db  # gradient . step = -lambda^2 (with a reused factor: its estimate)
+            if not slope < 0:  # no descent direction: a stale factor, float32 too coarse, or rounding
+                stale_or_coarse = not fresh or cho[0].dtype == np.float32
+                float64_only = float64_only or fresh
+                factor = None
+                if stale_or_coarse:
+                    continue
+                finished = gnorm <= gtol
+            else:
+                last = -slope <= ROUNDING * abs(F)  # float64 cannot see this decrease: take the full step
+                t = 1.0
+                while True:  # Armijo backtracking
+                    f_new = f + t * df
+                    if exact:
+                        w_new = w + t * dw
+                        penalty = 0.5 * float(w_new @ w_new)
+                    else:
+                        Ka_new = Ka + t * Kda
+                        penalty = 0.5 * float((a + t * da) @ Ka_new)
+                    F_new = float(np.dot(cw, np.logaddexp(0.0, f_new) - yf * f_new)) + penalty
+                    if last or F_new <= F + 1e-4 * t * slope or t < 1e-10:
+                        break
+                    t *= 0.5
+                if t < 1e-10:
+                    factor = None
+                    if not fresh:
+                        continue
+                    finished = gnorm <= gtol
+                else:
+                    a, b, f, F_old, F = a + t * da, b + t * db, f_new, F, F_new
+                    if exact:
+                        w = w_new
+                    else:
+                        Ka = Ka_new
+                    steps += 1
+                    if last or -slope / 2.0 <= _stop_tol(tol, fresh) * F_old:
+                        finished = True
+                    elif not _reuse_factor(t, -slope, last_decrement):
+                        factor = None
+                    last_decrement = -slope
+        if finished is None:
+            continue
+        if exact:
+            converged = finished
             break
-        last = -slope <= ROUNDING * abs(F)  # float64 cannot see this decrease: take the full step
-        t = 1.0
-        while True:  # Armijo backtracking
-            w_new = w + t * dw
-            f_new = f + t * df
-            F_new = float(np.dot(cw, np.logaddexp(0.0, f_new) - yf * f_new)) + 0.5 * float(w_new @ w_new)
-            if last or F_new <= F + 1e-4 * t * slope or t < 1e-10:
-                break
-            t *= 0.5
-        if t < 1e-10:
-            factor = None
-            if not fresh:
-                continue
-            converged = gnorm <= gtol
-            break
-        a, w, b, f, F_old, F = a + t * da, w_new, b + t * db, f_new, F, F_new
-        steps += 1
-        if last or -slope / 2.0 <= _stop_tol(tol, fresh) * F_old:
-            converged = True
-            break
-        if not _reuse_factor(t, -slope, last_decrement):
-            factor = None
-        last_decrement = -slope
+        # K's rounding has converged: polish on the exact problem, from this point.
+        exact = True
+        w = Z.T @ a
+        f = Z @ w + b
+        F = float(np.dot(cw, np.logaddexp(0.0, f) - yf * f)) + 0.5 * float(w @ w)
+        last_decrement = np.inf
+    if not exact:
+        w = Z.T @ a
     return w, b, steps, converged
 
 

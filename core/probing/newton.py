@@ -3,8 +3,12 @@
 Minimises C * sum_i w_i * logloss_i + ||coef||^2 / 2 (intercept unpenalised, w_i = n / (2 n_class)),
 sklearn's objective, in a handful of iterations: the Hessian is (k+1)^2 for k <= n rows, and wider
 problems (the dense baseline on a 1536-unit layer with ~600 rows) are solved in the span of the
-rows through the n x n Gram matrix (Woodbury), so no d x d matrix is ever formed.
-tests/test_probe.py checks the solutions against sklearn's; bench/probe.py measures the speed.
+rows through the n x n Gram matrix (Woodbury), so no d x d matrix is ever formed. Big Hessians
+and the Gram matrix are formed in float32 (they only steer the search direction) and a Cholesky
+factor is reused while Newton converges fast; objective, gradient and line search stay float64.
+The small probes of a k sweep are solved together by probebank.probing.batched.
+tests/test_probe.py and tests/test_sweep.py check the solutions against sklearn's;
+bench/probe.py measures the speed.
 """
 from __future__ import annotations
 

@@ -1,4 +1,8 @@
 """The k sweep: one feature probed at every k of the grid (ranked once, standardised once, warm-started), plus the dense baseline.
+
+sweep_features does the same for several label vectors on the same rows (the one-vs-rest
+features of one split): the checks, the standardisation and the dense probe's Gram matrix are
+shared, and every vector gets the points sweep_feature would give it alone.
 """
 from __future__ import annotations
 

@@ -211,7 +211,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--store", type=Path, default=None, help="activation store folder (see load_layers)")
     ap.add_argument("--feature", type=int, default=0, help="which feature the one-feature case probes")
     ap.add_argument("--features", type=int, default=12, help="synthetic data: how many features the dataset has")
-    ap.add_argument("--layers", type=int, default=30)
+    ap.add_argument("--layers", type=int, default=30, help="synthetic layers (with --store: the first N stored)")
     ap.add_argument("--units", type=int, default=1536)
     ap.add_argument("--train", type=int, default=600)
     ap.add_argument("--test", type=int, default=250)
@@ -230,6 +230,7 @@ def main(argv: list[str] | None = None) -> None:
     t0 = time.perf_counter()
     if args.store is not None:
         layers, classes = load_layers(args.store)
+        layers = layers[:args.layers]  # --layers N: the first N stored layers
         Y = (classes[:, None] == np.unique(classes)[None, :]).astype(np.int64)  # one-vs-rest, every class
         test_size = 0.3
     else:
@@ -249,13 +250,13 @@ def main(argv: list[str] | None = None) -> None:
           f"load average before: {os.getloadavg()[0]:.1f} (a busy machine inflates wall times most)")
 
     splits: list[Split] = [(X[tr], y[tr], X[te], y[te]) for X in layers]
-    ref_limit = threadpool_limits(threads) if threads else contextlib.nullcontext()
 
     def run_fast() -> list[tuple[dict[int, float], dict[int, float]]]:
         return [fast_sweep(*s, k_grid, args.C, args.max_iter, threads) for s in splits]
 
     def run_ref(some: list[Split]) -> list[dict[int, float]]:
-        with ref_limit, warnings.catch_warnings():
+        # a fresh limit per run: threadpool_limits applies its limit when created, not on entry
+        with threadpool_limits(threads) if threads else contextlib.nullcontext(), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # lbfgs ConvergenceWarnings, reported below instead
             return [reference_sweep(*s, k_grid, args.C, args.max_iter) for s in some]
 

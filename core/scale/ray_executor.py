@@ -10,6 +10,7 @@ optional extra `probebank[ray]`; without an address, a local Ray with `workers` 
 """
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -75,7 +76,8 @@ class RayExecutor:
                     ray.init(address=self.address, runtime_env=env, log_to_driver=False)
                 else:
                     ray.init(num_cpus=self.workers, object_store_memory=LOCAL_OBJECT_STORE_BYTES,
-                             include_dashboard=False, runtime_env=env, log_to_driver=False)
+                             include_dashboard=False, runtime_env=env, log_to_driver=False,
+                             logging_level=logging.WARNING)  # its "Started a local Ray instance" is noise here
             except ConnectionError as exc:
                 raise ConfigError(f"cannot reach the Ray cluster at {self.address!r}: {exc}", field="--ray-address",
                                   fix="start it with `ray start --head` (or pass the address it printed), "

@@ -5,7 +5,7 @@
     python bench/scale.py --datasets language-udhr,code-pygments --layers 0,8,16,24
     python bench/scale.py --no-ray                      # without the ray extra
 
-First one ordinary run (`--workers 1`) fills the shared cache with the suite's built datasets and
+First one ordinary run (with --workers) fills the shared cache with the suite's built datasets and
 activation stores (the extraction: minutes to hours on a cold cache, seconds on a warm one); its time
 is printed, not compared. Then each executor runs the same `probebank run` again on a cache of its
 own whose built datasets, stores, sources and models are links into the shared cache, but whose
@@ -91,7 +91,7 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     print(f"shared cache {shared}; private caches and results under {work}")
 
-    warm_s, _, n = _timed_run(RunConfig(**base, out=work / "fill", workers=1), shared)
+    warm_s, _, n = _timed_run(RunConfig(**base, out=work / "fill", workers=args.workers), shared)
     print(f"fill (extraction on a cold cache; probes too): {warm_s:.1f} s, {n} records")
 
     variants: list[tuple[str, dict]] = [("local, 1 worker", dict(workers=1)),

@@ -153,6 +153,42 @@ def test_a_killed_driver_loses_nothing_a_rerun_cannot_finish(bank, tmp_path: Pat
     assert _records(tmp_path / "out") == _records(tmp_path / "reference")
 
 
+def _processes_with(marker: str) -> list[int]:
+    """Pids of this machine's processes whose environment holds `marker` (Linux /proc)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                if marker.encode() in (proc / "environ").read_bytes():
+                    found.append(int(proc.name))
+            except OSError:
+                continue
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="needs Linux /proc to find the workers")
+def test_workers_end_when_their_driver_is_killed(bank, tmp_path: Path, fresh_cache) -> None:
+    """kill -9 of the driver alone (not its process group): its forkserver and workers do not outlive it."""
+    folder = _bank(bank)
+    fresh_cache("orphans")
+    marker = f"PROBEBANK_TEST_ORPHAN_MARK={os.getpid()}-{time.monotonic_ns()}"
+    env = {**os.environ, marker.split("=")[0]: marker.split("=")[1]}
+    cmd = [sys.executable, "-m", "probebank", "run", "--model", "tiny:llama", "--datasets", "toy-words",
+           "--include", str(folder), "--methods", "slow", "--seeds", "0,1,2,3", "--workers", "2",
+           "--out", str(tmp_path / "out"), "--no-progress"]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and len(_processes_with(marker)) < 3:  # driver + forkserver + a worker
+        time.sleep(0.05)
+    assert len(_processes_with(marker)) >= 3, "the run never started its workers"
+    proc.kill()
+    proc.wait()
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and _processes_with(marker):
+        time.sleep(0.2)
+    assert _processes_with(marker) == [], "processes of the killed driver are still running"
+
+
 def test_ray_tasks_write_the_records_of_the_local_executor(bank, tmp_path: Path, fresh_cache) -> None:
     ray = pytest.importorskip("ray", reason="the ray extra (make setup installs it)")
     folder = _bank(bank)

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import threading
+import time
 from collections.abc import Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -27,6 +29,7 @@ from probebank.scale.progress import UnitProgress
 from probebank.scale.units import ProbeUnit, run_unit
 
 RETRIES = 2  # times a unit is run again after its worker died
+DRIVER_WATCH_S = 1.0  # how often a worker checks that its driver still runs
 
 
 def default_workers() -> int:
@@ -37,8 +40,22 @@ def default_workers() -> int:
         return max(os.cpu_count() or 1, 1)
 
 
-def _init_worker() -> None:
+def _init_worker(driver: int) -> None:
     threadpool_limits(limits=1)  # one BLAS / OpenMP thread per worker: the workers are the parallelism
+    threading.Thread(target=_exit_with, args=(driver,), daemon=True, name="probebank-driver-watch").start()
+
+
+def _exit_with(driver: int) -> None:
+    """End this worker when the driver is gone (killed with -9, it cannot say so): an idle pool worker holds
+    both ends of its task queue and would otherwise wait for a task forever."""
+    while True:
+        time.sleep(DRIVER_WATCH_S)
+        try:
+            os.kill(driver, 0)
+        except ProcessLookupError:
+            os._exit(1)
+        except PermissionError:  # a process of another user took the pid: the driver is gone
+            os._exit(1)
 
 
 def _context() -> Any:
@@ -75,7 +92,7 @@ class LocalExecutor:
     def _get_pool(self) -> ProcessPoolExecutor:
         if self._pool is None:
             self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=_context(),
-                                             initializer=_init_worker)
+                                             initializer=_init_worker, initargs=(os.getpid(),))
         return self._pool
 
     def submit(self, units: Sequence[ProbeUnit], *, progress: UnitProgress) -> Batch:

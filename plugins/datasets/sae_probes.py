@@ -16,9 +16,9 @@ What a built example is, and where it departs from the wheel on purpose:
   sae-probes probes;
 - labels follow sae-probes' LabelEncoder: the file's distinct targets, sorted, are classes 0, 1,
   ...; so the positive class of a binary task, and its F1, are theirs;
-- the wheel balances classes by repeating rows; a repeated prompt (equal after lowercasing and
-  dropping non-alphanumerics, as the near-duplicate gate compares) is kept once, and a prompt
-  with two labels is dropped, so no text sits on both sides of a split.
+- the wheel balances classes by repeating rows; a repeated prompt is kept once (also one that
+  differs only in case and punctuation, as the near-duplicate gate compares, when its label is the
+  same), and a prompt with two labels is dropped, so no text sits on both sides of a split.
 """
 from __future__ import annotations
 
@@ -64,24 +64,34 @@ def last_word(text: str) -> tuple[int, int]:
 
 
 def _key(text: str) -> str:
-    """What two texts must share to count as one (the near-duplicate gate's comparison)."""
+    """Two texts equal after lowercasing and dropping non-alphanumerics (the near-duplicate gate's comparison)."""
     return re.sub(r"[\W_]+", "", text.lower()) or text
 
 
 def task_rows(rows: list[dict[str, str]], max_chars: int) -> list[tuple[str, str]]:
-    """(text, target) per distinct prompt, in file order: repeats kept once, prompts with two targets dropped."""
-    seen: dict[str, tuple[str, str]] = {}
+    """(text, target) per distinct prompt, in file order.
+
+    A prompt repeated with one target is kept once, a prompt with two targets is dropped; prompts that
+    differ only in case and punctuation count as repeats when their targets agree (when they do not,
+    e.g. '3 + 4 =' and '3 * 4 =', they are different questions and both stay).
+    """
+    by_text: dict[str, str] = {}
     conflicting: set[str] = set()
     for row in rows:
         text = cut_left((row.get("prompt") or "").rstrip(), max_chars)
         target = (row.get("target") or "").strip()
         if not text.strip() or not target:
             continue
-        key = _key(text)
-        if key in seen and seen[key][1] != target:
-            conflicting.add(key)
-        seen.setdefault(key, (text, target))
-    return [item for key, item in seen.items() if key not in conflicting]
+        if by_text.setdefault(text, target) != target:
+            conflicting.add(text)
+    out: list[tuple[str, str]] = []
+    near: set[tuple[str, str]] = set()
+    for text, target in by_text.items():
+        if text in conflicting or (_key(text), target) in near:
+            continue
+        near.add((_key(text), target))
+        out.append((text, target))
+    return out
 
 
 def build_sae_probes(ctx: BuildContext) -> Iterator[dict]:

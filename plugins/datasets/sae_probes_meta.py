@@ -132,9 +132,26 @@ CATEGORY_OVERRIDES: dict[int, str] = {
 }
 
 # Written reasons for gates that a task fails by design (checked by `probebank validate`).
+_SAEBENCH_NEWS = ("By the data's design: this SAEBench set's negatives include source-code files, far longer than "
+                  "its AG News articles and ending in other tokens, so text length, the last token's position and "
+                  "the last token itself separate the classes; read probe F1 against these shortcuts.")
+_ARITH_NEAR = ("By design: the expressions differ only in their operators and digits' order, which the "
+               "near-duplicate comparison (letters and digits only) drops; exact repeats are removed.")
+
+# Written reasons for gates that a task fails by design (checked by `probebank validate`).
 WAIVERS: dict[int, dict[str, str]] = {
+    39: {"near_duplicates": _ARITH_NEAR},
+    40: {"near_duplicates": _ARITH_NEAR},
     49: {"length": "The label is whether the ETHICS scenario is short: by design a function of the text's length; "
-                   "read probe F1 against the length shortcut."},
+                   "read probe F1 against the length shortcut.",
+         "position": "The label is whether the ETHICS scenario is short, and the target is its last token: its "
+                     "position is the text's length in tokens by design."},
+    100: {"token_identity": "By the data's construction: the articles labelled fake come from a few sites whose "
+                            "sign-offs end the text, so the last token nearly gives the label away; read probe F1 "
+                            "against the token-identity baseline."},
+    161: {"token_identity": _SAEBENCH_NEWS, "position": _SAEBENCH_NEWS, "length": _SAEBENCH_NEWS},
+    162: {"token_identity": _SAEBENCH_NEWS, "position": _SAEBENCH_NEWS, "length": _SAEBENCH_NEWS},
+    163: {"token_identity": _SAEBENCH_NEWS, "position": _SAEBENCH_NEWS, "length": _SAEBENCH_NEWS},
 }
 
 

@@ -38,6 +38,7 @@ from probebank.probing.schema import (
     ResultRecord,
 )
 from probebank.probing.selection import Selector
+from probebank.probing.transfer import HeldOut
 from probebank.results.folder import StagedResults, check_out
 from probebank.results.records import RECORDS_FILE, append_records, read_records
 from probebank.results.summary import write_summary_markdown
@@ -59,15 +60,15 @@ class RunOutcome:
 
 def _probe(store: ActivationStore, built: BuiltDataset, provenance: Provenance, probe_cfg: ProbeConfig,
            config: RunConfig, layers: list[int], selectors: dict[str, Selector], *, controls: bool,
-           bases: BasisRun | None = None) -> tuple[Path, bool]:
+           bases: BasisRun | None = None, held_out: HeldOut | None = None) -> tuple[Path, bool]:
     """Probe one stored dataset, or reuse the records of an identical earlier probe (same store contents,
     settings and probing code), so a repeated run finishes in seconds.
 
     Returns the records file and whether it was reused. The records are tied to the checksums of the
     store they came from, so they never outlive it.
     """
-    key = probe_key(f"{store.key}:{store.digest}", provenance, probe_cfg, config.sites, layers, built.card,
-                    selectors, controls=controls)
+    stores = f"{store.key}:{store.digest}" + (f"+{held_out.store.key}:{held_out.digest}" if held_out else "")
+    key = probe_key(stores, provenance, probe_cfg, config.sites, layers, built.card, selectors, controls=controls)
     if bases is not None:  # a BasisRun: its fitted bases' keys are part of the records' key
         key = bases.probe_key(key)
     entry = cache_dir("records") / key
@@ -75,7 +76,7 @@ def _probe(store: ActivationStore, built: BuiltDataset, provenance: Provenance, 
     def make(staging: Path) -> None:
         records = evaluate_store(store, built, provenance, probe_cfg, config.sites, layers,
                                  progress=config.progress, selectors=selectors, controls=controls,
-                                 encoders=bases.encoders() if bases is not None else None)
+                                 encoders=bases.encoders() if bases is not None else None, held_out=held_out)
         append_records(staging / RECORDS_FILE,
                        bases.annotate(records, built, store, probe_cfg) if bases is not None else records)
 
@@ -177,6 +178,9 @@ def _run_into(out: Path, config: RunConfig, catalog: Catalog, names: list[str], 
         try:
             built: BuiltDataset = build_dataset(entry, builders=registered.builders, limit=limit,
                                                 include=config.include, progress=config.progress)
+            test_built = None if config.test_on is None else build_dataset(
+                catalog.get(entry.card.test_sets[config.test_on]), builders=registered.builders, limit=limit,
+                include=config.include, progress=config.progress)
         except SourceUnavailable as exc:
             skipped[name] = exc.message
             log(f"{name}: {exc.message}")
@@ -194,13 +198,22 @@ def _run_into(out: Path, config: RunConfig, catalog: Catalog, names: list[str], 
         # probes would read tokens the spans do not name; a card that waives the gate has said why
         if report.off_boundary_share > OFF_BOUNDARY_MAX and "alignment" not in entry.card.waivers:
             log(f"{name}: warning: {report.notes[-1]} (the card's `alignment` gate: `probebank validate {name}`)")
+        held_out = None
+        if test_built is not None and config.test_on is not None:  # --test-on: its rows score every probe
+            test_store, test_report = extract(loaded, test_built, plan.model_copy(update={"dataset": test_built.name}),
+                                              progress=config.progress)
+            alignment[f"{test_built.name} (--test-on {config.test_on})"] = test_report.as_dict()
+            held_out = HeldOut(config.test_on, test_store, test_built, test_store.digest)
         provenance = Provenance(probebank_version=__version__, model=loaded.name, model_revision=loaded.revision,
                                 model_dtype=loaded.dtype, model_notes=loaded.notes, dataset=name,
                                 dataset_version=entry.card.version, dataset_hash=built.content_hash,
                                 store_key=store.key, store_dtype=store.store_dtype,
-                                device=store.meta.get("device"), versions=store.meta.get("versions", {}))
+                                device=store.meta.get("device"), versions=store.meta.get("versions", {}),
+                                test_set=config.test_on if held_out else None,
+                                test_dataset=test_built.name if test_built else None,
+                                test_dataset_hash=test_built.content_hash if test_built else None)
         cached, reused = _probe(store, built, provenance, probe_cfg, config, layers, selectors,
-                                controls=config.controls, bases=bases)
+                                controls=config.controls, bases=bases, held_out=held_out)
         log(f"{name}: {store.reused_shards} of {store.n_shards} activation shards reused from the cache, "
             f"probe results {'reused' if reused else 'computed'}")
         if config.random_init:

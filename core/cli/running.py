@@ -27,7 +27,8 @@ BASES_HELP = ("Comma-separated bases: identity, random-rotation, pca, ica, dicti
 def run(model: str = typer.Option("smollm2-135m", help=MODELS_HELP),
         revision: str | None = typer.Option(None, help="Hub branch, tag or commit of an hf: model (recorded: the commit)."),
         datasets: str | None = typer.Option(None, help="Comma-separated dataset names (`probebank list`)."),
-        suite: str | None = typer.Option(None, help="A suite of registry.yaml: quick (default) or bank."),
+        suite: str | None = typer.Option(None, help="A suite of registry.yaml: quick (default), bank, sae-probes "
+                                                    "or sae-probes-ood (the tasks with a --test-on ood set)."),
         sites: str = typer.Option("mlp", help="Comma-separated sites: mlp, resid, attn."),
         layers: str | None = typer.Option(None, help="Layers, e.g. 0,4,8 or 0-11; negative counts from the end "
                                                      "(default: all; smollm2-135m has 0..29)."),

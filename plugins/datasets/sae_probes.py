@@ -15,7 +15,8 @@ What a built example is, and where it departs from the wheel on purpose:
 - the target is the last word and the card reads its last token (`aggregation: last`): the token
   sae-probes probes;
 - labels follow sae-probes' LabelEncoder: the file's distinct targets, sorted, are classes 0, 1,
-  ...; so the positive class of a binary task, and its F1, are theirs;
+  ...; so the positive class of a binary task is theirs (their ROC-AUC, accuracy and weighted F1
+  do not depend on it; probebank's F1 is the positive class's);
 - the wheel balances classes by repeating rows; a repeated prompt is kept once (also one that
   differs only in case and punctuation, as the near-duplicate gate compares, when its label is the
   same), and a prompt with two labels is dropped, so no text sits on both sides of a split.

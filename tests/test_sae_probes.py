@@ -208,3 +208,25 @@ def test_an_unknown_test_set_name_names_the_datasets_that_have_one(capsys, tmp_p
     code, out = run_cli(capsys, "run", "--model", "tiny:llama", "--datasets", "sae-probes-5-hist-fig-ismale",
                         "--test-on", "odd", "--out", str(tmp_path / "o"), "--no-progress")
     assert code == 2 and "no test set 'odd'" in out and "no card names a test set of that name" in " ".join(out.split())
+
+
+def test_a_card_naming_an_unlisted_test_set_is_a_registry_error(tmp_path: Path) -> None:
+    from conftest import GOOD_CARD, write
+
+    from probebank.data.registry import load_registry_file
+    from probebank.errors import CardError, RegistryError
+
+    write(tmp_path / "datasets" / "toy-words" / "card.yaml",
+          GOOD_CARD.format(name="toy-words", builder="toy-words") + "test_sets: {ood: toy-words-ood}\n")
+    write(tmp_path / "registry.yaml", """\
+        version: 1
+        datasets:
+          toy-words: {card: datasets/toy-words/card.yaml, version: "1.0", category: lexical}
+        """)
+    with pytest.raises(RegistryError) as info:
+        load_registry_file(tmp_path / "registry.yaml")
+    assert "toy-words-ood" in info.value.render() and "registry.yaml" in info.value.render()
+    write(tmp_path / "datasets" / "toy-words" / "card.yaml",
+          GOOD_CARD.format(name="toy-words", builder="toy-words") + "test_sets: {OOD set: toy-words-ood}\n")
+    with pytest.raises(CardError, match="test_sets"):
+        load_registry_file(tmp_path / "registry.yaml")

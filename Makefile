@@ -17,7 +17,7 @@ $(VENV)/.installed: pyproject.toml setup.py constraints/cpu.txt
 	@echo "setup 2/3: upgrading pip"
 	$(PY) -m pip install --quiet --upgrade pip
 	@echo "setup 3/3: installing probebank and its dependencies into $(VENV) (several minutes the first time)"
-	$(PY) -m pip install --progress-bar on -c constraints/cpu.txt -e '.[test,bank,exact]'
+	$(PY) -m pip install --progress-bar on -c constraints/cpu.txt -e '.[test,bank,exact,ray]'
 	@touch $@
 	@echo "setup done: $(VENV)/bin/probebank is ready"
 

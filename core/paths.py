@@ -24,9 +24,12 @@ def bank_root() -> Path:
     return _PKG / "_bank"
 
 
+CACHE_ENV = "PROBEBANK_CACHE"
+
+
 def cache_root() -> Path:
     """probebank's own cache folder (PROBEBANK_CACHE, else ~/.cache/probebank)."""
-    env = os.environ.get("PROBEBANK_CACHE")
+    env = os.environ.get(CACHE_ENV)
     root = Path(env) if env else Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "probebank"
     root = root.resolve()
     root.mkdir(parents=True, exist_ok=True)

@@ -9,10 +9,11 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from probebank.bases.run import BASES_FILE, BasisRun
 from probebank.bases.spec import make_basis
-from probebank.cache.entry import reuse_or_make
+from probebank.cache.entry import intact, reuse_or_make
 from probebank.data.align import OFF_BOUNDARY_MAX
 from probebank.data.examples import BuiltDataset, build_dataset
 from probebank.data.registry import Catalog
@@ -26,7 +27,7 @@ from probebank.extract.providers import load_model, open_model
 from probebank.extract.store import ActivationStore
 from probebank.paths import cache_dir
 from probebank.plugins import Registered, get_registered
-from probebank.probing.evaluate import evaluate_store, probe_key, resolve_methods
+from probebank.probing.evaluate import probe_key, resolve_methods
 from probebank.probing.regression_eval import regression_methods
 from probebank.probing.schema import (
     Controls,
@@ -43,6 +44,9 @@ from probebank.results.folder import StagedResults, check_out
 from probebank.results.records import RECORDS_FILE, append_records, read_records
 from probebank.results.summary import write_summary_markdown
 from probebank.results.summary_cache import summary_of
+from probebank.scale import Executor, make_executor
+from probebank.scale.progress import UnitProgress
+from probebank.scale.units import ProbeUnit, plan_units, run_unit
 from probebank.settings import RunConfig, preflight
 from probebank.specs import Spec, parse_specs
 from probebank.version import __version__
@@ -58,30 +62,77 @@ class RunOutcome:
     certificates: str | None = None  # the exact probes' certificate digest, when --methods has milp
 
 
-def _probe(store: ActivationStore, built: BuiltDataset, provenance: Provenance, probe_cfg: ProbeConfig,
-           config: RunConfig, layers: list[int], selectors: dict[str, Selector], *, controls: bool,
-           bases: BasisRun | None = None, held_out: HeldOut | None = None) -> tuple[Path, bool]:
-    """Probe one stored dataset, or reuse the records of an identical earlier probe (same store contents,
-    settings and probing code), so a repeated run finishes in seconds.
+@dataclass
+class _Probes:
+    """One stored dataset's probes: reused whole from the cache, or handed to the executor as work units."""
 
-    Returns the records file and whether it was reused. The records are tied to the checksums of the
-    store they came from, so they never outlive it.
+    entry: Path                       # the dataset's records entry (entry / records.jsonl)
+    units: list[ProbeUnit]
+    batch: Any = None                 # the executor's handle while units run
+    progress: UnitProgress | None = None
+    annotate: Callable[[list[ResultRecord]], Any] | None = None  # stamps basis keys (--bases)
+
+    @property
+    def records(self) -> Path:
+        return self.entry / RECORDS_FILE
+
+
+def _submit_probes(store: ActivationStore, built: BuiltDataset, provenance: Provenance, probe_cfg: ProbeConfig,
+                   config: RunConfig, layers: list[int], selectors: dict[str, Selector], *, controls: bool,
+                   executor: Executor, bases: BasisRun | None = None, held_out: HeldOut | None = None) -> _Probes:
+    """Start the probes of one stored dataset, or find the records of an identical earlier probe (same store
+    contents, settings and probing code), so a repeated run finishes in seconds.
+
+    The probes run as one work unit per site x layer (probebank.scale.units) on `executor`, which returns at
+    once: the driver goes on to the next dataset while they run. Each unit is a cache entry of its own, so an
+    interrupted run resumes from its finished layers. The records are tied to the checksums of the store they
+    came from, so they never outlive it.
     """
-    stores = f"{store.key}:{store.digest}" + (f"+{held_out.store.key}:{held_out.digest}" if held_out else "")
-    key = probe_key(stores, provenance, probe_cfg, config.sites, layers, built.card, selectors, controls=controls)
-    if bases is not None:  # a BasisRun: its fitted bases' keys are part of the records' key
-        key = bases.probe_key(key)
-    entry = cache_dir("records") / key
+    store_id = f"{store.key}:{store.digest}" + (f"+{held_out.store.key}:{held_out.digest}" if held_out else "")
 
-    def make(staging: Path) -> None:
-        records = evaluate_store(store, built, provenance, probe_cfg, config.sites, layers,
-                                 progress=config.progress, selectors=selectors, controls=controls,
-                                 encoders=bases.encoders() if bases is not None else None, held_out=held_out)
-        append_records(staging / RECORDS_FILE,
-                       bases.annotate(records, built, store, probe_cfg) if bases is not None else records)
+    def key_of(sites: list[str], layer_list: list[int]) -> str:
+        key = probe_key(store_id, provenance, probe_cfg, sites, layer_list, built.card, selectors, controls=controls)
+        return bases.probe_key(key) if bases is not None else key  # fitted bases' keys are part of it
 
-    reused = reuse_or_make(entry, make, what=f"the probes of {built.name}")
-    return entry / RECORDS_FILE, reused
+    entry = cache_dir("records") / key_of(list(config.sites), layers)
+    if intact(entry):
+        return _Probes(entry, [])
+    units = plan_units(key_of=lambda site, layer: key_of([site], [layer]), records_root=cache_dir("units"),
+                       store=store, built=built, provenance=provenance, cfg=probe_cfg, sites=config.sites,
+                       layers=layers, include=config.include, controls=controls,
+                       encoders=bases.encoders() if bases is not None else None, held_out=held_out)
+    progress = UnitProgress(len(units), desc=f"probe {built.name}", enabled=config.progress)
+    annotate = (lambda records: bases.annotate(records, built, store, probe_cfg)) if bases is not None else None
+    return _Probes(entry, units, executor.submit(units, progress=progress), progress, annotate)
+
+
+def _finish_probes(probes: _Probes, executor: Executor, name: str) -> str:
+    """Wait for a dataset's units and assemble its records entry; returns what happened: "reused",
+    "computed", or "computed, N of M layers reused"."""
+    if probes.progress is None:
+        return "reused"
+    progress = probes.progress
+    try:
+        executor.wait(probes.batch)
+    finally:
+        progress.close()
+
+    def make(staging: Path) -> None:  # the dataset's records: its units' records in plan order
+        with open(staging / RECORDS_FILE, "w", encoding="utf-8") as out:
+            for unit in probes.units:
+                if not unit.done:  # damaged since it was written: quarantined, so probe it again here
+                    run_unit(unit)
+                out.write(unit.records.read_text(encoding="utf-8"))
+        if probes.annotate is not None:
+            records = read_records(staging / RECORDS_FILE)
+            (staging / RECORDS_FILE).write_text("", encoding="utf-8")
+            append_records(staging / RECORDS_FILE, probes.annotate(records))
+
+    reused = reuse_or_make(probes.entry, make, what=f"the probes of {name}")
+    how = "reused" if reused or progress.computed == 0 else "computed"
+    if progress.reused and progress.computed:
+        how += f", {progress.reused} of {len(probes.units)} layers reused"
+    return how
 
 
 def check_before_loading(config: RunConfig, registered: Registered) -> tuple[dict[str, Selector], list[Spec]]:
@@ -134,17 +185,23 @@ def run(config: RunConfig, *, log: Callable[[str], None] = print) -> RunOutcome:
     registered = get_registered(config.include)
     selectors, _ = check_before_loading(config, registered)
     staged = StagedResults(Path(config.out))
+    executor = make_executor(config.executor, workers=config.workers, ray_address=config.ray_address)
     try:
-        outcome = _run_into(staged.path, config, catalog, names, limit, registered, selectors, log)
+        outcome = _run_into(staged.path, config, catalog, names, limit, registered, selectors, executor, log)
         staged.commit()
     finally:
+        executor.close()
         staged.discard()
+    if executor.retried:
+        log(f"{executor.retried} probe unit(s) were run again after their worker was lost; their records are "
+            f"those of a run without the loss")
     outcome.out, outcome.seconds = Path(config.out), time.perf_counter() - started
     return outcome
 
 
 def _run_into(out: Path, config: RunConfig, catalog: Catalog, names: list[str], limit: int | None,
-              registered: Registered, selectors: dict[str, Selector], log: Callable[[str], None]) -> RunOutcome:
+              registered: Registered, selectors: dict[str, Selector], executor: Executor,
+              log: Callable[[str], None]) -> RunOutcome:
     """The run itself, writing into the staging folder `out`."""
     records_path = out / RECORDS_FILE
     probe_cfg = ProbeConfig(methods=config.methods, k_grid=config.k_grid, seeds=config.seeds, dense=config.dense)
@@ -172,7 +229,15 @@ def _run_into(out: Path, config: RunConfig, catalog: Catalog, names: list[str], 
     if bases is not None:
         (out / BASES_FILE).write_text("")
     random_loaded: LoadedModel | None = None  # loaded on first use (--random-init)
-    alignment, skipped, n_records = {}, {}, 0
+    alignment: dict[str, dict] = {}
+    skipped: dict[str, str] = {}
+    n_records = 0
+    waiting: _Dataset | None = None  # probed by the executor while the driver extracts the next dataset
+
+    def finish(job: _Dataset) -> None:
+        nonlocal n_records
+        n_records += _finish_dataset(job, out, executor, probe_cfg, bases, skipped, log)
+
     for name in _overall(names, progress=config.progress):
         entry = catalog.get(name)
         try:
@@ -195,6 +260,7 @@ def _run_into(out: Path, config: RunConfig, catalog: Catalog, names: list[str], 
                               store_dtype=config.store_dtype)
         store, report = extract(loaded, built, plan, progress=config.progress)
         alignment[name] = report.as_dict()
+        (out / "alignment.json").write_text(json.dumps(alignment, indent=1))
         # probes would read tokens the spans do not name; a card that waives the gate has said why
         if report.off_boundary_share > OFF_BOUNDARY_MAX and "alignment" not in entry.card.waivers:
             log(f"{name}: warning: {report.notes[-1]} (the card's `alignment` gate: `probebank validate {name}`)")
@@ -212,10 +278,9 @@ def _run_into(out: Path, config: RunConfig, catalog: Catalog, names: list[str], 
                                 test_set=config.test_on if held_out else None,
                                 test_dataset=test_built.name if test_built else None,
                                 test_dataset_hash=test_built.content_hash if test_built else None)
-        cached, reused = _probe(store, built, provenance, probe_cfg, config, layers, selectors,
-                                controls=config.controls, bases=bases, held_out=held_out)
-        log(f"{name}: {store.reused_shards} of {store.n_shards} activation shards reused from the cache, "
-            f"probe results {'reused' if reused else 'computed'}")
+        job = _Dataset(built, store, provenance, _submit_probes(
+            store, built, provenance, probe_cfg, config, layers, selectors, controls=config.controls,
+            executor=executor, bases=bases, held_out=held_out))
         if config.random_init:
             if random_loaded is None:
                 log(f"loading random-init:{config.model} ...")
@@ -226,32 +291,61 @@ def _run_into(out: Path, config: RunConfig, catalog: Catalog, names: list[str], 
             r_prov = provenance.model_copy(update={"model": random_loaded.name, "model_revision": random_loaded.revision,
                                                    "model_notes": random_loaded.notes, "store_key": r_store.key})
             # The random-init model gets the plain probes only (neuron basis): its controls would not be read.
-            r_cached, _ = _probe(r_store, built, r_prov, probe_cfg, config, layers, selectors, controls=False)
-            records = read_records(cached)
-            _fill_random_init(records, read_records(r_cached))
-            added = append_records(records_path, records)
-        else:  # copy the text as is: parsing every record twice would dominate a repeated run
-            text = cached.read_text(encoding="utf-8")
-            with open(records_path, "a", encoding="utf-8") as f:
-                f.write(text)
-            added = text.count("\n")
-        if bases is not None and added and entry.card.labels.type != "regression":  # basis metrics are per class
-            bases.write_metrics(out, store, built, provenance, probe_cfg,
-                                [r for r in read_records(records_path) if r.provenance.dataset == built.name])
-        if not added and entry.card.labels.type == "regression":
-            skipped[name] = (f"no split leaves {probe_cfg.min_rows_per_class}+ rows with varying values on both "
-                             f"sides, or no method has a regression twin; use a larger --limit or --methods f_stat")
-        elif not added:
-            skipped[name] = (f"no feature has {probe_cfg.min_rows_per_class}+ positive rows on both sides of the "
-                             f"split; use a larger --limit")
-            log(f"{name}: skipped: {skipped[name]}")
-        n_records += added
-        (out / "alignment.json").write_text(json.dumps(alignment, indent=1))
+            job.random = _submit_probes(r_store, built, r_prov, probe_cfg, config, layers, selectors, controls=False,
+                                        executor=executor)
+        if waiting is not None:
+            finish(waiting)
+        waiting = job
+    if waiting is not None:
+        finish(waiting)
     rows, digest = summary_of(records_path) if n_records else ([], None)
     write_summary_markdown(rows, out / "summary.md", footer=digest)
     if skipped:
         (out / "skipped.json").write_text(json.dumps(skipped, indent=1))
     return RunOutcome(out, rows, skipped, n_records, 0.0, digest)
+
+
+@dataclass
+class _Dataset:
+    """A dataset whose stores are made and whose probes are on the executor."""
+
+    built: BuiltDataset
+    store: ActivationStore
+    provenance: Provenance
+    probes: _Probes
+    random: _Probes | None = None  # --random-init: the random-init copy's probes
+
+
+def _finish_dataset(job: _Dataset, out: Path, executor: Executor, probe_cfg: ProbeConfig, bases: BasisRun | None,
+                    skipped: dict[str, str], log: Callable[[str], None]) -> int:
+    """Wait for one dataset's probes and append its records to the results folder; returns how many."""
+    built, store = job.built, job.store
+    how = _finish_probes(job.probes, executor, built.name)
+    log(f"{built.name}: {store.reused_shards} of {store.n_shards} activation shards reused from the cache, "
+        f"probe results {how}")
+    records_path = out / RECORDS_FILE
+    if job.random is not None:
+        _finish_probes(job.random, executor, f"random-init {built.name}")
+        records = read_records(job.probes.records)
+        _fill_random_init(records, read_records(job.random.records))
+        added = append_records(records_path, records)
+    else:  # copy the text as is: parsing every record twice would dominate a repeated run
+        text = job.probes.records.read_text(encoding="utf-8")
+        with open(records_path, "a", encoding="utf-8") as f:
+            f.write(text)
+        added = text.count("\n")
+    regression = built.card.labels.type == "regression"
+    if bases is not None and added and not regression:  # basis metrics are per class
+        bases.write_metrics(out, store, built, job.provenance, probe_cfg,
+                            [r for r in read_records(records_path) if r.provenance.dataset == built.name])
+    if not added and regression:
+        skipped[built.name] = (f"no split leaves {probe_cfg.min_rows_per_class}+ rows with varying values on both "
+                               f"sides, or no method has a regression twin; use a larger --limit or --methods f_stat")
+    elif not added:
+        skipped[built.name] = (f"no feature has {probe_cfg.min_rows_per_class}+ positive rows on both sides of the "
+                               f"split; use a larger --limit")
+        log(f"{built.name}: skipped: {skipped[built.name]}")
+    return added
 
 
 def _overall(names: list[str], *, progress: bool) -> Iterator[str]:

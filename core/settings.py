@@ -11,6 +11,7 @@ on it: about 2 s more), so they come last. `probebank run` calls it before it im
 from __future__ import annotations
 
 import difflib
+import importlib.util
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 
 from probebank.contracts import Site
 from probebank.data.registry import Catalog, load_catalog
-from probebank.errors import ConfigError
+from probebank.errors import ConfigError, MissingExtra, extra_fix
 from probebank.extract.describe import check_layers, check_model, check_revision, known_layers
 from probebank.plugins import get_registered
 from probebank.probing.schema import DEFAULT_K_GRID
@@ -54,6 +55,9 @@ OPTIONS: dict[str, tuple[str, str]] = {
     "device": ("--device", f"use {DEVICE_CHOICES}"),
     "dtype": ("--dtype", "use auto, float32, bfloat16 or float16"),
     "bases": ("--bases", "give at least one basis, e.g. identity,pca"),
+    "workers": ("--workers", "give at least 1 worker process, or leave it out for one per core"),
+    "executor": ("--executor", "use local or ray"),
+    "ray_address": ("--ray-address", "give the address `ray start --head` printed, or leave it out"),
     "test_on": ("--test-on", "give the name of a test set that the datasets' cards list under test_sets, e.g. ood"),
 }
 
@@ -86,6 +90,9 @@ class RunConfig(BaseModel):
     bases: list[str] = Field(default_factory=lambda: ["identity"], min_length=1)  # unsupervised bases to probe
     controls: bool = True          # shuffled-label, random-rotation and token-identity controls
     random_init: bool = False      # also probe a random-init copy of the model (a second extraction)
+    workers: int | None = Field(None, ge=1)  # probe worker processes (local) or CPUs (a local Ray); None: the cores
+    executor: Literal["local", "ray"] = "local"  # who runs the probe units (probebank.scale)
+    ray_address: str | None = Field(None, min_length=1)  # an existing Ray cluster (--executor ray)
     test_on: str | None = Field(None, min_length=1)  # score on each card's test set of this name (test_sets)
 
     def __init__(self, **data: Any) -> None:
@@ -188,12 +195,23 @@ def _known(kind: str, option: str, names: Iterable[str], registered: Iterable[st
                               fix=did_you_mean(name, choices) + f"use one of: {', '.join(choices)}")
 
 
+def _check_executor(config: RunConfig) -> None:
+    """--executor ray needs the `ray` extra; --ray-address means nothing to the local executor."""
+    if config.ray_address and config.executor != "ray":
+        raise ConfigError("--ray-address is for the Ray executor", field="--ray-address",
+                          fix="add --executor ray, or drop --ray-address")
+    if config.executor == "ray" and importlib.util.find_spec("ray") is None:  # found without importing it
+        raise MissingExtra("--executor ray needs the Python package 'ray', which is not installed",
+                           fix=extra_fix("ray"))
+
+
 def preflight(config: RunConfig) -> Checked:
     """Check every setting that needs no model weights and no heavy library, in order of cost."""
     device = (config.device or "auto").strip().lower()
     if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", device):  # whether this machine has it: at the run
         raise ConfigError(f"'{config.device}' is not a device", field="--device",
                           fix=did_you_mean(device, ["auto", "cpu", "cuda", "mps"]) + f"use {DEVICE_CHOICES}")
+    _check_executor(config)
     catalog = load_catalog(config.include)
     names, limit = _selected(config, catalog)
     _check_test_on(config, names, catalog)

@@ -118,12 +118,12 @@ def test_gc_removes_garbage_and_keeps_what_a_rerun_reuses(bank, cache: Path, tmp
     assert "removed" in out and _entries(cache) == live
     assert not [p for p in (cache / "locks").iterdir()]  # no process holds them now
 
-    import probebank.run as run_module
+    import probebank.scale.units as units_module
 
     def boom(*args, **kwargs):
         raise AssertionError("probed again after gc")
 
-    monkeypatch.setattr(run_module, "evaluate_store", boom)
+    monkeypatch.setattr(units_module, "evaluate_store", boom)
     _run(folder, tmp_path / "b")  # everything reused: built dataset, store and records
     assert _entries(cache) == live
     assert (tmp_path / "b" / "records.jsonl").read_text() == (tmp_path / "a" / "records.jsonl").read_text()

@@ -34,18 +34,18 @@ def test_run_writes_records_summary_and_reuses_them(bank, tmp_path: Path, monkey
     assert alignment["targets"] == 16 and alignment["dropped"] == 0
 
     # An identical run reuses the stored records: probing must not run again.
-    import probebank.run as run_module
+    import probebank.scale.units as units_module
 
     def boom(*args, **kwargs):
         raise AssertionError("probed again although nothing changed")
 
-    monkeypatch.setattr(run_module, "evaluate_store", boom)
+    monkeypatch.setattr(units_module, "evaluate_store", boom)
     again = run(_config(folder, tmp_path / "b", methods=["mean_diff", "f_stat"]), log=lambda m: None)
     assert (tmp_path / "b" / "records.jsonl").read_text() == (tmp_path / "a" / "records.jsonl").read_text()
     assert again.summary == first.summary
-    # A changed setting is probed anew.
+    # A changed setting is probed anew (in this process, where the patch is seen).
     with pytest.raises(AssertionError, match="probed again"):
-        run(_config(folder, tmp_path / "c", methods=["random"]), log=lambda m: None)
+        run(_config(folder, tmp_path / "c", methods=["random"], workers=1), log=lambda m: None)
 
 
 @pytest.mark.parametrize("args, expected", [

@@ -1,7 +1,8 @@
 """The whole cache, entry by entry: what `probebank cache verify` checks and what `probebank cache gc` removes.
 
 Entries (see docs/cache.md for the layout): store/<key>/, built/<dataset>/<tag>-<key>/,
-records/<key>/, summaries/<key>/ (a records file's summary, a few KB), bases/<key>/, gates/<key>.json (+ .sum), sources/<kind>/<artifact>/, and under
+records/<key>/, units/<key>/ (the records of one site x layer of a dataset: a probe work unit,
+probebank.scale), summaries/<key>/ (a records file's summary, a few KB), bases/<key>/, gates/<key>.json (+ .sum), sources/<kind>/<artifact>/, and under
 models/ the converted folders gguf-<sha16>/ (sealed), the assembled GGUFs gguf-src-*/ (not sealed: their
 provider checks the sha256 when it makes one) and the hash memos hashes/*.json.
 
@@ -12,7 +13,7 @@ Garbage is what no current key can reach:
 - entries of an older format: unsealed folders (records, built, bases, sources, converted models,
   complete stores), gates without a `.sum`, records/<key>.jsonl files, stores whose meta.json
   format is not the current one (or that have none), hash memos of files that are gone or changed;
-- built datasets whose (name, version) the current catalog does not list, and stores and records
+- built datasets whose (name, version) the current catalog does not list, and stores, records and units
   whose dataset content hash matches no built dataset that stays.
 This module knows no catalog (it sits below probebank.data): the caller passes a `Reach`.
 """
@@ -33,7 +34,7 @@ from probebank.cache.atomic import TMP_MARK, process_alive, remove
 from probebank.cache.checksums import SEAL, file_problem, is_sealed, problem, read_seal, sidecar
 from probebank.cache.quarantine import QUARANTINE, quarantine
 
-KINDS = ("store", "built", "records", "summaries", "bases", "gates", "sources", "models")
+KINDS = ("store", "built", "records", "units", "summaries", "bases", "gates", "sources", "models")
 LEFTOVER_GRACE_S = 3600.0  # a leftover without a process id in its name is kept this long (its writer may run)
 _PID = re.compile(rf"{re.escape(TMP_MARK)}(\d+)-|\.(\d+)\.tmp$")
 
@@ -131,7 +132,7 @@ def entries(root: Path) -> Iterator[Entry]:
     def entry(kind: str, path: Path) -> Entry:
         return Entry(kind, path, size_of(path) + (size_of(sidecar(path)) if kind == "gates" else 0))
 
-    for kind in ("store", "records", "summaries", "bases"):
+    for kind in ("store", "records", "units", "summaries", "bases"):
         for p in _children(root / kind):
             yield entry(kind, p)
     for dataset in _children(root / "built"):
@@ -317,7 +318,7 @@ def collect(root: Path, reach: Reach, verdicts: list[Verdict] | None = None) -> 
                 garbage.add("older formats", v.entry.path, v.entry.size)
             elif ((meta.get("parts") or {}).get("dataset") or {}).get("content_hash") not in hashes:
                 garbage.add("stores of no built dataset", v.entry.path, v.entry.size)
-        elif v.entry.kind == "records":
+        elif v.entry.kind in ("records", "units"):
             digest = _records_dataset_hash(v.entry.path)
             if digest is not None and digest not in hashes:
                 garbage.add("records of no built dataset", v.entry.path, v.entry.size)

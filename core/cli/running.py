@@ -50,6 +50,12 @@ def run(model: str = typer.Option("smollm2-135m", help=MODELS_HELP),
         include: list[Path] | None = IncludeOpt,
         progress: bool = typer.Option(True, help="Show progress bars."),
         bases: str = typer.Option("identity", help=BASES_HELP),
+        workers: int | None = typer.Option(None, help="Probe worker processes, one BLAS thread each (default: one "
+                                                      "per core; 1: all in this process)."),
+        executor: str = typer.Option("local", help="Who runs the probes: local (this machine's cores) or ray "
+                                                   "(a local Ray, or a cluster with --ray-address; docs/scale.md)."),
+        ray_address: str | None = typer.Option(None, help="Address of a running Ray cluster (`ray start --head` "
+                                                          "prints it; 'auto' finds one on this node)."),
         test_on: str | None = typer.Option(None, "--test-on", help="Score every probe on the test set of this "
                                            "name that each dataset's card lists (test_sets), e.g. ood: fitted "
                                            "on the dataset's training rows, scored on all of the test set's."),
@@ -71,7 +77,8 @@ def run(model: str = typer.Option("smollm2-135m", help=MODELS_HELP),
                        seeds=parse_ints(seeds, "--seeds") or [0], batch_size=batch_size, out=out,
                        include=list(include or []), progress=progress, controls=controls, random_init=random_init,
                        bases=parse_csv(bases) or ["identity"], max_batch_tokens=max_batch_tokens, device=device,
-                       dtype=dtype, store_dtype=store_dtype, test_on=test_on)
+                       dtype=dtype, store_dtype=store_dtype, workers=workers, executor=executor,
+                       ray_address=ray_address, test_on=test_on)
     pick_columns(parse_csv(columns))  # a bad --columns fails now, not after the run
     preflight(config)  # before the engine (torch, scikit-learn) is imported: a typo answers in about a second
     from probebank.run import run as run_job

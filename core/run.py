@@ -269,6 +269,7 @@ def _run_into(out: Path, config: RunConfig, catalog: Catalog, names: list[str], 
             test_store, test_report = extract(loaded, test_built, plan.model_copy(update={"dataset": test_built.name}),
                                               progress=config.progress)
             alignment[f"{test_built.name} (--test-on {config.test_on})"] = test_report.as_dict()
+            (out / "alignment.json").write_text(json.dumps(alignment, indent=1))
             held_out = HeldOut(config.test_on, test_store, test_built, test_store.digest)
         provenance = Provenance(probebank_version=__version__, model=loaded.name, model_revision=loaded.revision,
                                 model_dtype=loaded.dtype, model_notes=loaded.notes, dataset=name,

@@ -40,6 +40,7 @@ from probebank.probing.schema import (
     ResultRecord,
 )
 from probebank.probing.selection import Selector
+from probebank.probing.transfer import HeldOut
 from probebank.results.folder import StagedResults, check_out
 from probebank.results.records import RECORDS_FILE, append_records, read_records
 from probebank.results.summary import protocol_line, write_summary_markdown
@@ -80,7 +81,7 @@ class _Probes:
 
 def _submit_probes(store: ActivationStore, built: BuiltDataset, provenance: Provenance, probe_cfg: ProbeConfig,
                    config: RunConfig, layers: list[int], selectors: dict[str, Selector], *, controls: bool,
-                   executor: Executor, bases: BasisRun | None = None) -> _Probes:
+                   executor: Executor, bases: BasisRun | None = None, held_out: HeldOut | None = None) -> _Probes:
     """Start the probes of one stored dataset, or find the records of an identical earlier probe (same store
     contents, settings and probing code), so a repeated run finishes in seconds.
 
@@ -89,7 +90,7 @@ def _submit_probes(store: ActivationStore, built: BuiltDataset, provenance: Prov
     interrupted run resumes from its finished layers. The records are tied to the checksums of the store they
     came from, so they never outlive it.
     """
-    store_id = f"{store.key}:{store.digest}"
+    store_id = f"{store.key}:{store.digest}" + (f"+{held_out.store.key}:{held_out.digest}" if held_out else "")
 
     def key_of(sites: list[str], layer_list: list[int]) -> str:
         key = probe_key(store_id, provenance, probe_cfg, sites, layer_list, built.card, selectors, controls=controls)
@@ -101,7 +102,7 @@ def _submit_probes(store: ActivationStore, built: BuiltDataset, provenance: Prov
     units = plan_units(key_of=lambda site, layer: key_of([site], [layer]), records_root=cache_dir("units"),
                        store=store, built=built, provenance=provenance, cfg=probe_cfg, sites=config.sites,
                        layers=layers, include=config.include, controls=controls,
-                       encoders=bases.encoders() if bases is not None else None)
+                       encoders=bases.encoders() if bases is not None else None, held_out=held_out)
     progress = UnitProgress(len(units), desc=f"probe {built.name}", enabled=config.progress)
     annotate = (lambda records: bases.annotate(records, built, store, probe_cfg)) if bases is not None else None
     return _Probes(entry, units, executor.submit(units, progress=progress), progress, annotate)
@@ -241,12 +242,18 @@ def _run_into(out: Path, config: RunConfig, catalog: Catalog, names: list[str], 
         nonlocal n_records
         n_records += _finish_dataset(job, out, executor, probe_cfg, bases, skipped, log)
 
+    test_builts: dict[str, BuiltDataset] = {}
+
     def prepared() -> Iterator[tuple[BuiltDataset, ExtractionPlan]]:
         for name in _overall(names, progress=config.progress):
             entry = catalog.get(name)
             try:
                 built = build_dataset(entry, builders=registered.builders, limit=limit, include=config.include,
                                       progress=config.progress)
+                if config.test_on is not None:  # --test-on: the card's held-out set, built like the dataset
+                    test_builts[name] = build_dataset(catalog.get(entry.card.test_sets[config.test_on]),
+                                                      builders=registered.builders, limit=limit,
+                                                      include=config.include, progress=config.progress)
             except SourceUnavailable as exc:
                 skipped[name] = exc.message
                 log(f"{name}: {exc.message}")
@@ -270,19 +277,30 @@ def _run_into(out: Path, config: RunConfig, catalog: Catalog, names: list[str], 
         extracted = ((b, p, *extract(loaded, b, p, progress=config.progress)) for b, p in prepared())
     for built, plan, store, report in extracted:
         name, entry = built.name, catalog.get(built.name)
+        test_built = test_builts.pop(name, None)
         alignment[name] = report.as_dict()
         (out / "alignment.json").write_text(json.dumps(alignment, indent=1))
         # probes would read tokens the spans do not name; a card that waives the gate has said why
         if report.off_boundary_share > OFF_BOUNDARY_MAX and "alignment" not in entry.card.waivers:
             log(f"{name}: warning: {report.notes[-1]} (the card's `alignment` gate: `probebank validate {name}`)")
+        held_out = None
+        if test_built is not None and config.test_on is not None:  # --test-on: its rows score every probe
+            test_store, test_report = extract(loaded, test_built, plan.model_copy(update={"dataset": test_built.name}),
+                                              progress=config.progress)
+            alignment[f"{test_built.name} (--test-on {config.test_on})"] = test_report.as_dict()
+            (out / "alignment.json").write_text(json.dumps(alignment, indent=1))
+            held_out = HeldOut(config.test_on, test_store, test_built, test_store.digest)
         provenance = Provenance(probebank_version=__version__, model=loaded.name, model_revision=loaded.revision,
                                 model_dtype=loaded.dtype, model_notes=loaded.notes, dataset=name,
                                 dataset_version=entry.card.version, dataset_hash=built.content_hash,
                                 store_key=store.key, store_dtype=store.store_dtype,
-                                device=store.meta.get("device"), versions=store.meta.get("versions", {}))
+                                device=store.meta.get("device"), versions=store.meta.get("versions", {}),
+                                test_set=config.test_on if held_out else None,
+                                test_dataset=test_built.name if test_built else None,
+                                test_dataset_hash=test_built.content_hash if test_built else None)
         job = _Dataset(built, store, provenance, _submit_probes(
             store, built, provenance, probe_cfg, config, layers, selectors, controls=config.controls,
-            executor=executor, bases=bases))
+            executor=executor, bases=bases, held_out=held_out))
         if config.random_init:
             if random_loaded is None:
                 log(f"loading random-init:{config.model} ...")

@@ -64,6 +64,7 @@ OPTIONS: dict[str, tuple[str, str]] = {
     "workers": ("--workers", "give at least 1 worker process, or leave it out for one per core"),
     "executor": ("--executor", "use local or ray"),
     "ray_address": ("--ray-address", "give the address `ray start --head` printed, or leave it out"),
+    "test_on": ("--test-on", "give the name of a test set that the datasets' cards list under test_sets, e.g. ood"),
 }
 
 
@@ -99,6 +100,7 @@ class RunConfig(BaseModel):
     workers: int | None = Field(None, ge=1)  # probe worker processes (local) or CPUs (a local Ray); None: the cores
     executor: Literal["local", "ray"] = "local"  # who runs the probe units (probebank.scale)
     ray_address: str | None = Field(None, min_length=1)  # an existing Ray cluster (--executor ray)
+    test_on: str | None = Field(None, min_length=1)  # score on each card's test set of this name (test_sets)
 
     def __init__(self, **data: Any) -> None:
         try:
@@ -158,6 +160,35 @@ def _selected(config: RunConfig, catalog: Catalog) -> tuple[list[str], int | Non
     return list(suite.datasets), config.limit if config.limit is not None else suite.limit
 
 
+def _check_test_on(config: RunConfig, names: list[str], catalog: Catalog) -> None:
+    """--test-on: every dataset of the run names that test set, a classification dataset with the same classes."""
+    test_on = config.test_on
+    if test_on is None:
+        return
+    if config.random_init or any(b != "identity" for b in config.bases):
+        raise ConfigError("--test-on scores neuron probes of the model itself; it does not combine with "
+                          "--random-init or --bases yet", field="--test-on",
+                          fix="run those without --test-on, or drop --random-init / --bases")
+    missing = [n for n in names if test_on not in catalog.get(n).card.test_sets]
+    if missing:
+        having = sorted(n for n, e in catalog.entries.items() if test_on in e.card.test_sets)
+        suites = sorted(s for s, spec in catalog.suites.items()
+                        if spec.datasets and all(test_on in catalog.get(d).card.test_sets for d in spec.datasets))
+        shown = ", ".join(missing[:4]) + (f" and {len(missing) - 4} more" if len(missing) > 4 else "")
+        fix = ("no card names a test set of that name: leave out --test-on" if not having else
+               "run only datasets whose card lists it under test_sets: "
+               + (f"--suite {suites[0]}, or " if suites else "") + f"--datasets {','.join(having[:3])}"
+               + (" (`probebank list` shows the rest)" if len(having) > 3 else ""))
+        raise ConfigError(f"{len(missing)} of the run's {len(names)} datasets have no test set '{test_on}': {shown}",
+                          field="--test-on", fix=fix)
+    for name in names:
+        card, test = catalog.get(name).card, catalog.get(catalog.get(name).card.test_sets[test_on]).card
+        if card.labels.type == "regression" or (test.labels, test.aggregation) != (card.labels, card.aggregation):
+            raise ConfigError(f"the test set '{test_on}' of {name} ({test.name}) is not scored like it: it needs the "
+                              "same classes and aggregation, and a classification label", field="--test-on",
+                              fix=f"fix test_sets in the card of {name}, or run it without --test-on")
+
+
 @dataclass
 class Checked:
     """What preflight found: the datasets to run, their limit, the layers when the model's files tell them,
@@ -204,6 +235,7 @@ def preflight(config: RunConfig) -> Checked:
     _check_executor(config)
     catalog = load_catalog(config.include)
     names, limit = _selected(config, catalog)
+    _check_test_on(config, names, catalog)
     registered = get_registered(config.include)
     check_model(config.model, config.include)  # unknown names (with a did-you-mean) and missing paths
     check_revision(config.model, config.revision, config.include)  # imports the provider only with --revision

@@ -49,8 +49,11 @@ def test_wheel_ships_the_bank_and_runs_from_site_packages(tmp_path: Path, wheel:
                              capture_output=True, text=True)
     assert listing.returncode == 0, listing.stderr
     data = json.loads(listing.stdout)
-    assert {d["category"] for d in data["datasets"]} == {"bias", "safety", "justice", "decisions", "syntax", "factual",
-                                                         "language", "code", "position", "lexical"}
+    from probebank.data.registry import load_registry_file  # the checkout's registry: what the wheel must ship
+
+    checkout = load_registry_file(Path(__file__).resolve().parents[1] / "registry.yaml")
+    assert {d["category"] for d in data["datasets"]} == {e.card.category for e in checkout.entries.values()}
+    assert len(data["datasets"]) == len(checkout.entries)
 
 
 def test_wheel_metadata_states_ranges_and_extras(wheel: Path) -> None:

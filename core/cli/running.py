@@ -30,7 +30,8 @@ BASES_HELP = ("Comma-separated bases: identity, random-rotation, pca, ica, dicti
 def run(model: str = typer.Option("smollm2-135m", help=MODELS_HELP),
         revision: str | None = typer.Option(None, help="Hub branch, tag or commit of an hf: model (recorded: the commit)."),
         datasets: str | None = typer.Option(None, help="Comma-separated dataset names (`probebank list`)."),
-        suite: str | None = typer.Option(None, help="A suite of registry.yaml: quick (default) or bank."),
+        suite: str | None = typer.Option(None, help="A suite of registry.yaml: quick (default), bank, sae-probes "
+                                                    "or sae-probes-ood (the tasks with a --test-on ood set)."),
         sites: str = typer.Option("mlp", help="Comma-separated sites: mlp, resid, attn."),
         layers: str | None = typer.Option(None, help="Layers, e.g. 0,4,8 or 0-11; negative counts from the end "
                                                      "(default: all; smollm2-135m has 0..29)."),
@@ -59,6 +60,9 @@ def run(model: str = typer.Option("smollm2-135m", help=MODELS_HELP),
                                                    "(a local Ray, or a cluster with --ray-address; docs/scale.md)."),
         ray_address: str | None = typer.Option(None, help="Address of a running Ray cluster (`ray start --head` "
                                                           "prints it; 'auto' finds one on this node)."),
+        test_on: str | None = typer.Option(None, "--test-on", help="Score every probe on the test set of this "
+                                           "name that each dataset's card lists (test_sets), e.g. ood: fitted "
+                                           "on the dataset's training rows, scored on all of the test set's."),
         wide: bool = WideOpt, columns: str | None = ColumnsOpt) -> None:
     """Build datasets, extract activations, run k-sparse probes and print the summary table.
 
@@ -79,7 +83,7 @@ def run(model: str = typer.Option("smollm2-135m", help=MODELS_HELP),
                        include=list(include or []), progress=progress, controls=controls, random_init=random_init,
                        bases=parse_csv(bases) or ["identity"], max_batch_tokens=max_batch_tokens, device=device,
                        dtype=dtype, store_dtype=store_dtype, workers=workers, executor=executor,
-                       ray_address=ray_address)
+                       ray_address=ray_address, test_on=test_on)
     pick_columns(parse_csv(columns))  # a bad --columns fails now, not after the run
     preflight(config)  # before the engine (torch, scikit-learn) is imported: a typo answers in about a second
     from probebank.run import run as run_job

@@ -19,7 +19,7 @@ from probebank.data.sources import SourceUnavailable
 from probebank.plugins import get_registered
 
 CATEGORY_ORDER = ("language", "code", "syntax", "factual", "bias", "safety", "justice", "decisions", "position",
-                  "lexical")
+                  "lexical", "reasoning", "topic")
 
 
 def binary_features(card: DatasetCard) -> int:

@@ -291,8 +291,8 @@ def _build_key(card: DatasetCard, card_dir: Path | None, builder: Builder, limit
             path = safe_join(card_dir, pin.path)
             if path.is_file():
                 files[pin.name] = sha256_file(path)
-    # Waivers say how to read the gates, not how to build: editing one must not rebuild the data.
-    return json_digest({"card": card.model_dump(mode="json", exclude={"waivers"}), "limit": limit,
+    # Waivers say how to read the gates and test sets where to score, not how to build: neither rebuilds the data.
+    return json_digest({"card": card.model_dump(mode="json", exclude={"waivers", "test_sets"}), "limit": limit,
                         "format": BUILD_FORMAT, "builder": fingerprint(builder, _normalise, _apply_limit),
                         "files": files}, length=16)
 

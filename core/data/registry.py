@@ -120,6 +120,11 @@ def load_registry_file(path: Path) -> Catalog:
                                     field=f"datasets.{name}.{fld}",
                                     fix=f"make registry.yaml and {reg_entry.card} agree (bump both together)")
         catalog.add(CatalogEntry(card, card_path, "registry"))
+    for name, entry in catalog.entries.items():
+        missing = sorted(set(entry.card.test_sets.values()) - set(registry.datasets))
+        if missing:
+            raise RegistryError(f"the card of '{name}' names test sets {missing} that registry.yaml does not list",
+                                file=path, field=f"datasets.{name}", fix="add their cards to registry.yaml or fix the names")
     for suite, spec in registry.suites.items():
         unknown = [m for m in spec.datasets if m not in registry.datasets]
         if unknown:

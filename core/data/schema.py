@@ -13,7 +13,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 Category = Literal["bias", "safety", "justice", "decisions", "syntax", "factual", "language", "code", "position",
-                   "lexical"]
+                   "lexical", "reasoning", "topic"]
 
 # Categories whose cards must carry a responsible-use note (who may use the data, for what, and what not).
 SENSITIVE_CATEGORIES = ("bias", "safety", "justice", "decisions")
@@ -123,6 +123,17 @@ class DatasetCard(Strict):
     silver: bool = Field(False, description="Labels are predicted by a model, not gold.")
     responsible_use: str | None = Field(None, description="Required for bias and safety data.")
     waivers: dict[str, str] = Field(default_factory=dict, description="Quality gate -> written reason.")
+    test_sets: dict[str, str] = Field(default_factory=dict, description="Held-out test sets: a name for "
+                                      "`probebank run --test-on NAME` -> the dataset (same classes) the probes "
+                                      "fitted on this one are scored on, e.g. {ood: my-dataset-ood}.")
+
+    @field_validator("test_sets")
+    @classmethod
+    def _test_set_names(cls, v: dict[str, str]) -> dict[str, str]:
+        bad = [k for k, name in v.items() if not re.match(NAME_PATTERN, k) or not re.match(NAME_PATTERN, name)]
+        if bad:
+            raise ValueError(f"test set {bad[0]!r}: names and dataset names are lowercase letters, digits, '-' and '_'")
+        return v
 
     @model_validator(mode="after")
     def _responsible_use(self) -> DatasetCard:

@@ -182,24 +182,29 @@ class FeatureSplit:
 
 
 def feature_splits(built: BuiltDataset, rows: dict[str, np.ndarray], *, seeds: Sequence[int] = (0,),
-                   balance: bool = True, min_rows: int = MIN_ROWS_PER_CLASS) -> list[FeatureSplit]:
+                   balance: bool = True, min_rows: int = MIN_ROWS_PER_CLASS, groups: np.ndarray | None = None,
+                   scored: np.ndarray | None = None) -> list[FeatureSplit]:
     """One-vs-rest binary tasks for each class (binary datasets: the positive class only), per seed.
 
     Seed s splits with the card's split seed + s. A class with fewer than `min_rows` rows on either
     side is left out (too rare to probe honestly); `balance` subsamples the negatives to the
-    positives' count (probebank.data.splits.balanced_one_vs_rest).
+    positives' count (probebank.data.splits.balanced_one_vs_rest). `groups` gives each row's group
+    (default: its example's); `scored` (a held-out test set's rows, `--test-on`) are the test side of
+    every split, which is then made on the other rows and keeps only its training side.
     """
     card = built.card
     labels = rows["label"]
-    groups_by_example = np.asarray(built.dataset["group"])
-    groups = groups_by_example[rows["example"]] if card.split.grouped else None
+    if groups is None:
+        groups = np.asarray(built.dataset["group"])[rows["example"]]
+    fit = np.arange(labels.size) if scored is None else np.setdiff1d(np.arange(labels.size), scored)
     classes = card.labels.classes
     positives = [1] if card.labels.type == "binary" else list(range(len(classes)))
     out: list[FeatureSplit] = []
     for seed in seeds:
         split_seed = card.split.seed + seed
-        train, test = grouped_stratified_split(labels, groups, card.split.test_size, split_seed,
-                                               stratified=card.split.stratified)
+        train, test = grouped_stratified_split(labels[fit], groups[fit] if card.split.grouped else None,
+                                               card.split.test_size, split_seed, stratified=card.split.stratified)
+        train, test = fit[train], (fit[test] if scored is None else np.asarray(scored))
         for pos in positives:
             n_tr, n_te = int((labels[train] == pos).sum()), int((labels[test] == pos).sum())
             if min(n_tr, n_te) < min_rows:

@@ -43,9 +43,10 @@ from probebank.probing.controls import (
 from probebank.probing.methods import get_selector
 from probebank.probing.problem import Encoder, StoredRows
 from probebank.probing.regression_eval import evaluate_values
-from probebank.probing.schema import Controls, ProbeConfig, Provenance, ResultRecord
+from probebank.probing.schema import HELD_OUT_FIELDS, Controls, ProbeConfig, Provenance, ResultRecord
 from probebank.probing.selection import Selector, method_params
 from probebank.probing.sweep import SweepPoint, sweep_feature
+from probebank.probing.transfer import HeldOut, Joined
 from probebank.specs import parse_spec
 
 VAL_SHARE = 0.25  # share of the training rows held out to score `val_f1` (the layer pick)
@@ -68,7 +69,11 @@ def probe_key(store_key: str, provenance: Provenance, cfg: ProbeConfig, sites: S
               layers: Sequence[int], card: DatasetCard, selectors: Mapping[str, Selector],
               controls: bool = False) -> str:
     """Everything that decides a dataset's probe records, including the probing code itself."""
-    return json_digest({"store": store_key, "provenance": provenance.model_dump(mode="json"),
+    scored = provenance.model_dump(mode="json")
+    for name in HELD_OUT_FIELDS:  # absent unless --test-on: the keys of every earlier probe stay as they were
+        if scored.get(name) is None:
+            scored.pop(name, None)
+    return json_digest({"store": store_key, "provenance": scored,
                         "config": cfg.model_dump(mode="json"), "sites": list(sites), "layers": list(layers),
                         "split": card.split.model_dump(mode="json"), "labels": card.labels.model_dump(mode="json"),
                         "aggregation": card.aggregation, "controls": controls,
@@ -100,7 +105,7 @@ def evaluate_store(store: StoredRows, built: BuiltDataset, provenance: Provenanc
                    sites: Sequence[str], layers: Sequence[int], *, progress: bool = True,
                    selectors: Mapping[str, Selector] | None = None,
                    encoders: Mapping[str, Encoder] | None = None,
-                   controls: bool = False) -> Iterator[ResultRecord]:
+                   controls: bool = False, held_out: HeldOut | None = None) -> Iterator[ResultRecord]:
     """Yield records layer by layer (callers stream them to disk).
 
     `selectors` maps each method label of `cfg.methods` to its Selector (a run resolves them from
@@ -108,18 +113,27 @@ def evaluate_store(store: StoredRows, built: BuiltDataset, provenance: Provenanc
     from the built-in methods. `encoders` maps a basis name to a function turning a layer's
     activations into that basis's codes; probes run on each basis's codes in turn (default: the
     neurons themselves). `controls` adds the control probes (no dense baseline for them: it would
-    dominate the cost).
+    dominate the cost). `held_out` (`--test-on`): every probe is fitted on the training side of the
+    card's split and scored on all rows of that test set (probebank.probing.transfer).
     """
     methods = dict(selectors) if selectors is not None else resolve_methods(cfg.methods)
     if built.card.labels.type == "regression":  # ridge probes, R2 and Spearman (probebank.probing.regression_eval)
+        if held_out is not None:
+            raise ValueError(f"{built.name}: a held-out test set needs a classification card (preflight checks it)")
         yield from evaluate_values(store, built, provenance, cfg, sites, layers, selectors=methods, progress=progress,
                                    encoders=encoders, controls=controls)
         return
+    scored: np.ndarray | None = None
+    if held_out is not None:
+        store = joined = Joined(store, built, held_out)
+        scored = joined.scored()
     rows = store.rows()
-    splits = feature_splits(built, rows, seeds=cfg.seeds, balance=cfg.balance, min_rows=cfg.min_rows_per_class)
+    groups = joined.groups() if held_out is not None else np.asarray(built.dataset["group"])[rows["example"]]
+    splits = feature_splits(built, rows, seeds=cfg.seeds, balance=cfg.balance, min_rows=cfg.min_rows_per_class,
+                            groups=groups, scored=scored)
     encoders = dict(encoders or {"identity": identity_encoder})
-    split_controls = _split_controls(built, rows, splits) if controls else []
-    inner = [validation_split(built, rows, sp) for sp in splits]  # once per split: every layer shares it
+    split_controls = _split_controls(built, groups, rows, splits) if controls else []
+    inner = [validation_split(built, rows, sp, groups) for sp in splits]  # once per split: every layer shares it
     aggregation = built.card.aggregation
     jobs = [(site, layer) for site in sites for layer in layers]
     for site, layer in tqdm(jobs, desc=f"probe {built.name}", unit="layer", disable=not progress, leave=False):
@@ -144,16 +158,19 @@ def _sweep(task: _Task, selector: Selector, cfg: ProbeConfig, X_train: np.ndarra
                          C=cfg.C, max_iter=cfg.max_iter, seed=task.split.seed)
 
 
-def validation_split(built: BuiltDataset, rows: dict[str, np.ndarray],
-                     sp: FeatureSplit) -> tuple[np.ndarray, np.ndarray] | None:
+def validation_split(built: BuiltDataset, rows: dict[str, np.ndarray], sp: FeatureSplit,
+                     row_groups: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray] | None:
     """(inner-train, validation) positions into `sp.train`: VAL_SHARE of the training rows, grouped by the
     examples' group when the card's split is, stratified by the binary label, seeded from the split seed.
+    `row_groups` is each row's group (default: from the dataset; --test-on rows carry their own).
 
     None when the training rows cannot be split so (e.g. the positives sit in one group): the records
     then have no `val_f1`, and the summary falls back to the training-F1 pick.
     """
     card = built.card
-    groups = np.asarray(built.dataset["group"])[rows["example"][sp.train]] if card.split.grouped else None
+    if row_groups is None:
+        row_groups = np.asarray(built.dataset["group"])[rows["example"]]
+    groups = row_groups[sp.train] if card.split.grouped else None
     try:
         inner_train, val = grouped_stratified_split(sp.y_train, groups, VAL_SHARE, card.split.seed + sp.seed)
     except ValueError:
@@ -204,10 +221,9 @@ def _method_records(task: _Task, label: str, selector: Selector, cfg: ProbeConfi
                           val_f1=val_f1 if p.k == 1 and not is_dense else None)
 
 
-def _split_controls(built: BuiltDataset, rows: dict[str, np.ndarray],
+def _split_controls(built: BuiltDataset, groups: np.ndarray, rows: dict[str, np.ndarray],
                     splits: Sequence[FeatureSplit]) -> list[tuple[np.ndarray, np.ndarray, float | None]]:
-    """Per split: control-task labels (train, test) and the token-identity F1."""
-    groups = np.asarray(built.dataset["group"])[rows["example"]]
+    """Per split: control-task labels (train, test) and the token-identity F1 (`groups`: each row's group)."""
     tokens = rows["token"] if built.card.aggregation in TOKEN_AGGREGATIONS else None
     out = []
     for sp in splits:

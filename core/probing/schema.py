@@ -61,6 +61,19 @@ class Provenance(Strict):
     store_dtype: str = Field("float16", description="How the activations were kept: float16 or uint8 codes.")
     device: str | None = Field(None, description="Where the activations were extracted (cpu, cuda:0, ...).")
     versions: dict[str, str] = Field(default_factory=dict, description="probebank, torch, transformers, cuda.")
+    test_set: str | None = Field(None, description="What the probe was scored on when not the card's own test "
+                                 "split: the test set named by `probebank run --test-on` (e.g. ood); the probe "
+                                 "was fitted on the training side of this dataset's split.")
+    test_dataset: str | None = Field(None, description="The dataset of that test set (all its rows scored).")
+    test_dataset_hash: str | None = Field(None, description="Its content hash.")
+
+    @property
+    def scored_on(self) -> str:
+        """The dataset whose rows scored the probe: this one's test split, or the --test-on set's."""
+        return self.test_dataset or self.dataset
+
+
+HELD_OUT_FIELDS = ("test_set", "test_dataset", "test_dataset_hash")  # Provenance's fields of --test-on
 
 
 class Controls(Strict):

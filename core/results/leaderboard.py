@@ -39,8 +39,8 @@ METRICS = {"f1_k1": "F1 k=1", "f1_k16": "F1 k=16", "f1_dense": "F1 dense", "k_au
 # ---- loading and merging -----------------------------------------------------------------------
 def record_identity(r: ResultRecord) -> tuple:
     p = r.provenance
-    return (p.model, p.model_revision, p.dataset, p.dataset_version, p.dataset_hash, r.feature, r.site,
-            r.layer, r.aggregation, r.basis, r.basis_key, r.method, r.k, r.seed)
+    return (p.model, p.model_revision, p.dataset, p.dataset_version, p.dataset_hash, p.test_dataset_hash, r.feature,
+            r.site, r.layer, r.aggregation, r.basis, r.basis_key, r.method, r.k, r.seed)
 
 
 @dataclass

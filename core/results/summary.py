@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from probebank.probing import kcurve, stats
-from probebank.probing.schema import Metrics, ResultRecord
+from probebank.probing.schema import Metrics, Provenance, ResultRecord
 from probebank.results.value_summary import VALUE_COLUMNS, VALUE_NOTE, summarise_values
 
 
@@ -104,6 +104,11 @@ def _k1_at(by_layer: dict[int, dict[int, dict[int, ResultRecord]]], layer: int) 
     return _interval("f1_k1", [r.f1 if r else None for r in recs], recs)
 
 
+def dataset_label(p: Provenance) -> str:
+    """A summary row's dataset: its name, and the test set when the probes were scored on one (--test-on)."""
+    return p.dataset if p.test_set is None else f"{p.dataset} [--test-on {p.test_set}]"
+
+
 def summarise(records: list[ResultRecord], method: str | None = None, pick: str = "validation") -> list[dict]:
     """Per (model, dataset, feature, site, basis, method): the best layer and its figures.
 
@@ -135,7 +140,7 @@ def summarise(records: list[ResultRecord], method: str | None = None, pick: str 
     dense: dict[tuple, ResultRecord] = {}                        # (base, layer, seed) -> record
     single: dict[tuple, ResultRecord] = {}
     for r in records:
-        base = (r.provenance.model, r.provenance.dataset, r.feature, r.site, r.basis)
+        base = (r.provenance.model, dataset_label(r.provenance), r.feature, r.site, r.basis)
         if r.method in NON_PROBE_METHODS:
             (dense if r.method == "dense" else single)[base + (r.layer, r.seed)] = r
             continue

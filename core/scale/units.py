@@ -33,6 +33,7 @@ from probebank.probing.evaluate import evaluate_store, resolve_methods
 from probebank.probing.problem import Encoder
 from probebank.probing.schema import ProbeConfig, Provenance
 from probebank.probing.selection import Selector
+from probebank.probing.transfer import HeldOut
 from probebank.results.records import RECORDS_FILE, append_records
 
 ENV_PREFIX = "PROBEBANK_"  # the settings a unit carries to its worker
@@ -56,6 +57,17 @@ class ProbeUnit:
     controls: bool
     env: dict[str, str]          # the driver's PROBEBANK_* variables (cache, bank, entry points)
     encoders: Mapping[str, Encoder] | None = field(default=None, repr=False)  # fitted bases: driver only
+    test_set: str | None = None          # --test-on: the held-out set's name, store and dataset (scored on it)
+    test_store_root: Path | None = None
+    test_store_key: str | None = None
+    test_built: BuiltDataset | None = field(default=None, repr=False)
+
+    def held_out(self) -> HeldOut | None:
+        """The test set every probe of the unit is scored on (`--test-on`), or None."""
+        if self.test_set is None or self.test_store_root is None or self.test_store_key is None \
+                or self.test_built is None:
+            return None
+        return HeldOut(self.test_set, ActivationStore(self.test_store_root, self.test_store_key), self.test_built)
 
     @property
     def portable(self) -> bool:
@@ -87,7 +99,8 @@ def unit_key(dataset_key: str, site: str, layer: int) -> str:
 
 def plan_units(*, key_of: Any, records_root: Path, store: Any, built: BuiltDataset, provenance: Provenance,
                cfg: ProbeConfig, sites: Sequence[str], layers: Sequence[int], include: Sequence[Path],
-               controls: bool, encoders: Mapping[str, Encoder] | None = None) -> list[ProbeUnit]:
+               controls: bool, encoders: Mapping[str, Encoder] | None = None,
+               held_out: HeldOut | None = None) -> list[ProbeUnit]:
     """The units of one dataset, in the order its records are written (site-major, then layer).
 
     `key_of(site, layer)` gives the key of a one-site, one-layer probe of this dataset (so a unit's key
@@ -95,6 +108,12 @@ def plan_units(*, key_of: Any, records_root: Path, store: Any, built: BuiltDatas
     """
     env = {k: v for k, v in os.environ.items() if k.startswith(ENV_PREFIX)}
     env[CACHE_ENV] = str(cache_root())
+    test: dict[str, Any] = {}
+    if held_out is not None:  # plain values, as for the task's own store
+        test_store = held_out.store
+        assert isinstance(test_store, ActivationStore), "a held-out set's rows are an activation store"
+        test = {"test_set": held_out.name, "test_store_root": Path(test_store.root), "test_store_key": test_store.key,
+                "test_built": held_out.built}
     units = []
     for site in sites:
         for layer in layers:
@@ -103,7 +122,7 @@ def plan_units(*, key_of: Any, records_root: Path, store: Any, built: BuiltDatas
                                    store_key=store.key, built=built, provenance=provenance, cfg=cfg, site=site,
                                    layer=int(layer), methods=list(cfg.methods),
                                    include=[Path(p).resolve() for p in include], controls=controls, env=env,
-                                   encoders=encoders))
+                                   encoders=encoders, **test))
     return units
 
 
@@ -123,7 +142,7 @@ def run_unit(unit: ProbeUnit) -> Path:
         store = ActivationStore(unit.store_root, unit.store_key)
         records = evaluate_store(store, unit.built, unit.provenance, unit.cfg, [unit.site], [unit.layer],
                                  progress=False, selectors=selectors_of(unit.methods, unit.include),
-                                 controls=unit.controls, encoders=unit.encoders)
+                                 controls=unit.controls, encoders=unit.encoders, held_out=unit.held_out())
         append_records(staging / RECORDS_FILE, records)
 
     reuse_or_make(unit.entry, make, what=f"the probes of {unit.label}")

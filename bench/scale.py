@@ -131,13 +131,17 @@ def _project(work: Path, results: list[tuple[str, float, float, int, bool]], arg
 
     units = sum(1 for _ in (work / "cache-1" / "units").iterdir())
     parallel_s = results[1][1]
-    bank = load_catalog().suite("bank").datasets
+    suite = load_catalog().suite("bank")
+    bank = suite.datasets
     seeds = len(parse_ints(args.seeds, "--seeds") or [0])
     per_unit = parallel_s / max(units, 1) * (3 / seeds)
     probe_s = per_unit * len(bank) * BANK_LAYERS
     print(f"\nprojection, whole bank ({len(bank)} datasets x {BANK_LAYERS} layers x 3 seeds, controls on, "
           f"{args.workers} workers): {units} units took {parallel_s:.1f} s here, {per_unit:.2f} s per unit "
           f"-> probing {probe_s / 60:.1f} min (+ the extraction, once: see bench/extract.py for tokens/s)")
+    if base.get("limit") != suite.limit or base.get("suite") != "bank":
+        print(f"  (units of this run's datasets at --limit {base.get('limit') or 'the suite default'}; the bank's "
+              f"units at its limit of {suite.limit} per class are larger, so this is a lower bound)")
     if args.full:
         cfg = RunConfig(model=args.model, suite="bank", seeds=[0, 1, 2], progress=False, out=work / "full",
                         workers=args.workers)

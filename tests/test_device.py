@@ -160,19 +160,10 @@ def test_the_gpu_benchmark_runs_on_a_cpu(tmp_path: Path) -> None:
     assert 0 < u8_mb < 0.7 * f16_mb  # one byte a value, plus each shard's scale and offset
 
 
-def test_an_hf_model_loads_straight_onto_the_device_it_is_asked_for(tmp_path, monkeypatch) -> None:
-    """--device cuda:N reaches from_pretrained as device_map={"": "cuda:N"} (the weights are never first
-    materialised in host memory); on the CPU nothing is asked, and a provider without the option is not
-    passed one. No GPU here: the recorder loads onto the CPU after noting what it was asked."""
+def _record_from_pretrained(monkeypatch) -> list[dict]:
+    """Note the keyword arguments of every AutoModel.from_pretrained call, then load on the CPU (no GPU here)."""
     import transformers
 
-    from probebank.extract.providers import load_model
-    from probebank.extract.tiny import tiny_model
-
-    src = tiny_model("llama", seed=3)
-    folder = tmp_path / "tiny-hf"
-    src.model.save_pretrained(folder)
-    src.tokenizer.save_pretrained(folder)
     asked: list[dict] = []
     original = transformers.AutoModel.from_pretrained
 
@@ -183,6 +174,22 @@ def test_an_hf_model_loads_straight_onto_the_device_it_is_asked_for(tmp_path, mo
         return original(*args, **kwargs)
 
     monkeypatch.setattr(transformers.AutoModel, "from_pretrained", recording)
+    return asked
+
+
+def test_an_hf_model_loads_straight_onto_the_device_it_is_asked_for(tmp_path, monkeypatch) -> None:
+    """--device cuda:N reaches from_pretrained as device_map={"": "cuda:N"} (the weights are never first
+    materialised in host memory); on the CPU nothing is asked, and a provider without the option is not
+    passed one. No GPU here: the recorder loads onto the CPU after noting what it was asked."""
+
+    from probebank.extract.providers import load_model
+    from probebank.extract.tiny import tiny_model
+
+    src = tiny_model("llama", seed=3)
+    folder = tmp_path / "tiny-hf"
+    src.model.save_pretrained(folder)
+    src.tokenizer.save_pretrained(folder)
+    asked = _record_from_pretrained(monkeypatch)
     on_gpu = load_model(str(folder), device="cuda:1")
     assert asked[-1]["device_map"] == {"": "cuda:1"}
     on_cpu = load_model(str(folder), device="cpu")
@@ -196,8 +203,6 @@ def test_a_converted_gguf_loads_straight_onto_the_device(tmp_path, monkeypatch) 
     (SmolLM2 and Gemma go through this provider); on the CPU nothing is asked. The folder here is a tiny
     model saved and sealed where the provider looks for the conversion of this file's sha256."""
     import json
-
-    import transformers
 
     from probebank.cache.checksums import seal
     from probebank.extract.tiny import tiny_model
@@ -214,16 +219,7 @@ def test_a_converted_gguf_loads_straight_onto_the_device(tmp_path, monkeypatch) 
     (folder / META_FILE).write_text(json.dumps({"format": CONVERSION_FORMAT, "source": "gguf", "notes": "tiny",
                                                 "gguf_file": gguf.name, "revision": "x"}), encoding="utf-8")
     seal(folder)
-    asked: list[dict] = []
-    original = transformers.AutoModel.from_pretrained
-
-    def recording(*args, **kwargs):
-        asked.append(dict(kwargs))
-        if "device_map" in kwargs:
-            kwargs["device_map"] = {"": "cpu"}
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(transformers.AutoModel, "from_pretrained", recording)
+    asked = _record_from_pretrained(monkeypatch)
     on_gpu = GGUFProvider().load(str(gguf), device="cuda:0")
     assert asked[-1]["device_map"] == {"": "cuda:0"}
     on_cpu = GGUFProvider().load(str(gguf))

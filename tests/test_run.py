@@ -76,6 +76,8 @@ def test_results_command_reads_a_folder(bank, tmp_path: Path, capsys) -> None:
     assert main(["results", str(tmp_path / "r"), "--format", "json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert rows[0]["dataset"] == "toy-words" and rows[0]["f1_k1"] is not None
+    assert main(["results", str(tmp_path / "r"), "--format", "md"]) == 0
+    assert "Protocol: standard: methods f_stat" in capsys.readouterr().out  # as the run's summary.md says
     (tmp_path / "bad").mkdir()
     (tmp_path / "bad" / "records.jsonl").write_text('{"feature": 1}\n')
     assert main(["results", str(tmp_path / "bad")]) == 2

@@ -126,7 +126,7 @@ def results(folder: Path | None = typer.Argument(None, help="A results folder (t
             explain: bool = typer.Option(False, "--explain", help="Say what every summary column means.")) -> None:
     """Print the summary table of a results folder."""
     from probebank.results.records import RECORDS_FILE, read_records, result_files
-    from probebank.results.summary import certificates, summarise, summary_json
+    from probebank.results.summary import certificates, protocol_line, summarise, summary_json
     from probebank.results.summary_cache import summary_of
     from probebank.results.summary_table import explain as explain_columns
     from probebank.results.summary_table import pick_columns, render_table
@@ -148,6 +148,9 @@ def results(folder: Path | None = typer.Argument(None, help="A results folder (t
         records = read_records(folder)
         rows = summarise(records, method=method, pick=pick)
         digest = certificates(r for r in records if method is None or r.method == method)
+    if protocol:  # the same line the run's summary.md carries
+        methods = sorted({r["method"] for r in rows})
+        digest = "\n\n".join(line for line in (protocol_line(protocol, methods), digest) if line)
     if format == "json":
         print(summary_json(rows))
     elif format == "md":

@@ -1,40 +1,39 @@
-"""`probebank replicate`: do Gurnee et al.'s findings hold on this model? Checks with pass/fail and figures.
+"""`probebank replicate`: do Gurnee et al.'s findings hold on this model? Pre-registered, per protocol.
 
-One dataset, language-udhr (12 languages, mean-pooled paragraphs of the UDHR), is extracted once;
-probes with controls run on it and on a shuffled-label copy of it (every group, i.e. UDHR article,
-gets its own random permutation of the 12 language labels, so a label says nothing about the
-text's language that carries over from one article to another; the grouped split keeps articles
-on one side). The findings are computed from the records alone (`findings`), so they can be
-checked on synthetic records too:
+Everything that decides a pass is read from the pre-registered findings file
+(probebank.results.preregistered; the packaged core/results/findings.yaml by default), which is
+refused when it was edited without a new version. Per model, each dataset of the file is built and
+extracted once; its probes run once with every protocol's method and the controls (shuffled labels,
+a random rotation of the layer); language-udhr is also probed with shuffled labels (every group,
+i.e. UDHR article, gets its own random permutation of the language labels, so a label says nothing
+about the text's language that carries over from one article to another; the grouped split keeps
+articles on one side). The causal finding mean-ablates each protocol's top language neurons against
+random units of matched variance (probebank.causal). The findings are then judged from the records
+alone (probebank.results.judge), per protocol:
 
-(a) single neurons find languages: the mean k=1 F1 at each feature's best layer is high (the layer
-    picked on training F1, so the test rows that score it never chose it);
-(b) the neuron basis is privileged: at k=1, over every (feature, layer, seed), the probe on the
-    neurons beats the same probe on a random rotation of the layer: a positive mean difference and
-    a one-sided Wilcoxon signed-rank test at p < 0.01 (paired; ties at F1 = 1 drop out). All layers,
-    not the best one: at the best layer both bases often saturate at F1 = 1;
-(c) F1 grows with k: the mean F1 over every (feature, layer, seed) rises from the smallest to the
-    largest k and never drops by more than a small tolerance between grid points (at the best
-    layer k=1 often saturates already);
-(d) selectivity is high for the real labels (k=1, best layer) and near zero for the shuffled copy
-    (averaged over every layer and seed, as there is no real best layer to pick on noise).
+- standard: units ranked by the F-statistic (scale-free), each feature's layer picked on a
+  validation split of the training rows;
+- paper: the raw class-mean difference and the layer with the best test F1, as Gurnee et al. did
+  (optimistic: the test rows that score the finding also chose the layer).
 
-The default method is f_stat, not the paper's mean_diff: mean_diff ranks raw activations and so
-favours high-variance units, and a rotation evens out the variances, which confounds (b); the
-F-statistic is scale-free, so both bases are ranked alike.
+Overrides of the file's layers, sizes or seeds (for quick looks and tests) make the run exploratory:
+its table and findings.json say so.
 """
 from __future__ import annotations
 
+import json
 import time
-from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from probebank.data.examples import build_dataset
+from probebank.causal.check import cached_check, find_target
+from probebank.causal.record import CausalRecord, CausalSettings, add_causal
+from probebank.data.examples import BuiltDataset, build_dataset
 from probebank.data.registry import load_catalog
+from probebank.extract.loaded import LoadedModel
 from probebank.extract.pipeline import extract, resolve_layers
 from probebank.extract.plan import ExtractionPlan
 from probebank.extract.providers import load_model
@@ -42,41 +41,42 @@ from probebank.extract.store import ActivationStore
 from probebank.plugins import get_registered
 from probebank.probing.evaluate import evaluate_store
 from probebank.probing.schema import ProbeConfig, Provenance, ResultRecord
+from probebank.results import judge
+from probebank.results.judge import Finding
+from probebank.results.preregistered import Preregistered
 from probebank.results.records import append_records
 from probebank.results.summary import summarise
 from probebank.version import __version__
 
-DATASET = "language-udhr"
-DEFAULT_LAYERS = (0, 3, 6, 9, 12, 15, 18, 21, 24, 27, 29)
-DEFAULT_LIMIT = 30  # texts per language: ~360 texts, about a minute of extraction on 2 CPU cores
-DEFAULT_K_GRID = (1, 2, 4, 8, 16, 32)
-
-# Pass thresholds, printed with the table.
-SINGLE_NEURON_F1 = 0.75     # (a) mean k=1 F1 over languages
-ROTATION_P = 0.01           # (b) one-sided Wilcoxon p-value, neuron k=1 F1 > rotation k=1 F1
-GROWTH_TOLERANCE = 0.02     # (c) the largest allowed drop of mean F1 between consecutive k
-REAL_SELECTIVITY = 0.3      # (d) mean selectivity at k=1 on the real labels
-SHUFFLED_SELECTIVITY = 0.1  # (d) |mean selectivity| on the shuffled labels
-
-
-@dataclass
-class Finding:
-    name: str
-    claim: str
-    passed: bool
-    figures: str
+FINDINGS_FILE = "findings.json"
 
 
 @dataclass
 class ReplicateConfig:
-    model: str = "smollm2-135m"
-    layers: list[int] | None = None   # None = DEFAULT_LAYERS that exist in the model
-    limit: int = DEFAULT_LIMIT
-    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
-    k_grid: list[int] = field(default_factory=lambda: list(DEFAULT_K_GRID))
-    method: str = "f_stat"
-    out: Path | None = None           # where records are written (optional)
+    model: str
+    findings: Preregistered
+    layers: list[int] | None = None   # overrides (exploratory): None = the file's rule
+    limit: int | None = None          # texts per language of the language dataset
+    category_limit: int | None = None
+    seeds: list[int] | None = None
+    causal: bool = True
+    out: Path | None = None           # where records, causal checks and findings.json are written
     progress: bool = True
+    device: str | None = None
+
+    def overrides(self) -> list[str]:
+        named = (("layers", self.layers), ("limit", self.limit), ("category limit", self.category_limit),
+                 ("seeds", self.seeds))
+        return [name for name, value in named if value is not None] + ([] if self.causal else ["no causal"])
+
+
+@dataclass
+class Replication:
+    model: str
+    findings: list[Finding]
+    seconds: float
+    layers: list[int]
+    exploratory: list[str] = field(default_factory=list)
 
 
 def shuffle_labels_per_group(labels: np.ndarray, groups: np.ndarray, n_classes: int, seed: int) -> np.ndarray:
@@ -103,115 +103,143 @@ class RelabelledStore:
         return self._store.layer(site, layer)
 
 
-def _best_layer_rows(records: list[ResultRecord], method: str) -> list[dict]:
-    return [r for r in summarise(records, method=method) if r["basis"] == "identity"]
+def preregistered_layers(n_layers: int) -> list[int]:
+    """every_third_and_last: 0, 3, 6, ... and the last layer."""
+    return sorted(set(range(0, n_layers, 3)) | {n_layers - 1})
 
 
-def findings(real: list[ResultRecord], shuffled: list[ResultRecord], method: str = "f_stat") -> list[Finding]:
-    """The four findings from the records of the real and the shuffled-label probes."""
-    rows = _best_layer_rows(real, method)
-    if not rows:
-        raise ValueError("no records of the real dataset to judge")
-    out: list[Finding] = []
-    # each language's layer is picked on training F1 when the records have it, so the test rows
-    # that score the finding never chose the layer (older records: picked on test, as the paper)
-    by_train = all(r["f1_k1_by_train"] is not None for r in rows)
-    f1 = np.array([r["f1_k1_by_train" if by_train else "f1_k1"] for r in rows], dtype=float)
-    out.append(Finding("single neurons", f"mean k=1 F1 over {len(rows)} languages >= {SINGLE_NEURON_F1}",
-                       bool(f1.mean() >= SINGLE_NEURON_F1),
-                       f"mean {f1.mean():.3f}, min {f1.min():.3f}; {int((f1 >= 0.9).sum())}/{len(rows)} >= 0.9 "
-                       f"(layer picked on {'training' if by_train else 'test'} F1)"))
+@dataclass
+class _Probed:
+    built: BuiltDataset
+    store: ActivationStore
+    records: list[ResultRecord]
 
-    k1 = [r for r in real if r.method == method and r.basis == "identity" and r.k == 1
-          and r.f1_controls and r.f1_controls.rotation_f1 is not None]
-    if k1:
-        from scipy.stats import wilcoxon
 
-        neuron = np.array([r.f1 for r in k1])
-        rot = np.array([c.rotation_f1 for r in k1 if (c := r.f1_controls) is not None])
-        diff = neuron - rot
-        p = float(wilcoxon(diff, alternative="greater", zero_method="wilcox").pvalue) if np.any(diff != 0) else 1.0
-        wins, losses = int((diff > 0).sum()), int((diff < 0).sum())
-        out.append(Finding("neuron basis privileged",
-                           f"k=1 F1 neuron > rotation, all layers (Wilcoxon p < {ROTATION_P})",
-                           bool(diff.mean() > 0 and p < ROTATION_P),
-                           f"neuron {neuron.mean():.3f} vs rotation {rot.mean():.3f}; wins {wins}, losses {losses}, "
-                           f"ties {len(diff) - wins - losses}; p = {p:.1e}"))
-    else:
-        out.append(Finding("neuron basis privileged", "k=1 F1 neuron > rotation", False,
-                           "no rotation control in the records"))
+def _probe(loaded: LoadedModel, name: str, limit: int, layers: list[int], cfg: ProbeConfig, progress: bool,
+           log: Callable[[str], None]) -> _Probed:
+    catalog, registered = load_catalog(), get_registered()
+    entry = catalog.get(name)
+    built = build_dataset(entry, builders=registered.builders, limit=limit, progress=progress)
+    plan = ExtractionPlan(model=loaded.name, dataset=name, sites=["mlp"], layers=layers,
+                          aggregation=entry.card.aggregation, max_tokens=entry.card.max_tokens)
+    store, _ = extract(loaded, built, plan, progress=progress)
+    log(f"probing {name} ({len(built.dataset)} examples) on layers {layers} ...")
+    records = list(evaluate_store(store, built, _provenance(loaded, built, store), cfg, ["mlp"], layers,
+                                  progress=progress, controls=True))
+    return _Probed(built, store, records)
 
-    # (c) mean F1 over every (feature, layer, seed) at each k
-    by_k: dict[int, list[float]] = defaultdict(list)
-    for rec in real:
-        if rec.method == method and rec.basis == "identity":
-            by_k[rec.k].append(rec.f1)
-    ks = sorted(by_k)
-    curve = [float(np.mean(by_k[k])) for k in ks]
-    drops = [a - b for a, b in zip(curve, curve[1:])]
-    grows = len(ks) >= 2 and curve[-1] > curve[0] and max(drops, default=0.0) <= GROWTH_TOLERANCE
-    out.append(Finding("F1 grows with k", f"mean F1 (all layers) rises k={ks[0] if ks else '?'}->"
-                       f"{ks[-1] if ks else '?'}, no drop > {GROWTH_TOLERANCE}", bool(grows),
-                       ", ".join(f"k={k}: {v:.3f}" for k, v in zip(ks, curve))))
 
-    sel = np.array([np.nan if r["selectivity_k1"] is None else r["selectivity_k1"] for r in rows], dtype=float)
-    sh = [rec.controls.selectivity for rec in shuffled
-          if rec.method == method and rec.k == 1 and rec.controls and rec.controls.selectivity is not None]
-    sh_f1 = [rec.f1 for rec in shuffled if rec.method == method and rec.k == 1]
-    real_ok = bool(np.isfinite(sel).any() and np.nanmean(sel) >= REAL_SELECTIVITY)
-    shuffled_ok = bool(sh) and abs(float(np.mean(sh))) <= SHUFFLED_SELECTIVITY
-    out.append(Finding("selectivity", f"real >= {REAL_SELECTIVITY}; shuffled labels |.| <= {SHUFFLED_SELECTIVITY}",
-                       real_ok and shuffled_ok,
-                       (f"real {np.nanmean(sel):.3f} (k=1, best layer); shuffled {np.mean(sh):+.3f} "
-                        f"(k=1 F1 {np.mean(sh_f1):.3f}, {len(sh)} probes over all layers)")
-                       if sh else "no selectivity in the shuffled records"))
+def _provenance(loaded: LoadedModel, built: BuiltDataset, store: ActivationStore) -> Provenance:
+    return Provenance(probebank_version=__version__, model=loaded.name, model_revision=loaded.revision,
+                      model_dtype=loaded.dtype, model_notes=loaded.notes, dataset=built.name,
+                      dataset_version=built.card.version, dataset_hash=built.content_hash, store_key=store.key)
+
+
+def _top_languages(records: list[ResultRecord], method: str, pick: str, n: int) -> list[tuple[str, int]]:
+    """(language, picked layer) of the n languages with the best k=1 F1 at their picked layer (ties: by name)."""
+    rows = [r for r in summarise(records, method=method, pick=pick)
+            if r["basis"] == "identity" and r["f1_k1"] is not None]
+    rows.sort(key=lambda r: (-r["f1_k1"], r["feature"]))
+    return [(r["feature"], int(r["best_layer"])) for r in rows[:n]]
+
+
+def _causal_checks(loaded: LoadedModel, lang: _Probed, method: str, pick: str, cfg: Preregistered,
+                   device: str, progress: bool, log: Callable[[str], None]) -> list[CausalRecord]:
+    spec = cfg.spec.causal
+    settings = CausalSettings(mode=spec.mode, draws=spec.draws, texts=spec.texts, max_tokens=spec.max_tokens)
+    out = []
+    for feature, layer in _top_languages(lang.records, method, pick, spec.languages):
+        source = next(r for r in lang.records if r.method == method and r.feature == feature and r.layer == layer
+                      and r.k == 1 and r.seed == 0 and r.basis == "identity")
+        target = find_target(lang.records, loaded.name, "mlp", layer, source.units[0],
+                             feature=f"{lang.built.name}/{feature}", k=1, method=method)
+        target.downstream, target.downstream_note = None, "steering is not part of the pre-registered check"
+        log(f"causal check ({method}): {feature} unit {source.units[0]} at layer {layer} ...")
+        record, _ = cached_check(target, lang.built, lang.store, settings, lambda: loaded, device=device,
+                                 progress=progress)
+        out.append(record)
     return out
 
 
-def replicate(config: ReplicateConfig, *, log: Callable[[str], None] = print) -> tuple[list[Finding], float]:
-    """Extract language-udhr once, probe it and its shuffled-label copy, judge the findings."""
-
+def replicate(config: ReplicateConfig, *, log: Callable[[str], None] = print) -> Replication:
+    """Extract and probe the file's datasets on one model, run the causal checks, judge every finding."""
     started = time.perf_counter()
+    spec = config.findings.spec
     catalog = load_catalog()
-    entry = catalog.get(DATASET)
-    registered = get_registered()
     log(f"loading model {config.model} ...")
-    loaded = load_model(config.model)
-    wanted = config.layers if config.layers is not None else [layer for layer in DEFAULT_LAYERS if layer < loaded.n_layers]
-    layers = resolve_layers(loaded, wanted)
-    built = build_dataset(entry, builders=registered.builders, limit=config.limit, progress=config.progress)
-    plan = ExtractionPlan(model=loaded.name, dataset=DATASET, sites=["mlp"], layers=layers,
-                          aggregation=entry.card.aggregation, max_tokens=entry.card.max_tokens)
-    store, _ = extract(loaded, built, plan, progress=config.progress)
-    provenance = Provenance(probebank_version=__version__, model=loaded.name, model_revision=loaded.revision,
-                            model_dtype=loaded.dtype, model_notes=loaded.notes, dataset=DATASET,
-                            dataset_version=entry.card.version, dataset_hash=built.content_hash, store_key=store.key)
-    cfg = ProbeConfig(methods=[config.method], k_grid=config.k_grid, seeds=config.seeds, dense=False)
-    log(f"probing {DATASET} on layers {layers} ...")
-    real = list(evaluate_store(store, built, provenance, cfg, ["mlp"], layers, progress=config.progress,
-                               controls=True))
-    rows = store.rows()
-    groups = np.asarray(built.dataset["group"])[rows["example"]]
-    labels = shuffle_labels_per_group(rows["label"], groups, len(entry.card.labels.classes), seed=12345)
-    shuffled_prov = provenance.model_copy(update={"dataset": f"{DATASET}-shuffled"})
+    loaded = load_model(config.model, device=config.device)
+    layers = resolve_layers(loaded, config.layers if config.layers is not None
+                            else preregistered_layers(loaded.n_layers))
+    methods = sorted({p.method for p in spec.protocols.values()})
+    cfg = ProbeConfig(methods=methods, k_grid=spec.k_grid, seeds=config.seeds or spec.seeds, dense=False)
+    lang_name = spec.language.dataset
+    lang = _probe(loaded, lang_name, config.limit or spec.language.limit, layers, cfg, config.progress, log)
+    rows = lang.store.rows()
+    groups = np.asarray(lang.built.dataset["group"])[rows["example"]]
+    labels = shuffle_labels_per_group(rows["label"], groups, len(lang.built.card.labels.classes),
+                                      seed=spec.language.shuffle_seed)
+    shuffled_prov = _provenance(loaded, lang.built, lang.store).model_copy(update={"dataset": f"{lang_name}-shuffled"})
     log("probing the shuffled-label copy ...")
-    shuffled = list(evaluate_store(RelabelledStore(store, labels), built, shuffled_prov, cfg, ["mlp"], layers,
-                                   progress=config.progress, controls=True))
+    shuffled = list(evaluate_store(RelabelledStore(lang.store, labels), lang.built, shuffled_prov, cfg, ["mlp"],
+                                   layers, progress=config.progress, controls=True))
+    category_records: list[ResultRecord] = []
+    for name in spec.categories.datasets:
+        if name == lang_name:  # the language dataset's own records stand for its category
+            category_records += lang.records
+        else:
+            category_records += _probe(loaded, name, config.category_limit or spec.categories.limit, layers, cfg,
+                                       config.progress, log).records
+    category_of = {name: catalog.get(name).card.category for name in spec.categories.datasets}
+    device = config.device or "cpu"
+    found: list[Finding] = []
+    checks: list[CausalRecord] = []
+    for pname, protocol in spec.protocols.items():
+        found += [judge.single_neurons(spec, pname, protocol, lang.records),
+                  judge.neuron_basis(spec, pname, protocol, lang.records),
+                  judge.neuron_basis_by_category(spec, pname, protocol, category_records, category_of),
+                  judge.grows_with_k(spec, pname, protocol, lang.records),
+                  judge.early_distributed(spec, pname, protocol, category_records, loaded.n_layers),
+                  judge.selectivity(spec, pname, protocol, lang.records, shuffled)]
+        if config.causal:
+            mine = _causal_checks(loaded, lang, protocol.method, protocol.layer_pick, config.findings, device,
+                                  config.progress, log)
+            checks += mine
+            found.append(judge.causal(spec, pname, mine))
+        else:
+            found.append(judge.causal(spec, pname, [], note="skipped (--no-causal)"))
+    result = Replication(loaded.name, [f for f in found if f.name in spec.findings], time.perf_counter() - started,
+                         layers, config.overrides())
     if config.out is not None:
-        out = Path(config.out)
-        out.mkdir(parents=True, exist_ok=True)
-        for name, recs in (("records.jsonl", real), ("shuffled.records.jsonl", shuffled)):
-            (out / name).write_text("")
-            append_records(out / name, recs)
-    return findings(real, shuffled, config.method), time.perf_counter() - started
+        write_outputs(Path(config.out), result, config.findings, lang.records + [
+            r for r in category_records if r.provenance.dataset != lang_name], shuffled, checks)
+    return result
 
 
-def render_findings(found: Sequence[Finding], title: str) -> object:
+def write_outputs(out: Path, result: Replication, findings: Preregistered, records: Sequence[ResultRecord],
+                  shuffled: Sequence[ResultRecord], checks: Sequence[CausalRecord]) -> None:
+    """records.jsonl, shuffled.records.jsonl, causal.jsonl and findings.json (what `probebank report` reads)."""
+    out.mkdir(parents=True, exist_ok=True)
+    for name, recs in (("records.jsonl", records), ("shuffled.records.jsonl", shuffled)):
+        (out / name).write_text("")
+        append_records(out / name, recs)
+    (out / "causal.jsonl").write_text("")
+    add_causal(out / "causal.jsonl", checks)
+    payload = {"model": result.model, "findings_file": findings.path.name, "findings_version": findings.spec.version,
+               "findings_sha256": findings.sha256, "exploratory": result.exploratory, "layers": result.layers,
+               "seconds": round(result.seconds, 1), "findings": [f.as_json() for f in result.findings]}
+    (out / FINDINGS_FILE).write_text(json.dumps(payload, indent=1) + "\n", encoding="utf-8")
+
+
+def render_findings(result: Replication, findings: Preregistered) -> object:
     from rich.table import Table
 
+    title = (f"{result.model}: pre-registered findings v{findings.spec.version} ({findings.path.name}, sha256 "
+             f"{findings.sha256[:12]}), layers {result.layers}")
+    if result.exploratory:
+        title += f"\nEXPLORATORY run, not the pre-registered one (overrides: {', '.join(result.exploratory)})"
     table = Table(title=title)
-    for col in ("finding", "check", "result", "figures"):
+    for col in ("finding", "protocol", "check", "result", "figure [95% CI]"):
         table.add_column(col)
-    for f in found:
-        table.add_row(f.name, f.claim, "[green]pass[/green]" if f.passed else "[red]FAIL[/red]", f.figures)
+    for f in result.findings:
+        table.add_row(f.name, f.protocol, f.check, "[green]pass[/green]" if f.passed else "[red]FAIL[/red]", f.figures)
     return table

@@ -93,7 +93,7 @@ def build_gold_words(ctx: BuildContext) -> Iterator[dict]:
     for relative in p["files"]:
         path = safe_join(root, relative, field="params.files")
         if not path.is_file():
-            raise BuildError(f"no file {relative} in the unpacked {ctx.card.sources[0].package} artifact {root}",
+            raise BuildError(f"no file {relative} in the unpacked treebank source {root}",
                              field="params.files", fix="list CoNLL-U files of the pinned package, relative to it")
         section = Path(relative).stem
         for index, sentence in enumerate(read_sentences(path, ctx.card.name)):

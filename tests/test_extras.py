@@ -45,7 +45,8 @@ def test_run_with_milp_and_no_numba_exits_2_naming_the_extra(monkeypatch, bank, 
 
 
 @pytest.mark.parametrize("builder, module", [("syntax:build_upos", "spacy"), ("syntax:build_token_attribute", "spacy"),
-                                             ("language:build_wordfreq_word_language", "srsly")])
+                                             ("language:build_wordfreq_word_language", "srsly"),
+                                             ("treebank:build_gold_words", "conllu")])
 def test_a_builder_without_the_bank_extra_is_skipped_before_fetching(monkeypatch, builder, module):
     import importlib
 

@@ -10,8 +10,12 @@ from pathlib import Path
 import pytest
 from report_fixtures import sweep, tiny_run, write_folder  # noqa: F401  (tiny_run is a fixture)
 
+from probebank.causal.record import CAUSAL_FILE, CausalRecord, CausalSettings, NullSummary, add_causal
+from probebank.probing.schema import Provenance
 from probebank.report import write_site
+from probebank.results.findings_io import write_findings
 from probebank.results.leaderboard import build_leaderboard
+from probebank.results.replicate import Finding
 
 GATES = {"factual-country-continent": {"class_balance": {"passed": True, "value": 1.0, "threshold": 0.1},
                                        "token_identity": {"passed": False, "value": 0.95, "waiver": "by design"},
@@ -20,17 +24,44 @@ GATES = {"factual-country-continent": {"class_balance": {"passed": True, "value"
                                                      "examples": ["example 'x-1' target 0: \"we saw c⟦at ⟧<b>\""]}}}
 
 
+def causal_record(model: str, feature: str, observed: float, p_value: float, key: str) -> CausalRecord:
+    """A causal check of `model` (the numbers the index's effects figure draws; the rest is plausible filler)."""
+    null = NullSummary(observed=observed, mean=0.01, sd=0.02, p_value=p_value, alternative="greater", draws=10,
+                       values=[0.01] * 10)
+    prov = Provenance(probebank_version="t", model=model, model_revision="rev0", model_dtype="float32",
+                      dataset="factual-country-continent", dataset_version="1.0", dataset_hash="h-factual-country-continent")
+    return CausalRecord(key=key, provenance=prov, feature=feature, site="mlp", layer=3, units=[7],
+                        source_method="mean_diff", source_k=1, source_seed=0, source_f1=0.9,
+                        settings=CausalSettings(draws=10), ablation_values=[0.5], n_feature_texts=4,
+                        n_control_texts=4, clean_loss_feature=2.0, clean_loss_control=2.1,
+                        ablated_loss_feature=2.3, ablated_loss_control=2.1, loss=null,
+                        relevant=null.model_copy(update={"alternative": "less", "observed": -0.3}),
+                        variance_ratio=[0.9, 1.0, 1.1])
+
+
+FINDINGS = [Finding("single neurons", "mean k=1 F1 over 12 languages >= 0.75", True, "mean 0.910"),
+            Finding("neuron basis privileged", "k=1 F1 neuron > rotation", False, "p = 0.2"),
+            Finding("selectivity", "real >= 0.3", True, "real 0.52")]
+for _f, _n in zip(FINDINGS, ({"estimate": 0.91, "low": 0.85, "high": 0.95, "threshold": 0.75, "unit": "k=1 F1"},
+                             {"estimate": 0.02, "low": -0.01, "high": 0.05, "threshold": 0.0, "unit": "F1 difference"})):
+    _f.__dict__.update(_n)  # the numbers findings_io takes from a Finding that carries them
+
+
 @pytest.fixture(scope="module")
 def site(tiny_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Report of the real tiny run plus a synthetic second model (with controls, without a store)."""
+    """Report of the real tiny run plus a synthetic second model (with controls, a random-rotation control, replicate
+    findings and two causal checks, without a store)."""
     other = tmp_path_factory.mktemp("other")
     recs = []
     for ds, feats in (("factual-country-continent", ["Africa", "Asia", "Europe", "North America", "Oceania",
                                                      "South America"]), ("safety-harmful-requests", ["harmful"])):
         for i, feat in enumerate(feats):
             recs += sweep("synthetic-b", ds, feat, lambda layer, k, i=i: min(1.0, 0.3 + 0.1 * i + 0.05 * layer),
-                          layers=(0, 1, 2, 3), selectivity=0.1 + 0.02 * i, width=128)
+                          layers=(0, 1, 2, 3), selectivity=0.1 + 0.02 * i, rotation=0.2 + 0.05 * i, width=128)
     write_folder(other, recs)
+    write_findings(other, "synthetic-b", "language-udhr, layers 0-3, seeds 0-2, f_stat", FINDINGS)
+    add_causal(other / CAUSAL_FILE, [causal_record("synthetic-b", "Africa", 0.2, 1 / 11, "c1"),
+                                     causal_record("synthetic-b", "Asia", 0.005, 0.6, "c2")])
     lb = build_leaderboard([tiny_run, other], by="model")
     out = tmp_path_factory.mktemp("site")
     write_site(lb, out, gates=GATES)

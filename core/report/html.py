@@ -14,7 +14,8 @@ from typing import Any
 from probebank.causal.record import CausalRecord, cached_records, folder_records
 from probebank.data.registry import load_catalog
 from probebank.errors import ProbebankError
-from probebank.report import svg
+from probebank.report import figure_data, figures, svg
+from probebank.results.findings_io import FindingsFile, folder_findings
 from probebank.results.leaderboard import LAYER_WORD, METRICS, DatasetScore, FeatureScore, Leaderboard
 from probebank.results.leaderboard_format import TIES_NOTE
 from probebank.results.neurons import neuron_card
@@ -115,7 +116,7 @@ def _comparison_html(lb: Leaderboard) -> str:
             v = [d.f1_k1 for d in lb.datasets if d.entry == e and d.category == c and d.f1_k1 is not None]
             vals.append(sum(v) / len(v) if v else None)
         series.append((e, vals, colours[e]))
-    plots = [svg.bar_chart(cats, series, title="mean F1 k=1 per category", lo=0.0)]
+    plots = [figures.grouped_bars(cats, series, title="mean F1 k=1 per category", xlabel="F1 k=1 (mean over datasets)")]
     if len(entries) < 2:
         return f"<div class=\"plots\">{plots[0]}</div><p class=\"note\">One entry only: no pairwise comparison.</p>"
     by_entry: dict[str, dict[tuple[str, str, str], FeatureScore]] = defaultdict(dict)
@@ -127,12 +128,75 @@ def _comparison_html(lb: Leaderboard) -> str:
                    for k, fa in sorted(by_entry[a].items()) if k in by_entry[b]
                    and getattr(fa, metric) is not None and getattr(by_entry[b][k], metric) is not None]
             if pts:
-                plots.append(svg.scatter(pts, title=f"{METRICS[metric]} per feature", xlabel=a, ylabel=b))
+                plots.append(figures.scatter(pts, title=f"{METRICS[metric]} per feature", xlabel=a, ylabel=b))
     return ("<p class=\"note\">Each dot is one (dataset, feature); above the diagonal the y entry is better.</p>"
             f"<div class=\"plots\">{''.join(plots)}</div>")
 
 
-def _index(lb: Leaderboard, datasets: Sequence[str], gates: GatesArg) -> str:
+def _omitted(why: str) -> str:
+    """The one line a figure with nothing to draw leaves in its place."""
+    return f"<p class=\"note omitted\">Not drawn: {escape(why)}.</p>"
+
+
+def _figure(svg_text: str, caption: str) -> str:
+    return f"<figure>{svg_text}<figcaption class=\"note\">{escape(caption)}</figcaption></figure>"
+
+
+def _heatmap_html(lb: Leaderboard) -> str:
+    panels, word = figure_data.heat_panels(lb)
+    if not panels:
+        return _omitted("these results have no identity-basis probe records with a k=1 F1")
+    return _figure(figures.heatmap(panels, title=f"k=1 F1 by layer and {word}"),
+                   "Test k=1 F1 of every layer; per model, the probe method with the best mean k=1 validation F1 "
+                   "(training F1, then test F1, for records without one)."
+                   + (f" More than {figure_data.MAX_COLUMNS} features: each column is the mean over a category's "
+                      "features." if word == "category" else ""))
+
+
+def _rotation_html(lb: Leaderboard) -> str:
+    panels = figure_data.rotation_rows(lb)
+    if not panels:
+        return _omitted("no record carries the random-rotation control (run with controls on the identity basis; "
+                        "docs/controls.md)")
+    return _figure(figures.paired_dots(panels, title="neurons against a random rotation, per category"),
+                   "The same k=1 probe on the neurons and on a random rotation of the same layer (the rotation_f1 "
+                   "control), at each feature's best layer; the count after a category is its number of features. "
+                   "Neurons to the right of the rotation: the neuron basis is privileged there.")
+
+
+def _findings_html(found: Sequence[tuple[Path, FindingsFile]]) -> str:
+    if not found:
+        return _omitted("no results folder has a findings.json (written by `probebank replicate --out DIR`)")
+    drawn, listed = figure_data.finding_points([doc for _, doc in found])
+    out = []
+    for label, points in drawn:
+        model, protocol = label
+        out.append(_figure(figures.findings(points, title=f"replicate findings: {model}"),
+                           f"{protocol}. Each finding's estimate with its 95% interval; dashed: the pass line."))
+    if listed:
+        out.append(_omitted(f"no estimate to draw for {', '.join(listed)} (their figures are in the table)"))
+    rows = [f"<tr><td>{escape(doc.model)}</td><td>{escape(f.name)}</td><td>{escape(f.claim)}</td>"
+            f"<td class=\"{'pass' if f.passed else 'fail'}\">{'pass' if f.passed else 'FAIL'}</td>"
+            f"<td>{escape(f.figures)}</td></tr>" for _, doc in found for f in doc.findings]
+    out.append("<details><summary>The findings as a table</summary>"
+               + _table(["model", "finding", "check", "result", "figures"], rows) + "</details>")
+    return "".join(out)
+
+
+def _effects_html(lb: Leaderboard, causal: Sequence[CausalRecord]) -> str:
+    models = {r.provenance.model for r in lb.results.records}
+    rows = figure_data.effect_rows(causal, models)
+    if not rows:
+        return _omitted("no causal check of these models in the results folders' causal.jsonl or the cache "
+                        "(`probebank inspect MODEL LAYER UNIT --ablate`, docs/causal.md)")
+    n = len([r for r in causal if r.provenance.model in models])
+    return _figure(figures.effects(rows, title="causal effects of ablating found units",
+                                   xlabel="loss effect (nats/token): feature's texts minus controls"),
+                   f"Observed effect against random matched-variance units (the null); "
+                   f"{len(rows)} of {n} checks, smallest p first. See docs/causal.md.")
+
+
+def _index(lb: Leaderboard, datasets: Sequence[str], gates: GatesArg, causal: Sequence[CausalRecord] = ()) -> str:
     res = lb.results
     info = (f"<p class=\"note\">{len(res.records)} records from {len(res.folders)} folder(s): "
             + escape(", ".join(str(f) for f in res.folders))
@@ -141,15 +205,25 @@ def _index(lb: Leaderboard, datasets: Sequence[str], gates: GatesArg) -> str:
               f"(best layer per feature, picked on {LAYER_WORD[lb.layer_by]} k=1 F1; mean over features, then over the "
               "category's datasets). "
               "k-curve AUC = area under F1 against log2 k over the k grid, divided by its span.</p>")
-    body = [info, "<h2>Rankings per category</h2>", _ranking_html(lb),
-            "<h2>Per dataset</h2>", _table(DATASET_HEADERS, _dataset_rows(lb.datasets))]
+    body = [info,
+            "<h2>k=1 F1 by layer</h2>", _heatmap_html(lb),
+            "<h2>Neurons against a random rotation</h2>", _rotation_html(lb),
+            "<h2>Replicate findings</h2>", _findings_html(folder_findings(res.folders)),
+            "<h2>Causal effects</h2>", _effects_html(lb, causal)]
+    entries = _entries(lb)
+    if len(entries) > 1:
+        body += ["<h2>Rankings per category</h2>", _ranking_html(lb)]
+    else:  # a ranking of one entry is a list of one-row tables: its scores are in the per-dataset table
+        body.append(f"<p class=\"note\">One entry ({escape(', '.join(entries) or '-')}): no rankings (they compare "
+                    "two or more entries); its scores are in the per-dataset table.</p>")
+    body += ["<h2>Per dataset</h2>", _table(DATASET_HEADERS, _dataset_rows(lb.datasets))]
     if lb.values:  # regression cards: R2 and Spearman, kept out of the F1 rankings
         rows = ["<tr>" + "".join(f"<td>{escape(c)}</td>" if i < 5 else f"<td class=\"num\">{escape(c)}</td>"
                                  for i, c in enumerate(cells)) + "</tr>" for cells in value_cells(lb.values)]
         body += ["<h2>Regression datasets</h2><p class=\"note\">R2 and Spearman of ridge probes on the test rows "
                  "(best layer on k=1 R2); not part of the F1 rankings.</p>", _table(list(VALUE_COLUMNS), rows)]
     body += ["<h2>Comparison</h2>", _comparison_html(lb),
-            "<h2>Datasets</h2><ul>"]
+             "<h2>Datasets</h2><ul>"]
     for name in datasets:
         body.append(f'<li><a href="{dataset_page(name)}">{escape(name)}</a>'
                     + (" (gate results)" if gates and name in gates else "") + "</li>")
@@ -230,13 +304,60 @@ def _stats_html(name: str, feats: Sequence[FeatureScore], lb: Leaderboard) -> st
     return "".join(out)
 
 
+MAX_K_PANELS = 24  # F1-vs-k panels drawn per dataset page (features beyond: in the table and the folded curves)
+
+
+def _dataset_plots(feats: Sequence[FeatureScore], colours: Mapping[str, str], entries: Sequence[str]) -> list[str]:
+    """The figures a dataset page opens with: F1 against k, k=1 F1 by layer, k=1 F1 and selectivity per feature."""
+    by_feature: dict[tuple[str, str], list[FeatureScore]] = defaultdict(list)
+    for f in feats:
+        by_feature[(f.feature, f.site)].append(f)
+    sites = {site for _, site in by_feature}
+    panels = [(feature if len(sites) == 1 else f"{feature} ({site})",
+               [(f.entry, f.curve, colours[f.entry]) for f in fs],
+               [(f.entry, f.f1_dense, colours[f.entry]) for f in fs if f.f1_dense is not None])
+              for (feature, site), fs in sorted(by_feature.items())]
+    out = ["<h2>F1 against k</h2>"]
+    if panels:
+        out.append(_figure(figures.k_curves(panels[:MAX_K_PANELS], title="F1 against k at each feature's best layer"),
+                           "Test F1 of the k-sparse probe at the feature's best layer; dashed: the dense probe."
+                           + (f" First {MAX_K_PANELS} of {len(panels)} features." if len(panels) > MAX_K_PANELS
+                              else "")))
+    else:
+        out.append(_omitted("no probe records for this dataset"))
+    heat = []
+    for entry in entries:
+        fs = sorted((f for f in feats if f.entry == entry), key=lambda f: (f.feature, f.site))
+        layers = sorted({layer for f in fs for layer in f.layer_curves})
+        if fs and layers:
+            heat.append(figures.HeatPanel(entry, [str(x) for x in layers], [f.feature for f in fs],
+                                          [[f.layer_curves.get(layer, {}).get(1) for f in fs] for layer in layers]))
+    out.append("<h2>k=1 F1 by layer and feature</h2>")
+    out.append(_figure(figures.heatmap(heat, title="k=1 F1 by layer and feature"), "Test k=1 F1 at every layer.")
+               if heat else _omitted("no layer has a k=1 result"))
+    features = sorted({f.feature for f in feats})
+    lookup = {(f.entry, f.feature): f for f in feats}
+    cmp_series = [(e, [getattr(lookup.get((e, ft)), "f1_k1", None) for ft in features], colours[e]) for e in entries]
+    sel_series = [(e, [getattr(lookup.get((e, ft)), "selectivity", None) for ft in features], colours[e])
+                  for e in entries]
+    bars = []
+    if any(v is not None for _, vs, _ in cmp_series for v in vs):
+        bars.append(figures.grouped_bars(features, cmp_series, title="k=1 F1 per feature", xlabel="F1 k=1 (best layer)"))
+    if any(v is not None for _, vs, _ in sel_series for v in vs):
+        bars.append(figures.grouped_bars(features, sel_series, title="selectivity (F1 - shuffled-label F1), k=1",
+                                         xlabel="selectivity at k=1", lo=None, hi=None))
+    out.append("<h2>k=1 F1 and selectivity per feature</h2>")
+    out.append(f"<div class=\"plots\">{''.join(bars)}</div>" if bars else _omitted("no k=1 F1 to compare"))
+    if not bars[1:]:
+        out.append(_omitted("these records carry no control results (selectivity is shown when they do)"))
+    return out
+
+
 def _dataset_html(name: str, lb: Leaderboard, gates: GatesArg, include: Sequence[Path], neuron_links: set) -> str:
     feats = [f for f in lb.features if f.dataset == name]
     colours = _entry_colour(lb)
     entries = sorted({f.entry for f in feats})
-    body = ["<h2>Card</h2>", _card_html(name, include), "<h2>Statistics</h2>", _stats_html(name, feats, lb),
-            "<h2>Gate results</h2>", render_gates(gates.get(name) if gates else None)]
-    # results table
+    body = _dataset_plots(feats, colours, entries)
     rows = []
     for f in feats:
         units = []
@@ -250,18 +371,7 @@ def _dataset_html(name: str, lb: Leaderboard, gates: GatesArg, include: Sequence
     body += ["<h2>Results per feature</h2>",
              _table(["feature", "entry", "site", "best layer", "F1 k=1", "F1 k=16", "F1 dense", "k-curve AUC",
                      "selectivity", "neuron (k=1)", "flags"], rows)]
-    # F1 vs k at the best layer, one chart per feature, a line per entry
-    by_feature: dict[tuple[str, str], list[FeatureScore]] = defaultdict(list)
-    for f in feats:
-        by_feature[(f.feature, f.site)].append(f)
-    charts = []
-    for (feature, site), fs in sorted(by_feature.items()):
-        series = [(f"{f.entry} (L{f.best_layer})", f.curve, colours[f.entry]) for f in fs]
-        dense = [(f.entry, f.f1_dense, colours[f.entry]) for f in fs if f.f1_dense is not None]
-        charts.append(svg.line_chart(series, title=f"{feature} ({site}): F1 vs k, best layer", hlines=dense))
-    body += ["<h2>F1 against k (best layer; dashed: dense)</h2>", f"<div class=\"plots\">{''.join(charts)}</div>"]
-    # one curve per layer
-    for entry in entries:
+    for entry in entries:  # one curve per layer, folded: many small charts
         per_layer = []
         for f in sorted((f for f in feats if f.entry == entry), key=lambda f: (f.feature, f.site)):
             layers = sorted(f.layer_curves)
@@ -270,28 +380,9 @@ def _dataset_html(name: str, lb: Leaderboard, gates: GatesArg, include: Sequence
             per_layer.append(svg.line_chart(series, title=f"{f.feature}: one curve per layer", legend=False))
         body.append(f"<details><summary>F1 against k, one curve per layer (dark = early, yellow = late): "
                     f"{escape(entry)}</summary><div class=\"plots\">{''.join(per_layer)}</div></details>")
-    # layer x feature heatmap of k=1 F1
-    heat = []
-    for entry in entries:
-        fs = sorted((f for f in feats if f.entry == entry), key=lambda f: (f.feature, f.site))
-        layers = sorted({layer for f in fs for layer in f.layer_curves})
-        if not fs or not layers:
-            continue
-        values = [[f.layer_curves.get(layer, {}).get(1) for f in fs] for layer in layers]
-        heat.append(svg.heatmap([str(layer) for layer in layers], [f.feature for f in fs], values,
-                                title=f"k=1 F1, layer x feature: {entry}"))
-    body += ["<h2>k=1 F1 by layer and feature</h2>", f"<div class=\"plots\">{''.join(heat)}</div>"]
-    # selectivity bars and entry comparison
-    features = sorted({f.feature for f in feats})
-    lookup = {(f.entry, f.feature): f for f in feats}
-    sel_series = [(e, [getattr(lookup.get((e, ft)), "selectivity", None) for ft in features], colours[e]) for e in entries]
-    if any(v is not None for _, vs, _ in sel_series for v in vs):
-        sel = svg.bar_chart(features, sel_series, title="selectivity (F1 - shuffled-label F1), k=1", lo=None, hi=0.0)
-    else:
-        sel = "<p class=\"note\">These records carry no control results (selectivity is shown when they do).</p>"
-    cmp_series = [(e, [getattr(lookup.get((e, ft)), "f1_k1", None) for ft in features], colours[e]) for e in entries]
-    body += ["<h2>Selectivity</h2>", sel,
-             "<h2>Entries compared</h2>", svg.bar_chart(features, cmp_series, title="k=1 F1 per feature", lo=0.0)]
+    body += ["<h2>Statistics</h2>", _stats_html(name, feats, lb),
+             "<h2>Gate results</h2>", render_gates(gates.get(name) if gates else None),
+             "<details class=\"card\"><summary>Dataset card</summary>", _card_html(name, include), "</details>"]
     return _page(f"dataset {name}", "".join(body), nav=f' &rsaquo; <a href="{dataset_page(name)}">{escape(name)}</a>')
 
 
@@ -362,8 +453,8 @@ def write_site(lb: Leaderboard, out: Path, *, gates: GatesArg = None, include: S
     datasets = sorted({f.dataset for f in lb.features})
     bar = tqdm(total=(len(neurons) if neuron_cards else 0) + len(datasets) + 1, desc="report pages", unit="page",
                disable=not progress, leave=False)
-    # causal checks: the folders' causal.jsonl, else those kept in the cache (read once for every card)
-    causal = (folder_records(lb.results.folders) or cached_records()) if neuron_cards else []
+    # causal checks: the folders' causal.jsonl, else those kept in the cache (read once for the index and every card)
+    causal = folder_records(lb.results.folders) or cached_records()
     if neuron_cards:
         for model, site, layer, unit in neurons:
             bar.update()
@@ -382,7 +473,7 @@ def write_site(lb: Leaderboard, out: Path, *, gates: GatesArg = None, include: S
         path.write_text(_dataset_html(name, lb, gates, include, linked), encoding="utf-8")
         written.append(path)
     index = out / "index.html"
-    index.write_text(_index(lb, datasets, gates), encoding="utf-8")
+    index.write_text(_index(lb, datasets, gates, causal), encoding="utf-8")
     bar.update()
     bar.close()
     written.insert(0, index)

@@ -246,7 +246,7 @@ def grouped_bars(groups: Sequence[str], series: Sequence[tuple[str, Sequence[flo
 
 def scatter(points: Sequence[tuple[str, float, float]], *, title: str, xlabel: str, ylabel: str) -> str:
     """Entry against entry: a dot per (dataset, feature); above the diagonal the y entry is better."""
-    plot = Plot("scatter", title, 3.6, 3.6)
+    plot = Plot("scatter", title, 3.6, 3.6, key=f"{xlabel}|{ylabel}")
     ax = plot.axes[0]
     ax.plot([0, 1], [0, 1], linestyle="--", color="#bbb", linewidth=1)
     for label, x, y in points:

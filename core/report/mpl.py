@@ -55,11 +55,12 @@ class Plot:
     """One figure of the report: build it with `.fig` / `.axes`, register data marks with `.mark`, write `.svg()`."""
 
     def __init__(self, kind: str, title: str, width: float, height: float, nrows: int = 1, ncols: int = 1,
-                 **subplots: Any) -> None:
+                 key: str = "", **subplots: Any) -> None:
+        """`key`: anything that tells apart two figures of one page with the same kind and title."""
         from matplotlib.figure import Figure
 
         self.kind, self.title = kind, title
-        self.prefix = f"{kind}-{hashlib.sha1(title.encode('utf-8')).hexdigest()[:10]}"
+        self.prefix = f"{kind}-{hashlib.sha1(f'{title}|{key}'.encode()).hexdigest()[:10]}"
         self.n_marks = 0
         self._tips: dict[str, str] = {}
         self._count = 0
@@ -86,6 +87,8 @@ class Plot:
         text = buf.getvalue()
         text = text[text.index("<svg"):]
         text = re.sub(r"\s*<metadata>.*?</metadata>", "", text, count=1, flags=re.S)
+        # matplotlib numbers its groups per figure (figure_1, axes_1, ...): prefix them so ids stay unique in a page
+        text = re.sub(rf'<g id="(?!{re.escape(self.prefix)}-m)([^"]+)"', rf'<g id="{self.prefix}-\1"', text)
         for gid, tip in self._tips.items():  # hover text on the mark (a <title> child of its group)
             text = text.replace(f'<g id="{gid}">', f'<g id="{gid}"><title>{escape(tip)}</title>', 1)
         head = (f'<svg class="plot {self.kind}" data-marks="{self.n_marks}" role="img" '

@@ -5,6 +5,7 @@ import json
 import re
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
+from functools import lru_cache
 from html import escape
 from importlib import resources
 from itertools import combinations
@@ -234,7 +235,7 @@ def _index(lb: Leaderboard, datasets: Sequence[str], gates: GatesArg, causal: Se
 # ---- dataset pages ----------------------------------------------------------------------------------
 def _card_html(name: str, include: Sequence[Path]) -> str:
     try:
-        card = load_catalog(list(include)).get(name).card
+        card = _catalog(tuple(include)).get(name).card
     except Exception as exc:  # a dataset the registry here does not know: the page still shows results
         return f"<p class=\"note\">No card for {escape(name)} in this registry ({escape(str(exc)[:200])}).</p>"
     items = [("name", card.name), ("version", card.version), ("category", card.category),
@@ -250,6 +251,12 @@ def _card_html(name: str, include: Sequence[Path]) -> str:
     if card.waivers:
         items.append(("waivers", "; ".join(f"{k}: {v}" for k, v in card.waivers.items())))
     return "<dl class=\"card\">" + "".join(f"<dt>{escape(k)}</dt><dd>{escape(str(v))}</dd>" for k, v in items) + "</dl>"
+
+
+@lru_cache(maxsize=4)
+def _catalog(include: tuple[Path, ...]) -> Any:
+    """The registry, read once for all the dataset pages of a site (parsing every card takes seconds)."""
+    return load_catalog(list(include))
 
 
 def render_gates(results: Mapping[str, Any] | None) -> str:
@@ -446,6 +453,7 @@ def write_site(lb: Leaderboard, out: Path, *, gates: GatesArg = None, include: S
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    _catalog.cache_clear()  # read the registry afresh once per site, not once per page
     written = []
     neurons = sorted({(f.model, f.site, f.best_layer, u) for f in lb.features if f.basis == "identity"
                       for u in f.units_k1[:1]})[:max_neurons]

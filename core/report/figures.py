@@ -10,6 +10,8 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
 from probebank.report.mpl import FAIL_COLOUR, NULL_COLOUR, PASS_COLOUR, Plot, colour
 
 Interval = tuple[float, float | None, float | None]  # (mean, low, high); low/high None: one value, no interval
@@ -65,8 +67,6 @@ def _err(iv: Interval) -> tuple[list[float], list[float]] | None:
 
 def heatmap(panels: Sequence[HeatPanel], *, title: str, what: str = "k=1 F1") -> str:
     """One panel per model: rows are layers, columns features (or categories); one 0..1 colour bar."""
-    import numpy as np
-
     ncols = max(len(p.cols) for p in panels)
     nrows = [len(p.rows) for p in panels]
     width = min(14.0, max(5.0, 1.9 + 0.24 * ncols))

@@ -15,8 +15,10 @@ from typing import Any
 from probebank.causal.record import CausalRecord, cached_records, folder_records
 from probebank.data.registry import load_catalog
 from probebank.errors import ProbebankError
-from probebank.report import figure_data, figures, svg
-from probebank.results.findings_io import FindingsFile, folder_findings
+from probebank.report import figures, sections, svg
+from probebank.report.markup import num_cell as _num
+from probebank.report.markup import table as _table
+from probebank.results.findings_io import folder_findings
 from probebank.results.leaderboard import LAYER_WORD, METRICS, DatasetScore, FeatureScore, Leaderboard
 from probebank.results.leaderboard_format import TIES_NOTE
 from probebank.results.neurons import neuron_card
@@ -42,24 +44,12 @@ def dataset_page(name: str) -> str:
     return f"dataset-{slug(name)}.html"
 
 
-def _num(v: float | None, digits: int = 3) -> str:
-    if v is None:
-        return '<td class="num" data-sort="">-</td>'
-    return f'<td class="num" data-sort="{v:.6f}">{v:.{digits}f}</td>'
-
-
 def _page(title: str, body: str, nav: str = "") -> str:
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>{escape(title)}</title>"
             f"<style>{_asset('style.css')}</style></head><body>"
             f"<nav><a href=\"index.html\">probebank report</a>{nav}</nav><h1>{escape(title)}</h1>{body}"
             f"<script>{_asset('sortable.js')}</script></body></html>\n")
-
-
-def _table(headers: Sequence[str], rows: Sequence[str], cls: str = "sortable", caption: str = "") -> str:
-    cap = f"<caption class=\"note\">{escape(caption)}</caption>" if caption else ""
-    return (f'<table class="{cls}">{cap}<thead><tr>' + "".join(f"<th>{escape(h)}</th>" for h in headers)
-            + "</tr></thead><tbody>" + "".join(rows) + "</tbody></table>")
 
 
 def _entries(lb: Leaderboard) -> list[str]:
@@ -134,69 +124,6 @@ def _comparison_html(lb: Leaderboard) -> str:
             f"<div class=\"plots\">{''.join(plots)}</div>")
 
 
-def _omitted(why: str) -> str:
-    """The one line a figure with nothing to draw leaves in its place."""
-    return f"<p class=\"note omitted\">Not drawn: {escape(why)}.</p>"
-
-
-def _figure(svg_text: str, caption: str) -> str:
-    return f"<figure>{svg_text}<figcaption class=\"note\">{escape(caption)}</figcaption></figure>"
-
-
-def _heatmap_html(lb: Leaderboard) -> str:
-    panels, word = figure_data.heat_panels(lb)
-    if not panels:
-        return _omitted("these results have no identity-basis probe records with a k=1 F1")
-    return _figure(figures.heatmap(panels, title=f"k=1 F1 by layer and {word}"),
-                   "Test k=1 F1 of every layer; per model, the probe method with the best mean k=1 validation F1 "
-                   "(training F1, then test F1, for records without one)."
-                   + (f" More than {figure_data.MAX_COLUMNS} features: each column is the mean over a category's "
-                      "features." if word == "category" else ""))
-
-
-def _rotation_html(lb: Leaderboard) -> str:
-    panels = figure_data.rotation_rows(lb)
-    if not panels:
-        return _omitted("no record carries the random-rotation control (run with controls on the identity basis; "
-                        "docs/controls.md)")
-    return _figure(figures.paired_dots(panels, title="neurons against a random rotation, per category"),
-                   "The same k=1 probe on the neurons and on a random rotation of the same layer (the rotation_f1 "
-                   "control), at each feature's best layer; the count after a category is its number of features. "
-                   "Neurons to the right of the rotation: the neuron basis is privileged there.")
-
-
-def _findings_html(found: Sequence[tuple[Path, FindingsFile]]) -> str:
-    if not found:
-        return _omitted("no results folder has a findings.json (written by `probebank replicate --out DIR`)")
-    drawn, listed = figure_data.finding_points([doc for _, doc in found])
-    out = []
-    for label, points in drawn:
-        model, protocol = label
-        out.append(_figure(figures.findings(points, title=f"replicate findings: {model}"),
-                           f"{protocol}. Each finding's estimate with its 95% interval; dashed: the pass line."))
-    if listed:
-        out.append(_omitted(f"no estimate to draw for {', '.join(listed)} (their figures are in the table)"))
-    rows = [f"<tr><td>{escape(doc.model)}</td><td>{escape(f.name)}</td><td>{escape(f.claim)}</td>"
-            f"<td class=\"{'pass' if f.passed else 'fail'}\">{'pass' if f.passed else 'FAIL'}</td>"
-            f"<td>{escape(f.figures)}</td></tr>" for _, doc in found for f in doc.findings]
-    out.append("<details><summary>The findings as a table</summary>"
-               + _table(["model", "finding", "check", "result", "figures"], rows) + "</details>")
-    return "".join(out)
-
-
-def _effects_html(lb: Leaderboard, causal: Sequence[CausalRecord]) -> str:
-    models = {r.provenance.model for r in lb.results.records}
-    rows = figure_data.effect_rows(causal, models)
-    if not rows:
-        return _omitted("no causal check of these models in the results folders' causal.jsonl or the cache "
-                        "(`probebank inspect MODEL LAYER UNIT --ablate`, docs/causal.md)")
-    n = len([r for r in causal if r.provenance.model in models])
-    return _figure(figures.effects(rows, title="causal effects of ablating found units",
-                                   xlabel="loss effect (nats/token): feature's texts minus controls"),
-                   f"Observed effect against random matched-variance units (the null); "
-                   f"{len(rows)} of {n} checks, smallest p first. See docs/causal.md.")
-
-
 def _index(lb: Leaderboard, datasets: Sequence[str], gates: GatesArg, causal: Sequence[CausalRecord] = ()) -> str:
     res = lb.results
     info = (f"<p class=\"note\">{len(res.records)} records from {len(res.folders)} folder(s): "
@@ -207,10 +134,10 @@ def _index(lb: Leaderboard, datasets: Sequence[str], gates: GatesArg, causal: Se
               "category's datasets). "
               "k-curve AUC = area under F1 against log2 k over the k grid, divided by its span.</p>")
     body = [info,
-            "<h2>k=1 F1 by layer</h2>", _heatmap_html(lb),
-            "<h2>Neurons against a random rotation</h2>", _rotation_html(lb),
-            "<h2>Replicate findings</h2>", _findings_html(folder_findings(res.folders)),
-            "<h2>Causal effects</h2>", _effects_html(lb, causal)]
+            "<h2>k=1 F1 by layer</h2>", sections.heatmap_html(lb),
+            "<h2>Neurons against a random rotation</h2>", sections.rotation_html(lb),
+            "<h2>Replicate findings</h2>", sections.findings_html(folder_findings(res.folders)),
+            "<h2>Causal effects</h2>", sections.effects_html(lb, causal)]
     entries = _entries(lb)
     if len(entries) > 1:
         body += ["<h2>Rankings per category</h2>", _ranking_html(lb)]
@@ -311,60 +238,11 @@ def _stats_html(name: str, feats: Sequence[FeatureScore], lb: Leaderboard) -> st
     return "".join(out)
 
 
-MAX_K_PANELS = 24  # F1-vs-k panels drawn per dataset page (features beyond: in the table and the folded curves)
-
-
-def _dataset_plots(feats: Sequence[FeatureScore], colours: Mapping[str, str], entries: Sequence[str]) -> list[str]:
-    """The figures a dataset page opens with: F1 against k, k=1 F1 by layer, k=1 F1 and selectivity per feature."""
-    by_feature: dict[tuple[str, str], list[FeatureScore]] = defaultdict(list)
-    for f in feats:
-        by_feature[(f.feature, f.site)].append(f)
-    sites = {site for _, site in by_feature}
-    panels = [(feature if len(sites) == 1 else f"{feature} ({site})",
-               [(f.entry, f.curve, colours[f.entry]) for f in fs],
-               [(f.entry, f.f1_dense, colours[f.entry]) for f in fs if f.f1_dense is not None])
-              for (feature, site), fs in sorted(by_feature.items())]
-    out = ["<h2>F1 against k</h2>"]
-    if panels:
-        out.append(_figure(figures.k_curves(panels[:MAX_K_PANELS], title="F1 against k at each feature's best layer"),
-                           "Test F1 of the k-sparse probe at the feature's best layer; dashed: the dense probe."
-                           + (f" First {MAX_K_PANELS} of {len(panels)} features." if len(panels) > MAX_K_PANELS
-                              else "")))
-    else:
-        out.append(_omitted("no probe records for this dataset"))
-    heat = []
-    for entry in entries:
-        fs = sorted((f for f in feats if f.entry == entry), key=lambda f: (f.feature, f.site))
-        layers = sorted({layer for f in fs for layer in f.layer_curves})
-        if fs and layers:
-            heat.append(figures.HeatPanel(entry, [str(x) for x in layers], [f.feature for f in fs],
-                                          [[f.layer_curves.get(layer, {}).get(1) for f in fs] for layer in layers]))
-    out.append("<h2>k=1 F1 by layer and feature</h2>")
-    out.append(_figure(figures.heatmap(heat, title="k=1 F1 by layer and feature"), "Test k=1 F1 at every layer.")
-               if heat else _omitted("no layer has a k=1 result"))
-    features = sorted({f.feature for f in feats})
-    lookup = {(f.entry, f.feature): f for f in feats}
-    cmp_series = [(e, [getattr(lookup.get((e, ft)), "f1_k1", None) for ft in features], colours[e]) for e in entries]
-    sel_series = [(e, [getattr(lookup.get((e, ft)), "selectivity", None) for ft in features], colours[e])
-                  for e in entries]
-    bars = []
-    if any(v is not None for _, vs, _ in cmp_series for v in vs):
-        bars.append(figures.grouped_bars(features, cmp_series, title="k=1 F1 per feature", xlabel="F1 k=1 (best layer)"))
-    if any(v is not None for _, vs, _ in sel_series for v in vs):
-        bars.append(figures.grouped_bars(features, sel_series, title="selectivity (F1 - shuffled-label F1), k=1",
-                                         xlabel="selectivity at k=1", lo=None, hi=None))
-    out.append("<h2>k=1 F1 and selectivity per feature</h2>")
-    out.append(f"<div class=\"plots\">{''.join(bars)}</div>" if bars else _omitted("no k=1 F1 to compare"))
-    if not bars[1:]:
-        out.append(_omitted("these records carry no control results (selectivity is shown when they do)"))
-    return out
-
-
 def _dataset_html(name: str, lb: Leaderboard, gates: GatesArg, include: Sequence[Path], neuron_links: set) -> str:
     feats = [f for f in lb.features if f.dataset == name]
     colours = _entry_colour(lb)
     entries = sorted({f.entry for f in feats})
-    body = _dataset_plots(feats, colours, entries)
+    body = sections.dataset_plots(feats, colours, entries)
     rows = []
     for f in feats:
         units = []

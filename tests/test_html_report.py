@@ -216,7 +216,9 @@ def test_figures_are_deterministic_text_svg(site: Path, leaderboard: Leaderboard
     assert len(ids) == len(set(ids)), "ids repeat between the inline figures of a page"
 
 
-def test_one_model_report_has_no_ranking_tables_and_says_what_it_omits(tiny_run: Path, tmp_path: Path) -> None:
+def test_one_model_report_has_no_ranking_tables_and_says_what_it_omits(tiny_run: Path, tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PROBEBANK_CACHE", str(tmp_path / "cache"))  # no causal checks kept from other tests
     lb = build_leaderboard([tiny_run], by="model")
     write_site(lb, tmp_path / "site", neuron_cards=False)
     index = (tmp_path / "site" / "index.html").read_text()

@@ -191,7 +191,8 @@ def k_curves(panels: Sequence[tuple[str, Sequence[tuple[str, Mapping[int, float]
         ax.set_xscale("log", base=2)
         ks_all = sorted({k for _, curve, _ in series for k in curve})
         if ks_all:
-            ax.set_xticks(ks_all, [str(k) if k & (k - 1) == 0 else "" for k in ks_all])
+            powers = [k for k in ks_all if k & (k - 1) == 0] or ks_all
+            ax.set_xticks(powers, [str(k) for k in powers])  # ticks at powers of two; the dots mark every k
             ax.minorticks_off()
         ax.set_ylim(0.0, 1.02)
         ax.set_title(_short(name, 34), fontsize=9)

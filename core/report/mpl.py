@@ -20,6 +20,7 @@ from typing import Any
 RC = {
     "svg.fonttype": "none",            # text stays <text>: selectable, searchable, small
     "font.family": "sans-serif",
+    "font.sans-serif": ["DejaVu Sans"],  # the font matplotlib measures text with (it ships it); then the browser's
     "font.size": 9.0,
     "axes.titlesize": 10.0,
     "axes.labelsize": 9.0,
@@ -49,6 +50,17 @@ def _rc(salt: str) -> Iterator[None]:
     # the salt makes the ids matplotlib derives (clip paths, markers) the same on every run and distinct per figure
     with matplotlib.rc_context({**RC, "svg.hashsalt": salt}):
         yield
+
+
+# Geometry attributes: matplotlib writes 6 decimals of a point (1/72 inch) and a line per path command;
+# two decimals and one line each are the same picture in about half the bytes. Text and tooltips are untouched.
+_GEOMETRY = re.compile(r'\b(d|x|y|x1|x2|y1|y2|width|height|transform|viewBox)="([^"]*)"')
+_DECIMALS = re.compile(r"(\d\.\d\d)\d+")
+
+
+def _compact(m: re.Match[str]) -> str:
+    value = _DECIMALS.sub(r"\1", " ".join(m.group(2).split()))
+    return f'{m.group(1)}="{value}"'
 
 
 class Plot:
@@ -87,8 +99,12 @@ class Plot:
         text = buf.getvalue()
         text = text[text.index("<svg"):]
         text = re.sub(r"\s*<metadata>.*?</metadata>", "", text, count=1, flags=re.S)
-        # matplotlib numbers its groups per figure (figure_1, axes_1, ...): prefix them so ids stay unique in a page
-        text = re.sub(rf'<g id="(?!{re.escape(self.prefix)}-m)([^"]+)"', rf'<g id="{self.prefix}-\1"', text)
+        # matplotlib names every group per figure (figure_1, axes_1, ...): nothing refers to them and they would
+        # repeat between the figures of a page, so only the data marks keep an id
+        text = re.sub(rf'<g id="(?!{re.escape(self.prefix)}-m)[^"]+"', "<g", text)
+        text = _GEOMETRY.sub(_compact, text)
+        text = re.sub(r"\n\s+", "\n", text)  # matplotlib's indentation: a third of the bytes, no content
+        text = re.sub(r' transform="rotate\(-?0 [0-9. -]+\)"', "", text)  # the no-op rotation of upright labels
         for gid, tip in self._tips.items():  # hover text on the mark (a <title> child of its group)
             text = text.replace(f'<g id="{gid}">', f'<g id="{gid}"><title>{escape(tip)}</title>', 1)
         head = (f'<svg class="plot {self.kind}" data-marks="{self.n_marks}" role="img" '

@@ -237,3 +237,27 @@ def test_report_shows_progress_over_its_pages(tiny_run: Path, tmp_path: Path, ca
     assert "report pages" in err and f"0/{len(pages)} " in err  # one bar over every page written
     write_site(lb, tmp_path / "quiet", progress=False)
     assert "report pages" not in capsys.readouterr().err
+
+
+def test_index_figure_numbers(leaderboard: Leaderboard) -> None:
+    """What the index draws, against hand-computed figures of the synthetic model (F1 = 0.3 + 0.1 i + 0.05 layer,
+    rotation F1 = 0.2 + 0.05 i, best layer 3: picked on test F1, its records have no validation F1)."""
+    from probebank.report import figure_data
+
+    picks = figure_data.picked_methods(leaderboard)
+    assert picks["synthetic-b"] == ("mean_diff", "test") and picks["tiny-llama"][1] == "validation"
+    rows = dict(figure_data.rotation_rows(leaderboard))["synthetic-b (mean_diff)"]
+    factual = next(r for r in rows if r.label == "factual")
+    assert factual.n == 6
+    assert factual.neuron[0] == pytest.approx(0.7) and factual.rotation[0] == pytest.approx(0.325)
+    assert factual.rotation[1] < 0.325 < factual.rotation[2]  # a 95% interval over the six features
+    panels, word = figure_data.heat_panels(leaderboard)
+    assert word == "feature" and len(panels) == 2
+    synth = next(p for p in panels if p.label.startswith("synthetic-b"))
+    assert synth.rows == ["0", "1", "2", "3"] and synth.values[3][synth.cols.index("Asia (factual-country-continent)")] \
+        == pytest.approx(0.55)
+    # more features than columns allowed: a column per category, the mean of its features at each layer
+    panels, word = figure_data.heat_panels(leaderboard, max_columns=3)
+    synth = next(p for p in panels if p.label.startswith("synthetic-b"))
+    assert word == "category" and synth.cols == ["factual", "safety"]
+    assert synth.values[0][0] == pytest.approx(0.55)  # layer 0: mean of 0.3 .. 0.8

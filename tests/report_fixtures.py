@@ -18,10 +18,12 @@ TINY_DATASETS = ["factual-country-continent", "safety-harmful-requests"]  # auth
 
 
 def record(model: str, dataset: str, feature: str, layer: int, k: int, f1: float, *, method: str = "mean_diff",
-           seed: int = 0, basis: str = "identity", selectivity: float | None = None, width: int = 512,
+           seed: int = 0, basis: str = "identity", selectivity: float | None = None, rotation: float | None = None,
+           width: int = 512,
            revision: str = "rev0", units: list[int] | None = None, n_train: int = 40, n_train_pos: int = 20) -> ResultRecord:
     metrics = Metrics(f1=f1, accuracy=f1, precision=f1, recall=f1, mcc=2 * f1 - 1)
-    controls = None if selectivity is None else Controls(shuffled_f1=f1 - selectivity, selectivity=selectivity)
+    controls = None if selectivity is None else Controls(shuffled_f1=f1 - selectivity, selectivity=selectivity,
+                                                         rotation_f1=rotation)
     return ResultRecord(
         provenance=Provenance(probebank_version="0.1.0", model=model, model_revision=revision, model_dtype="float32",
                               dataset=dataset, dataset_version="1.0", dataset_hash="h-" + dataset),
@@ -40,7 +42,7 @@ def sweep(model: str, dataset: str, feature: str, score: Callable[[int, int], fl
             if k < width:
                 out.append(record(model, dataset, feature, layer, k, score(layer, k), width=width, **kw))
         if dense is not None:
-            kw_dense = {k: v for k, v in kw.items() if k not in ("method", "selectivity", "units")}
+            kw_dense = {k: v for k, v in kw.items() if k not in ("method", "selectivity", "rotation", "units")}
             out.append(record(model, dataset, feature, layer, width, dense, method="dense", width=width, units=[],
                               **kw_dense))
     return out

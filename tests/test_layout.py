@@ -39,7 +39,7 @@ LAYERS: list[tuple[str, ...]] = [
 APART = [("probebank.extract", "probebank.probing")]
 # Third-party modules heavy enough to import only where they are used.
 LAZY_OK = ("torch", "transformers", "datasets", "sklearn", "scipy", "highspy", "numba", "safetensors", "gguf",
-           "tokenizers", "rich", "tqdm", "yaml", "spacy", "difflib", "websocket")
+           "tokenizers", "rich", "tqdm", "yaml", "spacy", "difflib", "websocket", "matplotlib")
 # Engine modules whose import is itself heavy: the numba-compiled exact search.
 LAZY_ENGINE = {"probebank.probing.exact.squares",
                "probebank.scale.extractors"}  # torch, for the Ray extraction actors: kept out of the probe workers

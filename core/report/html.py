@@ -5,6 +5,7 @@ import json
 import re
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
+from functools import lru_cache
 from html import escape
 from importlib import resources
 from itertools import combinations
@@ -14,7 +15,10 @@ from typing import Any
 from probebank.causal.record import CausalRecord, cached_records, folder_records
 from probebank.data.registry import load_catalog
 from probebank.errors import ProbebankError
-from probebank.report import svg
+from probebank.report import figures, sections, svg
+from probebank.report.markup import num_cell as _num
+from probebank.report.markup import table as _table
+from probebank.results.findings_io import folder_findings
 from probebank.results.leaderboard import LAYER_WORD, METRICS, DatasetScore, FeatureScore, Leaderboard
 from probebank.results.leaderboard_format import TIES_NOTE
 from probebank.results.neurons import neuron_card
@@ -40,24 +44,12 @@ def dataset_page(name: str) -> str:
     return f"dataset-{slug(name)}.html"
 
 
-def _num(v: float | None, digits: int = 3) -> str:
-    if v is None:
-        return '<td class="num" data-sort="">-</td>'
-    return f'<td class="num" data-sort="{v:.6f}">{v:.{digits}f}</td>'
-
-
 def _page(title: str, body: str, nav: str = "") -> str:
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>{escape(title)}</title>"
             f"<style>{_asset('style.css')}</style></head><body>"
             f"<nav><a href=\"index.html\">probebank report</a>{nav}</nav><h1>{escape(title)}</h1>{body}"
             f"<script>{_asset('sortable.js')}</script></body></html>\n")
-
-
-def _table(headers: Sequence[str], rows: Sequence[str], cls: str = "sortable", caption: str = "") -> str:
-    cap = f"<caption class=\"note\">{escape(caption)}</caption>" if caption else ""
-    return (f'<table class="{cls}">{cap}<thead><tr>' + "".join(f"<th>{escape(h)}</th>" for h in headers)
-            + "</tr></thead><tbody>" + "".join(rows) + "</tbody></table>")
 
 
 def _entries(lb: Leaderboard) -> list[str]:
@@ -115,7 +107,7 @@ def _comparison_html(lb: Leaderboard) -> str:
             v = [d.f1_k1 for d in lb.datasets if d.entry == e and d.category == c and d.f1_k1 is not None]
             vals.append(sum(v) / len(v) if v else None)
         series.append((e, vals, colours[e]))
-    plots = [svg.bar_chart(cats, series, title="mean F1 k=1 per category", lo=0.0)]
+    plots = [figures.grouped_bars(cats, series, title="mean F1 k=1 per category", xlabel="F1 k=1 (mean over datasets)")]
     if len(entries) < 2:
         return f"<div class=\"plots\">{plots[0]}</div><p class=\"note\">One entry only: no pairwise comparison.</p>"
     by_entry: dict[str, dict[tuple[str, str, str], FeatureScore]] = defaultdict(dict)
@@ -127,12 +119,12 @@ def _comparison_html(lb: Leaderboard) -> str:
                    for k, fa in sorted(by_entry[a].items()) if k in by_entry[b]
                    and getattr(fa, metric) is not None and getattr(by_entry[b][k], metric) is not None]
             if pts:
-                plots.append(svg.scatter(pts, title=f"{METRICS[metric]} per feature", xlabel=a, ylabel=b))
+                plots.append(figures.scatter(pts, title=f"{METRICS[metric]} per feature", xlabel=a, ylabel=b))
     return ("<p class=\"note\">Each dot is one (dataset, feature); above the diagonal the y entry is better.</p>"
             f"<div class=\"plots\">{''.join(plots)}</div>")
 
 
-def _index(lb: Leaderboard, datasets: Sequence[str], gates: GatesArg) -> str:
+def _index(lb: Leaderboard, datasets: Sequence[str], gates: GatesArg, causal: Sequence[CausalRecord] = ()) -> str:
     res = lb.results
     info = (f"<p class=\"note\">{len(res.records)} records from {len(res.folders)} folder(s): "
             + escape(", ".join(str(f) for f in res.folders))
@@ -141,15 +133,25 @@ def _index(lb: Leaderboard, datasets: Sequence[str], gates: GatesArg) -> str:
               f"(best layer per feature, picked on {LAYER_WORD[lb.layer_by]} k=1 F1; mean over features, then over the "
               "category's datasets). "
               "k-curve AUC = area under F1 against log2 k over the k grid, divided by its span.</p>")
-    body = [info, "<h2>Rankings per category</h2>", _ranking_html(lb),
-            "<h2>Per dataset</h2>", _table(DATASET_HEADERS, _dataset_rows(lb.datasets))]
+    body = [info,
+            "<h2>k=1 F1 by layer</h2>", sections.heatmap_html(lb),
+            "<h2>Neurons against a random rotation</h2>", sections.rotation_html(lb),
+            "<h2>Replicate findings</h2>", sections.findings_html(folder_findings(res.folders)),
+            "<h2>Causal effects</h2>", sections.effects_html(lb, causal)]
+    entries = _entries(lb)
+    if len(entries) > 1:
+        body += ["<h2>Rankings per category</h2>", _ranking_html(lb)]
+    else:  # a ranking of one entry is a list of one-row tables: its scores are in the per-dataset table
+        body.append(f"<p class=\"note\">One entry ({escape(', '.join(entries) or '-')}): no rankings (they compare "
+                    "two or more entries); its scores are in the per-dataset table.</p>")
+    body += ["<h2>Per dataset</h2>", _table(DATASET_HEADERS, _dataset_rows(lb.datasets))]
     if lb.values:  # regression cards: R2 and Spearman, kept out of the F1 rankings
         rows = ["<tr>" + "".join(f"<td>{escape(c)}</td>" if i < 5 else f"<td class=\"num\">{escape(c)}</td>"
                                  for i, c in enumerate(cells)) + "</tr>" for cells in value_cells(lb.values)]
         body += ["<h2>Regression datasets</h2><p class=\"note\">R2 and Spearman of ridge probes on the test rows "
                  "(best layer on k=1 R2); not part of the F1 rankings.</p>", _table(list(VALUE_COLUMNS), rows)]
     body += ["<h2>Comparison</h2>", _comparison_html(lb),
-            "<h2>Datasets</h2><ul>"]
+             "<h2>Datasets</h2><ul>"]
     for name in datasets:
         body.append(f'<li><a href="{dataset_page(name)}">{escape(name)}</a>'
                     + (" (gate results)" if gates and name in gates else "") + "</li>")
@@ -160,7 +162,7 @@ def _index(lb: Leaderboard, datasets: Sequence[str], gates: GatesArg) -> str:
 # ---- dataset pages ----------------------------------------------------------------------------------
 def _card_html(name: str, include: Sequence[Path]) -> str:
     try:
-        card = load_catalog(list(include)).get(name).card
+        card = _catalog(tuple(include)).get(name).card
     except Exception as exc:  # a dataset the registry here does not know: the page still shows results
         return f"<p class=\"note\">No card for {escape(name)} in this registry ({escape(str(exc)[:200])}).</p>"
     items = [("name", card.name), ("version", card.version), ("category", card.category),
@@ -176,6 +178,12 @@ def _card_html(name: str, include: Sequence[Path]) -> str:
     if card.waivers:
         items.append(("waivers", "; ".join(f"{k}: {v}" for k, v in card.waivers.items())))
     return "<dl class=\"card\">" + "".join(f"<dt>{escape(k)}</dt><dd>{escape(str(v))}</dd>" for k, v in items) + "</dl>"
+
+
+@lru_cache(maxsize=4)
+def _catalog(include: tuple[Path, ...]) -> Any:
+    """The registry, read once for all the dataset pages of a site (parsing every card takes seconds)."""
+    return load_catalog(list(include))
 
 
 def render_gates(results: Mapping[str, Any] | None) -> str:
@@ -234,9 +242,7 @@ def _dataset_html(name: str, lb: Leaderboard, gates: GatesArg, include: Sequence
     feats = [f for f in lb.features if f.dataset == name]
     colours = _entry_colour(lb)
     entries = sorted({f.entry for f in feats})
-    body = ["<h2>Card</h2>", _card_html(name, include), "<h2>Statistics</h2>", _stats_html(name, feats, lb),
-            "<h2>Gate results</h2>", render_gates(gates.get(name) if gates else None)]
-    # results table
+    body = sections.dataset_plots(feats, colours, entries)
     rows = []
     for f in feats:
         units = []
@@ -250,18 +256,7 @@ def _dataset_html(name: str, lb: Leaderboard, gates: GatesArg, include: Sequence
     body += ["<h2>Results per feature</h2>",
              _table(["feature", "entry", "site", "best layer", "F1 k=1", "F1 k=16", "F1 dense", "k-curve AUC",
                      "selectivity", "neuron (k=1)", "flags"], rows)]
-    # F1 vs k at the best layer, one chart per feature, a line per entry
-    by_feature: dict[tuple[str, str], list[FeatureScore]] = defaultdict(list)
-    for f in feats:
-        by_feature[(f.feature, f.site)].append(f)
-    charts = []
-    for (feature, site), fs in sorted(by_feature.items()):
-        series = [(f"{f.entry} (L{f.best_layer})", f.curve, colours[f.entry]) for f in fs]
-        dense = [(f.entry, f.f1_dense, colours[f.entry]) for f in fs if f.f1_dense is not None]
-        charts.append(svg.line_chart(series, title=f"{feature} ({site}): F1 vs k, best layer", hlines=dense))
-    body += ["<h2>F1 against k (best layer; dashed: dense)</h2>", f"<div class=\"plots\">{''.join(charts)}</div>"]
-    # one curve per layer
-    for entry in entries:
+    for entry in entries:  # one curve per layer, folded: many small charts
         per_layer = []
         for f in sorted((f for f in feats if f.entry == entry), key=lambda f: (f.feature, f.site)):
             layers = sorted(f.layer_curves)
@@ -270,28 +265,9 @@ def _dataset_html(name: str, lb: Leaderboard, gates: GatesArg, include: Sequence
             per_layer.append(svg.line_chart(series, title=f"{f.feature}: one curve per layer", legend=False))
         body.append(f"<details><summary>F1 against k, one curve per layer (dark = early, yellow = late): "
                     f"{escape(entry)}</summary><div class=\"plots\">{''.join(per_layer)}</div></details>")
-    # layer x feature heatmap of k=1 F1
-    heat = []
-    for entry in entries:
-        fs = sorted((f for f in feats if f.entry == entry), key=lambda f: (f.feature, f.site))
-        layers = sorted({layer for f in fs for layer in f.layer_curves})
-        if not fs or not layers:
-            continue
-        values = [[f.layer_curves.get(layer, {}).get(1) for f in fs] for layer in layers]
-        heat.append(svg.heatmap([str(layer) for layer in layers], [f.feature for f in fs], values,
-                                title=f"k=1 F1, layer x feature: {entry}"))
-    body += ["<h2>k=1 F1 by layer and feature</h2>", f"<div class=\"plots\">{''.join(heat)}</div>"]
-    # selectivity bars and entry comparison
-    features = sorted({f.feature for f in feats})
-    lookup = {(f.entry, f.feature): f for f in feats}
-    sel_series = [(e, [getattr(lookup.get((e, ft)), "selectivity", None) for ft in features], colours[e]) for e in entries]
-    if any(v is not None for _, vs, _ in sel_series for v in vs):
-        sel = svg.bar_chart(features, sel_series, title="selectivity (F1 - shuffled-label F1), k=1", lo=None, hi=0.0)
-    else:
-        sel = "<p class=\"note\">These records carry no control results (selectivity is shown when they do).</p>"
-    cmp_series = [(e, [getattr(lookup.get((e, ft)), "f1_k1", None) for ft in features], colours[e]) for e in entries]
-    body += ["<h2>Selectivity</h2>", sel,
-             "<h2>Entries compared</h2>", svg.bar_chart(features, cmp_series, title="k=1 F1 per feature", lo=0.0)]
+    body += ["<h2>Statistics</h2>", _stats_html(name, feats, lb),
+             "<h2>Gate results</h2>", render_gates(gates.get(name) if gates else None),
+             "<details class=\"card\"><summary>Dataset card</summary>", _card_html(name, include), "</details>"]
     return _page(f"dataset {name}", "".join(body), nav=f' &rsaquo; <a href="{dataset_page(name)}">{escape(name)}</a>')
 
 
@@ -355,6 +331,7 @@ def write_site(lb: Leaderboard, out: Path, *, gates: GatesArg = None, include: S
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    _catalog.cache_clear()  # read the registry afresh once per site, not once per page
     written = []
     neurons = sorted({(f.model, f.site, f.best_layer, u) for f in lb.features if f.basis == "identity"
                       for u in f.units_k1[:1]})[:max_neurons]
@@ -362,8 +339,8 @@ def write_site(lb: Leaderboard, out: Path, *, gates: GatesArg = None, include: S
     datasets = sorted({f.dataset for f in lb.features})
     bar = tqdm(total=(len(neurons) if neuron_cards else 0) + len(datasets) + 1, desc="report pages", unit="page",
                disable=not progress, leave=False)
-    # causal checks: the folders' causal.jsonl, else those kept in the cache (read once for every card)
-    causal = (folder_records(lb.results.folders) or cached_records()) if neuron_cards else []
+    # causal checks: the folders' causal.jsonl, else those kept in the cache (read once for the index and every card)
+    causal = folder_records(lb.results.folders) or cached_records()
     if neuron_cards:
         for model, site, layer, unit in neurons:
             bar.update()
@@ -382,7 +359,7 @@ def write_site(lb: Leaderboard, out: Path, *, gates: GatesArg = None, include: S
         path.write_text(_dataset_html(name, lb, gates, include, linked), encoding="utf-8")
         written.append(path)
     index = out / "index.html"
-    index.write_text(_index(lb, datasets, gates), encoding="utf-8")
+    index.write_text(_index(lb, datasets, gates, causal), encoding="utf-8")
     bar.update()
     bar.close()
     written.insert(0, index)

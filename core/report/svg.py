@@ -1,4 +1,6 @@
-"""Inline SVG plots, written as strings: no plotting library, no script, nothing fetched.
+"""Small inline SVG plots written as strings, for the many little charts of a page (the folded per-layer
+k curves of a dataset page, a neuron card's histograms); the figures a page opens with are matplotlib's
+(probebank.report.figures). No script, nothing fetched.
 
 Every chart is an <svg class="plot"> with <title> tooltips on its marks, so a page opened from
 disk shows its values on hover.
@@ -79,101 +81,6 @@ def line_chart(series: Sequence[tuple[str, dict[int, float], str]], *, title: st
             body.append(f'<rect x="{left + pw - 96}" y="{y - 7}" width="8" height="8" fill="{col}"/>'
                         f'<text x="{left + pw - 85}" y="{y}" class="legend">{escape(label[:18])}</text>')
     return _frame(width, height, title, body, "linechart")
-
-
-def heatmap(rows: Sequence[str], cols: Sequence[str], values: Sequence[Sequence[float | None]], *, title: str,
-            cell: int = 14, row_label: str = "layer") -> str:
-    """values[r][c] in 0..1 (None = no result), coloured with the viridis ramp."""
-    left = 8 + 6 * max((len(r) for r in rows), default=4)
-    top = 24 + 6 * min(24, max((len(c) for c in cols), default=4))
-    width = max(left + cell * len(cols) + 60, 6 * len(title) + 20)
-    height = top + cell * len(rows) + 10
-    body = []
-    for ci, c in enumerate(cols):
-        x = left + ci * cell + cell / 2
-        body.append(f'<text transform="translate({x + 3:.1f},{top - 4}) rotate(-60)" class="tick">{escape(c[:24])}</text>')
-    for ri, r in enumerate(rows):
-        y = top + ri * cell
-        body.append(f'<text x="{left - 4}" y="{y + cell - 3}" text-anchor="end" class="tick">{escape(r)}</text>')
-        for ci, c in enumerate(cols):
-            v = values[ri][ci]
-            fill = "#eeeeee" if v is None else ramp(v)
-            body.append(f'<rect x="{left + ci * cell}" y="{y}" width="{cell - 1}" height="{cell - 1}" fill="{fill}">'
-                        f'<title>{escape(row_label)} {escape(r)}, {escape(c)}: F1 {_fmt(v)}</title></rect>')
-    for i in range(6):  # colour scale
-        y = top + i * 12
-        body.append(f'<rect x="{width - 48}" y="{y}" width="10" height="11" fill="{ramp(1 - i / 5)}"/>'
-                    f'<text x="{width - 34}" y="{y + 9}" class="tick">{1 - i / 5:.1f}</text>')
-    return _frame(width, max(height, top + 80), title, body, "heatmap")
-
-
-def bar_chart(groups: Sequence[str], series: Sequence[tuple[str, Sequence[float | None], str]], *, title: str,
-              lo: float | None = None, hi: float = 1.0, width: int | None = None, height: int = 220) -> str:
-    """Grouped vertical bars: for each group, one bar per series. None values leave a gap."""
-    vals = [v for _, vs, _ in series for v in vs if v is not None]
-    lo = min(0.0, min(vals, default=0.0)) if lo is None else lo
-    hi = max(hi, max(vals, default=hi))
-    if hi - lo < 1e-9:  # e.g. every selectivity exactly 0: keep a visible, non-degenerate axis
-        hi = lo + 1.0
-    left, top, bottom = 34, 22, 70
-    n = max(1, len(series))
-    group_w = max(14, 8 * n + 6)
-    width = width or max(240, left + 20 + group_w * len(groups))
-    pw, ph = width - left - 10, height - top - bottom
-
-    def sy(v: float) -> float:
-        return top + (hi - v) / (hi - lo) * ph
-
-    body = [f'<rect x="{left}" y="{top}" width="{pw}" height="{ph}" class="pbg"/>']
-    for i in range(5):
-        v = lo + (hi - lo) * i / 4
-        body.append(f'<line x1="{left}" x2="{left + pw}" y1="{sy(v):.1f}" y2="{sy(v):.1f}" class="grid"/>'
-                    f'<text x="{left - 4}" y="{sy(v) + 3:.1f}" text-anchor="end" class="tick">{v:.2g}</text>')
-    bw = (group_w - 6) / n
-    for gi, g in enumerate(groups):
-        gx = left + 4 + gi * group_w
-        for si, (label, vs, col) in enumerate(series):
-            value = vs[gi]
-            if value is None:
-                continue
-            y0, y1 = sorted((sy(0.0 if lo <= 0 <= hi else lo), sy(value)))
-            body.append(f'<rect x="{gx + si * bw:.1f}" y="{y0:.1f}" width="{bw:.1f}" height="{max(0.5, y1 - y0):.1f}" '
-                        f'fill="{col}" class="bar"><title>{escape(label)}, {escape(g)}: {value:.3f}</title></rect>')
-        body.append(f'<text transform="translate({gx + group_w / 2:.1f},{top + ph + 8}) rotate(50)" class="tick">'
-                    f'{escape(g[:16])}</text>')
-    if len(series) > 1:
-        for i, (label, _, col) in enumerate(series[:8]):
-            x = left + 4 + i * 110
-            body.append(f'<rect x="{x}" y="{height - 12}" width="8" height="8" fill="{col}"/>'
-                        f'<text x="{x + 11}" y="{height - 5}" class="legend">{escape(label[:18])}</text>')
-    return _frame(width, height, title, body, "barchart")
-
-
-def scatter(points: Sequence[tuple[str, float, float]], *, title: str, xlabel: str, ylabel: str,
-            size: int = 260) -> str:
-    """Model-vs-model: one dot per (dataset, feature), x = entry A's F1, y = entry B's F1; the diagonal is a tie."""
-    left, top, bottom = 36, 22, 34
-    p = size - left - 10
-
-    def sx(v: float) -> float:
-        return left + v * p
-
-    def sy(v: float) -> float:
-        return top + (1 - v) * p
-
-    body = [f'<rect x="{left}" y="{top}" width="{p}" height="{p}" class="pbg"/>',
-            f'<line x1="{sx(0)}" y1="{sy(0)}" x2="{sx(1)}" y2="{sy(1)}" class="diag"/>']
-    for v in (0, 0.5, 1):
-        body.append(f'<text x="{left - 4}" y="{sy(v) + 3:.1f}" text-anchor="end" class="tick">{v:g}</text>'
-                    f'<text x="{sx(v):.1f}" y="{top + p + 12}" text-anchor="middle" class="tick">{v:g}</text>')
-    body.append(f'<text x="{left + p / 2:.0f}" y="{top + p + 26}" text-anchor="middle" class="axis">{escape(xlabel)}</text>'
-                f'<text transform="translate(10,{top + p / 2:.0f}) rotate(-90)" text-anchor="middle" class="axis">'
-                f'{escape(ylabel)}</text>')
-    for label, x, y in points:
-        col = color(1) if y > x else color(0) if x > y else "#777"
-        body.append(f'<circle cx="{sx(x):.1f}" cy="{sy(y):.1f}" r="3" fill="{col}" fill-opacity="0.75">'
-                    f'<title>{escape(label)}: {x:.3f} vs {y:.3f}</title></circle>')
-    return _frame(size, size + bottom - 10, title, body, "scatter")
 
 
 def histogram(edges: Sequence[float], series: Sequence[tuple[str, Sequence[int], str]], *, title: str,

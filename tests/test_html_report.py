@@ -15,7 +15,7 @@ from probebank.probing.schema import Provenance
 from probebank.report import write_site
 from probebank.results.findings_io import write_findings
 from probebank.results.leaderboard import Leaderboard, build_leaderboard
-from probebank.results.replicate import Finding
+from probebank.results.judge import Finding
 
 GATES = {"factual-country-continent": {"class_balance": {"passed": True, "value": 1.0, "threshold": 0.1},
                                        "token_identity": {"passed": False, "value": 0.95, "waiver": "by design"},
@@ -39,12 +39,11 @@ def causal_record(model: str, feature: str, observed: float, p_value: float, key
                         variance_ratio=[0.9, 1.0, 1.1])
 
 
-FINDINGS = [Finding("single neurons", "mean k=1 F1 over 12 languages >= 0.75", True, "mean 0.910"),
-            Finding("neuron basis privileged", "k=1 F1 neuron > rotation", False, "p = 0.2"),
-            Finding("selectivity", "real >= 0.3", True, "real 0.52")]
-for _f, _n in zip(FINDINGS, ({"estimate": 0.91, "low": 0.85, "high": 0.95, "threshold": 0.75, "unit": "k=1 F1"},
-                             {"estimate": 0.02, "low": -0.01, "high": 0.05, "threshold": 0.0, "unit": "F1 difference"})):
-    _f.__dict__.update(_n)  # the numbers findings_io takes from a Finding that carries them
+FINDINGS = [Finding("single_neurons", "mean k=1 F1 over 12 languages >= 0.75", "standard", True, 0.91, (0.85, 0.95),
+                    "mean 0.910", threshold=0.75, unit="k=1 F1"),
+            Finding("neuron_basis", "k=1 F1 neuron > rotation", "standard", False, 0.02, (-0.01, 0.05), "p = 0.2",
+                    threshold=0.0, unit="F1 difference"),
+            Finding("selectivity", "real >= 0.3", "standard", True, None, None, "real 0.52")]
 
 
 @pytest.fixture(scope="module")

@@ -184,7 +184,9 @@ def test_replicate_command_on_a_tiny_model(tmp_path: Path, capsys: pytest.Captur
     assert "EXPLORATORY" in out and "standard" in out and "paper" in out and "findings hold" in out
     result = json.loads((tmp_path / "r" / "findings.json").read_text())
     assert result["exploratory"] == ["layers", "limit", "seeds"] and result["findings_version"] == 1
-    names = [(f["protocol"], f["name"]) for f in result["findings"]]
+    names = [(f["finding_protocol"], f["name"]) for f in result["findings"]]
+    single = next(f for f in result["findings"] if f["name"] == "single_neurons")
+    assert single["threshold"] == 0.75 and single["unit"] == "mean k=1 F1" and single["low"] <= single["estimate"]
     assert len(names) == 14 and ("paper", "causal") in names and ("standard", "early_distributed") in names
     assert code == (0 if all(f["passed"] for f in result["findings"]) else 1)
     causal = [json.loads(line) for line in (tmp_path / "r" / "causal.jsonl").read_text().splitlines()]

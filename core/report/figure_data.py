@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from probebank.causal.record import CausalRecord
 from probebank.probing.stats import bounded_t_interval, mean_known
 from probebank.report.figures import EffectRow, FindingPoint, HeatPanel, PairedRow
-from probebank.results.findings_io import FindingsFile
+from probebank.results.findings_io import FindingsReport
 from probebank.results.leaderboard import FeatureScore, Leaderboard
 from probebank.results.summary import NON_PROBE_METHODS
 
@@ -99,18 +99,19 @@ def rotation_rows(lb: Leaderboard) -> list[tuple[str, list[PairedRow]]]:
     return out
 
 
-def finding_points(files: Sequence[FindingsFile]) -> tuple[list[tuple[tuple[str, str], list[FindingPoint]]], list[str]]:
+def finding_points(files: Sequence[FindingsReport]) -> tuple[list[tuple[tuple[str, str], list[FindingPoint]]], list[str]]:
     """The findings with a number to draw, per (model, protocol); and the names of those without one (listed only)."""
     drawn, listed = [], []
     for doc in files:
-        points = []
+        groups: dict[str, list[FindingPoint]] = {}  # one panel per protocol when the file holds several
         for f in doc.findings:
             if f.estimate is None:
                 listed.append(f"{doc.model}: {f.name}")
                 continue
-            points.append(FindingPoint(f.name, f.claim, f.passed, f.estimate, f.low, f.high, f.threshold, f.unit))
-        if points:
-            drawn.append(((doc.model, doc.protocol), points))
+            label = doc.protocol if f.finding_protocol is None else f"{f.finding_protocol} protocol; {doc.protocol}"
+            groups.setdefault(label, []).append(
+                FindingPoint(f.name, f.claim, f.passed, f.estimate, f.low, f.high, f.threshold, f.unit))
+        drawn += [((doc.model, label), points) for label, points in groups.items()]
     return drawn, listed
 
 

@@ -13,7 +13,7 @@ from probebank.report import figure_data, figures
 from probebank.report.markup import figure as _figure
 from probebank.report.markup import omitted as _omitted
 from probebank.report.markup import table as _table
-from probebank.results.findings_io import FindingsFile
+from probebank.results.findings_io import FindingsReport
 from probebank.results.leaderboard import FeatureScore, Leaderboard
 
 
@@ -39,7 +39,7 @@ def rotation_html(lb: Leaderboard) -> str:
                    "Neurons to the right of the rotation: the neuron basis is privileged there.")
 
 
-def findings_html(found: Sequence[tuple[Path, FindingsFile]]) -> str:
+def findings_html(found: Sequence[tuple[Path, FindingsReport]]) -> str:
     if not found:
         return _omitted("no results folder has a findings.json (written by `probebank replicate --out DIR`)")
     drawn, listed = figure_data.finding_points([doc for _, doc in found])

@@ -32,13 +32,22 @@ class FindingEntry(Strict):
     high: float | None = Field(None, description="Upper end of its 95% interval.")
     threshold: float | None = Field(None, description="The pass line the estimate is compared with.")
     unit: str = Field("", description="What the estimate measures, e.g. 'k=1 F1' or 'p-value'.")
+    finding_protocol: str | None = Field(None, description="The protocol this finding was judged under "
+                                                           "(standard or paper), when a file holds several.")
+    check: str = Field("", description="The pass rule, in words.")
 
 
-class FindingsFile(Strict):
+class FindingsReport(Strict):
     format: str = FORMAT
     model: str
-    protocol: str = Field(description="How the findings were made, e.g. the dataset, layers, seeds and method.")
+    protocol: str = Field(description="How the findings were made, e.g. the findings file's version, layers and seeds.")
     findings: list[FindingEntry]
+    findings_version: int | None = Field(None, description="The pre-registered findings file's version.")
+    findings_sha256: str | None = Field(None, description="Its content hash, as its lock records it.")
+    exploratory: list[str] = Field(default_factory=list, description="Overrides of the file (empty: the "
+                                                                    "pre-registered run).")
+    layers: list[int] = Field(default_factory=list)
+    seconds: float | None = None
 
 
 def _entry(f: Any) -> FindingEntry:
@@ -46,19 +55,19 @@ def _entry(f: Any) -> FindingEntry:
     return FindingEntry(**fields)
 
 
-def write_findings(path: Path, model: str, protocol: str, findings: Iterable[Any]) -> Path:
+def write_findings(path: Path, model: str, protocol: str, findings: Iterable[Any], **run: Any) -> Path:
     """Write findings.json (into `path` when it is a folder); returns the file written."""
     path = Path(path)
     if path.is_dir():
         path = path / FINDINGS_FILE
-    doc = FindingsFile(model=model, protocol=protocol, findings=[_entry(f) for f in findings])
+    doc = FindingsReport(model=model, protocol=protocol, findings=[_entry(f) for f in findings], **run)
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(doc.model_dump(), indent=1) + "\n", encoding="utf-8")
     tmp.replace(path)  # a reader never sees half a file
     return path
 
 
-def read_findings(path: Path) -> FindingsFile:
+def read_findings(path: Path) -> FindingsReport:
     """Read findings.json (or the one in a results folder)."""
     path = Path(path)
     if path.is_dir():
@@ -75,14 +84,14 @@ def read_findings(path: Path) -> FindingsFile:
                           f"{raw.get('format') if isinstance(raw, dict) else None!r}, expected {FORMAT!r})",
                           file=path, field="format", fix=fix)
     try:
-        return FindingsFile.model_validate(raw)
+        return FindingsReport.model_validate(raw)
     except ValidationError as exc:
         err = exc.errors()[0]
         where = ".".join(str(p) for p in err["loc"])
         raise ConfigError(f"{path.name}: {err['msg']}", file=path, field=where, fix=fix) from None
 
 
-def folder_findings(folders: Iterable[Path]) -> list[tuple[Path, FindingsFile]]:
+def folder_findings(folders: Iterable[Path]) -> list[tuple[Path, FindingsReport]]:
     """The findings.json of each results folder that has one."""
     return [(Path(f), read_findings(Path(f) / FINDINGS_FILE)) for f in folders
             if (Path(f) / FINDINGS_FILE).is_file()]

@@ -34,11 +34,44 @@ class Finding:
     figures: str
     check: str = ""
     details: dict = field(default_factory=dict)
+    threshold: float | None = None   # the pass line `figure` is held to (see LINES), for the report's plot
+    unit: str = ""
 
-    def as_json(self) -> dict:
-        return {"name": self.name, "claim": self.claim, "protocol": self.protocol, "passed": self.passed,
-                "figure": self.figure, "interval": None if self.interval is None else list(self.interval),
-                "check": self.check, "figures": self.figures, "details": self.details}
+    # the names findings_io.write_findings reads
+    @property
+    def estimate(self) -> float | None:
+        return self.figure
+
+    @property
+    def low(self) -> float | None:
+        return None if self.interval is None else self.interval[0]
+
+    @property
+    def high(self) -> float | None:
+        return None if self.interval is None else self.interval[1]
+
+    @property
+    def finding_protocol(self) -> str:
+        return self.protocol
+
+
+# What each finding's figure measures, and the threshold of the file that is its pass line (None: 0).
+LINES: dict[str, tuple[str, str | None]] = {
+    "single_neurons": ("mean k=1 F1", "at_least"),
+    "neuron_basis": ("k=1 F1, neurons - rotation", "mean_above"),
+    "neuron_basis_by_category": ("share of categories", "share_of_categories_at_least"),
+    "grows_with_k": ("F1 gain, smallest to largest k", None),
+    "early_distributed": ("k=1->8 gain, early - middle layers", "lower_bound_above"),
+    "selectivity": ("k=1 selectivity", "real_at_least"),
+    "causal": ("languages with p below the line", "languages_at_least"),
+}
+
+
+def with_line(spec: FindingsFile, finding: Finding) -> Finding:
+    """The finding with its unit and pass line filled in from the file."""
+    unit, key = LINES[finding.name]
+    finding.unit, finding.threshold = unit, 0.0 if key is None else spec.threshold(finding.name, key)
+    return finding
 
 
 def cluster_mean_interval(clusters: Mapping[Any, Sequence[float]], seed: int = 0) -> tuple[float, float] | None:

@@ -21,7 +21,6 @@ its table and findings.json say so.
 """
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -42,13 +41,12 @@ from probebank.plugins import get_registered
 from probebank.probing.evaluate import evaluate_store
 from probebank.probing.schema import ProbeConfig, Provenance, ResultRecord
 from probebank.results import judge
+from probebank.results.findings_io import FINDINGS_FILE, write_findings
 from probebank.results.judge import Finding
 from probebank.results.preregistered import Preregistered
 from probebank.results.records import append_records
 from probebank.results.summary import summarise
 from probebank.version import __version__
-
-FINDINGS_FILE = "findings.json"
 
 
 @dataclass
@@ -207,7 +205,7 @@ def replicate(config: ReplicateConfig, *, log: Callable[[str], None] = print) ->
             found.append(judge.causal(spec, pname, mine))
         else:
             found.append(judge.causal(spec, pname, [], note="skipped (--no-causal)"))
-    result = Replication(loaded.name, [f for f in found if f.name in spec.findings], time.perf_counter() - started,
+    result = Replication(loaded.name, [judge.with_line(spec, f) for f in found], time.perf_counter() - started,
                          layers, config.overrides())
     if config.out is not None:
         write_outputs(Path(config.out), result, config.findings, lang.records + [
@@ -224,10 +222,11 @@ def write_outputs(out: Path, result: Replication, findings: Preregistered, recor
         append_records(out / name, recs)
     (out / "causal.jsonl").write_text("")
     add_causal(out / "causal.jsonl", checks)
-    payload = {"model": result.model, "findings_file": findings.path.name, "findings_version": findings.spec.version,
-               "findings_sha256": findings.sha256, "exploratory": result.exploratory, "layers": result.layers,
-               "seconds": round(result.seconds, 1), "findings": [f.as_json() for f in result.findings]}
-    (out / FINDINGS_FILE).write_text(json.dumps(payload, indent=1) + "\n", encoding="utf-8")
+    what = (f"{findings.path.name} v{findings.spec.version}, layers {result.layers[0]}-{result.layers[-1]}"
+            + (f", exploratory ({', '.join(result.exploratory)})" if result.exploratory else ""))
+    write_findings(out / FINDINGS_FILE, result.model, what, result.findings, findings_version=findings.spec.version,
+                   findings_sha256=findings.sha256, exploratory=result.exploratory, layers=result.layers,
+                   seconds=round(result.seconds, 1))
 
 
 def render_findings(result: Replication, findings: Preregistered) -> object:

@@ -22,7 +22,7 @@ from probebank.probing.problem import balanced_sample_weight
 from probebank.probing.schema import DenseFit
 
 VAL_SHARE = 0.25  # share of the training rows held out as inner validation rows (also the val_f1 layer pick's)
-INNER_TOL = 1e-4  # the inner fits' stopping tolerance (fit_logistic's tol): F1 needs only the scores' signs
+INNER_TOL = 1e-3  # the inner fits' stopping tolerance (fit_logistic's tol): F1 needs only the scores' signs
 
 InnerSplit = tuple[np.ndarray, np.ndarray]  # (inner-train, validation) positions into the training rows
 

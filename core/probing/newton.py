@@ -6,7 +6,9 @@ problems (the dense baseline on a 1536-unit layer with ~600 rows) are solved in 
 rows through the n x n Gram matrix (Woodbury), so no d x d matrix is ever formed. Big Hessians
 and the Gram matrix are formed in float32 (they only steer the search direction) and a Cholesky
 factor is reused while Newton converges fast; objective, gradient and line search stay float64.
-The small probes of a k sweep are solved together by probebank.probing.batched.
+The small probes of a k sweep are solved together by probebank.probing.batched; fit_logistic_dual
+solves a wide problem from its Gram matrix alone, warm-started (the dense probe's C path,
+probebank.probing.dense).
 tests/test_probe.py and tests/test_sweep.py check the solutions against sklearn's;
 bench/probe.py measures the speed.
 """

@@ -40,7 +40,7 @@ def test_chosen_c_avoids_a_fixed_c_far_below_k1(seed: int) -> None:
     fit = chosen[-1].dense_fit
     assert fit is not None and fit.chosen_on == "rows" and fit.C > 0.001 and len(fit.val_f1) == len(fit.C_grid)
     assert chosen[-1].metrics["f1"] >= k1 - 0.05  # the inner split's choice is not
-    assert fit.val_f1[fit.C_grid.index(fit.C)] == max(fit.val_f1)  # the best inner-validation F1 (smallest C on ties)
+    assert fit.val_f1[fit.C_grid.index(fit.C)] == max(fit.val_f1)  # the best inner-validation F1 (ties: nearest 1)
 
 
 def test_inner_path_matches_cold_fits_on_the_inner_rows() -> None:

@@ -4,8 +4,8 @@ With more units than training rows (1536 units, a few hundred rows) the probe at
 training rows whatever the labels, and its test F1 can fall far below a single unit's. So C is
 chosen from a small log grid (ProbeConfig.dense_C_grid): each C is fitted on the inner-train rows
 and scored by F1 on the inner validation rows, both cut from the *training* rows (the test rows
-never choose it), and the best C (the smallest among ties: the most regularised) is refitted on
-all training rows. The inner fits share the training rows' Gram matrix (a submatrix of it), are
+never choose it), and the best C (among ties the one nearest 1, the C it had before) is refitted
+on all training rows. The inner fits share the training rows' Gram matrix (a submatrix of it), are
 warm-started along the path of ascending C, and are solved to a looser tolerance (only the signs
 of the validation scores matter), so the whole choice costs about one more dense fit.
 """
@@ -77,21 +77,27 @@ def validation_f1s(Z: np.ndarray, y: np.ndarray, grid: Sequence[float], split: I
     return out
 
 
+def _nearest_one(Cs: Sequence[float]) -> float:
+    """The C nearest 1 in log (the smaller of two as near): among Cs that tie on the validation rows, the
+    one the probe had before C was chosen, so the choice moves it only where those rows show a gain."""
+    return min(Cs, key=lambda c: (abs(np.log(c)), c))
+
+
 def fit_dense(Z: np.ndarray, y: np.ndarray, grid: Sequence[float], split: InnerSplit | None, chosen_on: str, *,
               max_iter: int, gram: np.ndarray | None = None) -> tuple[np.ndarray, float, bool, DenseFit]:
     """The dense probe on standardised training rows Z: (coef, intercept, converged, how C was chosen).
 
-    grid: ascending Cs (check_C_grid); with one C, or no split (None), the probe is fitted at grid's C
-    nearest 1 (in log) and `chosen_on` is 'fixed'. The final fit starts from zero like DenseProbe's, so it
+    grid: ascending Cs (check_C_grid); the best validation F1 wins, ties going to the C nearest 1 (in log).
+    With one C, or no split (None), the probe is fitted at grid's C nearest 1 and `chosen_on` is 'fixed'. The final fit starts from zero like DenseProbe's, so it
     equals DenseProbe(C=the chosen C) on the same rows.
     """
     grid = list(grid)
     f1s: list[float] = []
     if len(grid) > 1 and split is not None:
         f1s = validation_f1s(Z, y, grid, split, max_iter=max_iter, gram=gram)
-        C = grid[int(np.argmax(f1s))]  # the first maximum: the smallest C among ties
+        C = _nearest_one([c for c, f in zip(grid, f1s) if f == max(f1s)])
     else:
-        C = min(grid, key=lambda c: abs(np.log(c)))
+        C = _nearest_one(grid)
         chosen_on = "fixed"
     w, b, _, ok = fit_logistic(Z, y, balanced_sample_weight(y), C, max_iter=max_iter, gram=gram)
     info = DenseFit(C=C, C_grid=grid, chosen_on=chosen_on, val_f1=[float(f) for f in f1s],

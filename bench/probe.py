@@ -3,6 +3,7 @@
     python bench/probe.py                      # synthetic SmolLM2-shaped MLP activations, 12 features
     python bench/probe.py --layers 6 --repeats 1
     python bench/probe.py --store CACHE/store/KEY --feature 3   # real activations of one stored dataset
+    python bench/probe.py --dense-C-grid 1                     # the dense probe at a fixed C=1 (no inner split)
 
 Two cases, side by side in one run on the same stored activations and split:
   one feature   every k of the grid + the dense probe, for one one-vs-rest feature, over all layers;
@@ -16,7 +17,9 @@ by mean difference, refit sklearn's LogisticRegression(class_weight="balanced") 
 on the top k, score it with sklearn.metrics; plus the dense probe on all units. Both
 standardise the selected columns (StandardScaler in the reference) so that they solve the
 same problem and the F1 curves must agree; the paper's code fits raw activations with saga
-instead. sklearn's lbfgs stops at tol=1e-4 (in float32 on float32 input), so the reference's
+instead. The fast path chooses the dense probe's C on an inner split of the training rows
+(probebank.probing.dense, --dense-C-grid); the reference fits its dense probe at the C the fast
+path chose, so the F1s compare, and its time does not include that choice. sklearn's lbfgs stops at tol=1e-4 (in float32 on float32 input), so the reference's
 F1 is itself off the optimum at a few points: the points where the two differ most are refitted
 to convergence (float64, tol=1e-8) and that difference is printed too.
 Timings are minima over --repeats runs, wall clock and CPU time of this process, both paths
@@ -44,7 +47,7 @@ from threadpoolctl import threadpool_limits
 
 try:
     from probebank.data.splits import grouped_stratified_split
-    from probebank.probing.schema import DEFAULT_K_GRID
+    from probebank.probing.schema import DEFAULT_DENSE_C_GRID, DEFAULT_K_GRID
     from probebank.probing.sweep import sweep_feature, sweep_features
 except ImportError:  # running from a checkout without an install: map the folders by hand
     import importlib.util
@@ -57,7 +60,7 @@ except ImportError:  # running from a checkout without an install: map the folde
         sys.modules[_name] = _mod
         _spec.loader.exec_module(_mod)
     from probebank.data.splits import grouped_stratified_split
-    from probebank.probing.schema import DEFAULT_K_GRID
+    from probebank.probing.schema import DEFAULT_DENSE_C_GRID, DEFAULT_K_GRID
     from probebank.probing.sweep import sweep_feature, sweep_features
 
 Layers = list[np.ndarray]
@@ -133,26 +136,35 @@ def reference_point(Xtr: np.ndarray, ytr: np.ndarray, Xte: np.ndarray, yte: np.n
 
 
 def reference_sweep(Xtr: np.ndarray, ytr: np.ndarray, Xte: np.ndarray, yte: np.ndarray, k_grid: list[int],
-                    C: float, max_iter: int) -> dict[int, float]:
-    """The paper-style loop over the k grid (k < width) plus the dense probe: F1 per k."""
+                    C: float, max_iter: int, dense_C: float) -> dict[int, float]:
+    """The paper-style loop over the k grid (k < width) plus the dense probe (at dense_C): F1 per k."""
     d = Xtr.shape[1]
-    return {k: float(reference_point(Xtr, ytr, Xte, yte, k, C, max_iter)["f1"])
+    return {k: float(reference_point(Xtr, ytr, Xte, yte, k, dense_C if k >= d else C, max_iter)["f1"])
             for k in [k for k in k_grid if k < d] + [d]}
 
 
+def _dense_C(points: list) -> float:
+    """The C the sweep's dense probe was fitted at."""
+    fit = points[-1].dense_fit
+    assert fit is not None
+    return float(fit.C)
+
+
 def fast_sweep(Xtr: np.ndarray, ytr: np.ndarray, Xte: np.ndarray, yte: np.ndarray, k_grid: list[int],
-               C: float, max_iter: int, threads: int | None) -> tuple[dict[int, float], dict[int, float]]:
+               C: float, max_iter: int, threads: int | None,
+               dense_C_grid: list[float]) -> tuple[dict[int, float], dict[int, float], float]:
     pts = sweep_feature(Xtr, ytr, Xte, yte, method="mean_diff", k_grid=k_grid, dense=True, C=C,
-                        max_iter=max_iter, seed=0, n_threads=threads)
-    return {p.k: p.metrics["f1"] for p in pts}, {p.k: p.wall_time_s for p in pts}
+                        max_iter=max_iter, seed=0, n_threads=threads, dense_C_grid=dense_C_grid)
+    return {p.k: p.metrics["f1"] for p in pts}, {p.k: p.wall_time_s for p in pts}, _dense_C(pts)
 
 
 def fast_dataset(Xtr: np.ndarray, Ytr: np.ndarray, Xte: np.ndarray, Yte: np.ndarray, k_grid: list[int],
-                 C: float, max_iter: int, threads: int | None) -> list[dict[int, float]]:
-    """Every feature (column of Y) of one layer in one call: F1 per k, per feature."""
+                 C: float, max_iter: int, threads: int | None,
+                 dense_C_grid: list[float]) -> list[tuple[dict[int, float], float]]:
+    """Every feature (column of Y) of one layer in one call: F1 per k and the dense C, per feature."""
     out = sweep_features(Xtr, list(Ytr.T), Xte, list(Yte.T), method="mean_diff", k_grid=k_grid, dense=True, C=C,
-                         max_iter=max_iter, seed=0, n_threads=threads)
-    return [{p.k: p.metrics["f1"] for p in pts} for pts in out]
+                         max_iter=max_iter, seed=0, n_threads=threads, dense_C_grid=dense_C_grid)
+    return [({p.k: p.metrics["f1"] for p in pts}, _dense_C(pts)) for pts in out]
 
 
 def timed(fn: Callable[[], T], repeats: int) -> tuple[float, float, T]:
@@ -172,9 +184,9 @@ Split = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # X train, y trai
 
 
 def f1_differences(fast: list[dict[int, float]], ref: list[dict[int, float]], splits: list[Split], C: float,
-                   verify: int) -> tuple[np.ndarray, list[float]]:
+                   verify: int, dense_Cs: list[float]) -> tuple[np.ndarray, list[float]]:
     """|F1 fast - F1 reference| per (curve, k), and at the `verify` most different points the
-    difference to sklearn refitted to convergence (in float64, tol=1e-8)."""
+    difference to sklearn refitted to convergence (in float64, tol=1e-8; the dense point at its curve's C)."""
     ks = list(fast[0])
     diffs = np.array([[abs(fast[i][k] - ref[i][k]) for k in ks] for i in range(len(fast))])
     differing = [(i, ks[j]) for i, j in zip(*np.nonzero(diffs > 1e-9))]
@@ -184,8 +196,8 @@ def f1_differences(fast: list[dict[int, float]], ref: list[dict[int, float]], sp
         warnings.simplefilter("ignore")
         for i, k in differing:
             Xtr, ytr, Xte, yte = splits[i]
-            f1 = reference_point(Xtr.astype(np.float64), ytr, Xte.astype(np.float64), yte, k, C, 10_000,
-                                 tol=1e-8)["f1"]
+            f1 = reference_point(Xtr.astype(np.float64), ytr, Xte.astype(np.float64), yte, k,
+                                 dense_Cs[i] if k >= Xtr.shape[1] else C, 10_000, tol=1e-8)["f1"]
             tight.append(abs(fast[i][k] - f1))
     return diffs, tight
 
@@ -220,7 +232,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--verify", type=int, default=12,
                     help="refit sklearn to convergence at this many of the most different points (per case)")
     ap.add_argument("--no-dataset", action="store_true", help="skip the whole-dataset case")
-    ap.add_argument("--C", type=float, default=1.0)
+    ap.add_argument("--C", type=float, default=1.0, help="the top-k probes' C")
+    ap.add_argument("--dense-C-grid", type=float, nargs="+", default=list(DEFAULT_DENSE_C_GRID),
+                    help="the dense probe's Cs, chosen on an inner split of the training rows (one value: fixed)")
     ap.add_argument("--max-iter", type=int, default=1000)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--show-layers", type=int, nargs="*", default=None,
@@ -246,25 +260,26 @@ def main(argv: list[str] | None = None) -> None:
     print(f"data: {len(layers)} layers x {layers[0].shape[1]} units, {tr.size} train / {te.size} test rows, "
           f"{Y.shape[1]} features, feature {args.feature} with {int(y[tr].sum())} train positives ({source}, "
           f"built in {time.perf_counter() - t0:.1f} s)")
-    print(f"k grid: {k_grid} + dense; C={args.C}; BLAS threads: {threads or 'default'}; repeats: {args.repeats}; "
+    print(f"k grid: {k_grid} + dense (C from {args.dense_C_grid}); C={args.C}; BLAS threads: {threads or 'default'}; repeats: {args.repeats}; "
           f"load average before: {os.getloadavg()[0]:.1f} (a busy machine inflates wall times most)")
 
     splits: list[Split] = [(X[tr], y[tr], X[te], y[te]) for X in layers]
 
-    def run_fast() -> list[tuple[dict[int, float], dict[int, float]]]:
-        return [fast_sweep(*s, k_grid, args.C, args.max_iter, threads) for s in splits]
+    def run_fast() -> list[tuple[dict[int, float], dict[int, float], float]]:
+        return [fast_sweep(*s, k_grid, args.C, args.max_iter, threads, args.dense_C_grid) for s in splits]
 
-    def run_ref(some: list[Split]) -> list[dict[int, float]]:
+    def run_ref(some: list[Split], dense_Cs: list[float]) -> list[dict[int, float]]:
         # a fresh limit per run: threadpool_limits applies its limit when created, not on entry
         with threadpool_limits(threads) if threads else contextlib.nullcontext(), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # lbfgs ConvergenceWarnings, reported below instead
-            return [reference_sweep(*s, k_grid, args.C, args.max_iter) for s in some]
+            return [reference_sweep(*s, k_grid, args.C, args.max_iter, dc) for s, dc in zip(some, dense_Cs)]
 
     run_fast()  # warm-up: imports, plugin registry, BLAS buffers
     w_fast, c_fast, fast = timed(run_fast, args.repeats)
-    w_ref, c_ref, ref = timed(lambda: run_ref(splits), args.repeats)
-    fast_f1 = [f for f, _ in fast]
-    diffs, tight = f1_differences(fast_f1, ref, splits, args.C, args.verify)
+    fast_Cs = [c for _, _, c in fast]
+    w_ref, c_ref, ref = timed(lambda: run_ref(splits, fast_Cs), args.repeats)
+    fast_f1 = [f for f, _, _ in fast]
+    diffs, tight = f1_differences(fast_f1, ref, splits, args.C, args.verify, fast_Cs)
 
     n_layers = len(layers)
     d = layers[0].shape[1]
@@ -278,7 +293,7 @@ def main(argv: list[str] | None = None) -> None:
         label = "dense" if k == d else str(k)
         print(f"{label:>7} " + "".join(f"          {fast_f1[layer][k]:.3f} {ref[layer][k]:.3f}" for layer in show))
     print()
-    per_k = {k: np.mean([t[k] for _, t in fast]) * 1e3 for k in ks}
+    per_k = {k: np.mean([t[k] for _, t, _ in fast]) * 1e3 for k in ks}
     print("fast path, mean ms per point (incl. its share of ranking + standardising): "
           + ", ".join(f"{'dense' if k == d else k}: {v:.1f}" for k, v in per_k.items()))
     print()
@@ -289,11 +304,12 @@ def main(argv: list[str] | None = None) -> None:
         Ytr, Yte = Y[tr], Y[te]
         layer_data = [(X[tr], Ytr, X[te], Yte) for X in layers]
         feature_splits = [(X[tr], Ytr[:, f], X[te], Yte[:, f]) for X in layers for f in range(Y.shape[1])]
-        w_dfast, c_dfast, dfast = timed(lambda: [fast_dataset(*s, k_grid, args.C, args.max_iter, threads)
-                                                 for s in layer_data], args.repeats)
-        w_dref, c_dref, dref = timed(lambda: run_ref(feature_splits), args.repeats)
-        dfast_f1 = [curve for per_layer in dfast for curve in per_layer]  # same order as feature_splits
-        ddiffs, dtight = f1_differences(dfast_f1, dref, feature_splits, args.C, args.verify)
+        w_dfast, c_dfast, dfast = timed(lambda: [fast_dataset(*s, k_grid, args.C, args.max_iter, threads,
+                                                              args.dense_C_grid) for s in layer_data], args.repeats)
+        dfast_f1 = [curve for per_layer in dfast for curve, _ in per_layer]  # same order as feature_splits
+        dfast_Cs = [c for per_layer in dfast for _, c in per_layer]
+        w_dref, c_dref, dref = timed(lambda: run_ref(feature_splits, dfast_Cs), args.repeats)
+        ddiffs, dtight = f1_differences(dfast_f1, dref, feature_splits, args.C, args.verify, dfast_Cs)
         ratios.append(report_case(f"whole dataset ({Y.shape[1]} features) over {n_layers} layers",
                                   len(feature_splits), (w_dfast, c_dfast), (w_dref, c_dref), ddiffs, dtight))
         print(f"  per (feature, layer): fast {w_dfast / len(feature_splits) * 1e3:.1f} ms, "

@@ -234,7 +234,7 @@ def test_sweep_feature_points(data: tuple[np.ndarray, np.ndarray]) -> None:
     grid = [16, 1, 2, 3, 3, 8, 120, 256]
     pts = sweep_feature(Xtr, ytr, Xte, yte, method="mean_diff", k_grid=grid, seed=0)
     assert [f.name for f in dataclasses.fields(SweepPoint)] == [
-        "method", "k", "units", "coef", "intercept", "metrics", "wall_time_s", "solver", "train_f1"]
+        "method", "k", "units", "coef", "intercept", "metrics", "wall_time_s", "solver", "train_f1", "dense_fit"]
     assert all(p.solver is None for p in pts)  # only exact selectors (milp) report a solver
     # train F1 is the probe's own F1 on the training rows: recompute it for k=8 from its coefficients
     p8 = next(p for p in pts if p.k == 8)
@@ -271,9 +271,18 @@ def test_sweep_point_equals_sparse_probe(data: tuple[np.ndarray, np.ndarray]) ->
         expected = binary_metrics(yte, probe.predict(Xte), probe.decision_function(Xte))
         assert p.metrics["f1"] == expected["f1"]
         assert p.metrics["roc_auc"] == pytest.approx(expected["roc_auc"], abs=1e-6)
-    dense = DenseProbe(C=0.7).fit(Xtr, ytr)
+    # the dense probe is DenseProbe at the C chosen on an inner split (C=0.7 is the top-k probes' only)
+    fit = pts[-1].dense_fit
+    assert fit is not None and fit.chosen_on == "rows" and fit.C in fit.C_grid
+    dense = DenseProbe(C=fit.C).fit(Xtr, ytr)
     assert pts[-1].metrics == binary_metrics(yte, dense.predict(Xte), dense.decision_function(Xte))
     assert pts[-1].intercept == pytest.approx(dense.intercept_[0], abs=1e-12)
+    # one C in the grid: fitted at it, no inner split
+    fixed = sweep_feature(Xtr, ytr, Xte, yte, method=FStat(), k_grid=[2], C=0.7, dense_C_grid=[0.7])[-1]
+    assert fixed.dense_fit is not None and (fixed.dense_fit.C, fixed.dense_fit.chosen_on) == (0.7, "fixed")
+    dense = DenseProbe(C=0.7).fit(Xtr, ytr)
+    assert fixed.metrics == binary_metrics(yte, dense.predict(Xte), dense.decision_function(Xte))
+    assert fixed.intercept == pytest.approx(dense.intercept_[0], abs=1e-12)
 
 
 def test_sweep_with_reference_loop_f1(data: tuple[np.ndarray, np.ndarray]) -> None:

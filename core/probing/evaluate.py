@@ -12,7 +12,8 @@ Each method's k=1 record also carries `val_f1`: the F1 of a k=1 probe ranked and
 inner split of the *training* rows only (VAL_SHARE of them held out, grouped and stratified like
 the outer split, seeded from the split seed), so a layer can be picked without touching the test
 rows (probebank.results.summary). Its cost is one more rank + k=1 fit per (split, method) on
-three quarters of the training rows: small next to the sweep over the whole k grid.
+three quarters of the training rows: small next to the sweep over the whole k grid. The dense
+probe's C is chosen on the same inner split (probebank.probing.dense; record field `dense_fit`).
 
 The store is anything with `rows()` and `layer(site, layer)` (an ActivationStore, or a view of
 one with other labels): probing never imports extraction.
@@ -40,6 +41,7 @@ from probebank.probing.controls import (
     single_unit_f1,
     token_identity_f1,
 )
+from probebank.probing.dense import VAL_SHARE
 from probebank.probing.methods import get_selector
 from probebank.probing.problem import Encoder, StoredRows
 from probebank.probing.regression_eval import evaluate_values
@@ -48,8 +50,6 @@ from probebank.probing.selection import Selector, method_params
 from probebank.probing.sweep import SweepPoint, sweep_feature
 from probebank.probing.transfer import HeldOut, Joined
 from probebank.specs import parse_spec
-
-VAL_SHARE = 0.25  # share of the training rows held out to score `val_f1` (the layer pick)
 
 
 def identity_encoder(site: str, layer: int, X: np.ndarray) -> np.ndarray:
@@ -154,8 +154,10 @@ def evaluate_store(store: StoredRows, built: BuiltDataset, provenance: Provenanc
 
 def _sweep(task: _Task, selector: Selector, cfg: ProbeConfig, X_train: np.ndarray, y_train: np.ndarray,
            X_test: np.ndarray, y_test: np.ndarray, dense: bool) -> list[SweepPoint]:
+    # the dense probe's C is chosen on the same inner split of the training rows as val_f1
     return sweep_feature(X_train, y_train, X_test, y_test, method=selector, k_grid=cfg.k_grid, dense=dense,
-                         C=cfg.C, max_iter=cfg.max_iter, seed=task.split.seed)
+                         C=cfg.C, max_iter=cfg.max_iter, seed=task.split.seed, dense_C_grid=cfg.dense_C_grid,
+                         dense_split=task.inner)
 
 
 def validation_split(built: BuiltDataset, rows: dict[str, np.ndarray], sp: FeatureSplit,
@@ -218,7 +220,7 @@ def _method_records(task: _Task, label: str, selector: Selector, cfg: ProbeConfi
                           units=[int(u) for u in p.units], coef=[float(c) for c in p.coef],
                           intercept=float(p.intercept), wall_time_s=float(p.wall_time_s), controls=controls,
                           solver=p.solver, train_f1=p.train_f1,
-                          val_f1=val_f1 if p.k == 1 and not is_dense else None)
+                          val_f1=val_f1 if p.k == 1 and not is_dense else None, dense_fit=p.dense_fit)
 
 
 def _split_controls(built: BuiltDataset, groups: np.ndarray, rows: dict[str, np.ndarray],

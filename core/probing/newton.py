@@ -6,7 +6,9 @@ problems (the dense baseline on a 1536-unit layer with ~600 rows) are solved in 
 rows through the n x n Gram matrix (Woodbury), so no d x d matrix is ever formed. Big Hessians
 and the Gram matrix are formed in float32 (they only steer the search direction) and a Cholesky
 factor is reused while Newton converges fast; objective, gradient and line search stay float64.
-The small probes of a k sweep are solved together by probebank.probing.batched.
+The small probes of a k sweep are solved together by probebank.probing.batched; fit_logistic_dual
+solves a wide problem from its Gram matrix alone, warm-started (the dense probe's C path,
+probebank.probing.dense).
 tests/test_probe.py and tests/test_sweep.py check the solutions against sklearn's;
 bench/probe.py measures the speed.
 """
@@ -195,8 +197,28 @@ def gram_matrix(Z: np.ndarray) -> np.ndarray:
 _KernelFactor = tuple[Any, np.ndarray, np.ndarray, np.ndarray, float]  # (Cholesky of M, s, h, K h, sum h)
 
 
-def _newton_kernel(Z: np.ndarray, yf: np.ndarray, cw: np.ndarray, tol: float, gtol: float,
-                   max_iter: int, gram: np.ndarray | None = None) -> tuple[np.ndarray, float, int, bool]:
+def fit_logistic_dual(gram: np.ndarray, y: np.ndarray, sample_weight: np.ndarray, C: float = 1.0, *,
+                      dual_init: np.ndarray | None = None, intercept_init: float = 0.0, max_iter: int = 100,
+                      tol: float = 1e-10) -> tuple[np.ndarray, float, int, bool]:
+    """fit_logistic's problem for wide Z given only its Gram matrix K = Z Z' (float32, e.g. gram_matrix(Z)).
+
+    Returns (dual, intercept, n_iter, converged): coef = Z' dual, and the scores of rows whose Gram
+    entries with these rows are G (m, n) are G @ dual + intercept. Solved on K alone, without the final
+    steps on Z that fit_logistic takes (so within K's float32 rounding of its optimum): for choosing C on
+    an inner split, where only the scores of validation rows matter. dual_init / intercept_init warm-start
+    it, e.g. from the solution at a nearby C along a path.
+    """
+    K32 = np.asarray(gram, dtype=np.float32)
+    yf = np.asarray(y, dtype=np.float64)
+    cw = C * np.asarray(sample_weight, dtype=np.float64)
+    if K32.shape != (yf.size, yf.size):
+        raise ValueError(f"gram must be ({yf.size}, {yf.size}) for {yf.size} rows, got {K32.shape}")
+    return _newton_kernel(None, yf, cw, tol, 1e-6 * float(cw.sum()), max_iter, K32, dual_init, intercept_init)
+
+
+def _newton_kernel(Z: np.ndarray | None, yf: np.ndarray, cw: np.ndarray, tol: float, gtol: float,
+                   max_iter: int, gram: np.ndarray | None = None, a_init: np.ndarray | None = None,
+                   b_init: float = 0.0) -> tuple[np.ndarray, float, int, bool]:
     """Newton for k > n in the row span: coef w = Z' a, scores f = K a + b with K = Z Z'.
 
     Starting from zero, every Newton iterate stays in the row span (the gradient Z'(r + a)
@@ -209,16 +231,23 @@ def _newton_kernel(Z: np.ndarray, yf: np.ndarray, cw: np.ndarray, tol: float, gt
     rounding perturbs the problem slightly, so once that converges, the last steps are taken
     from Z itself (w = Z' a and f = Z w + b in float64, two products with Z per step) until the
     exact problem has converged too.
+    Z=None (fit_logistic_dual): K alone, no exact phase, and the dual coefficients a are returned in
+    place of coef; a_init, b_init then warm-start it (any a is in the row span).
     """
-    n = Z.shape[0]
-    K32 = gram_matrix(Z) if gram is None else np.asarray(gram, dtype=np.float32)
+    if gram is not None:
+        K32 = np.asarray(gram, dtype=np.float32)
+    elif Z is not None:
+        K32 = gram_matrix(Z)
+    else:
+        raise ValueError("the row-span solver needs Z or its Gram matrix")
+    n = K32.shape[0]
     K = K32.astype(np.float64)
-    a = np.zeros(n)
-    Ka = np.zeros(n)
+    a = np.zeros(n) if a_init is None else np.array(a_init, dtype=np.float64)
+    Ka = K @ a
     w = np.zeros(0)  # kept from the exact phase on
-    b = 0.0
-    f = np.zeros(n)
-    F = float(np.dot(cw, np.logaddexp(0.0, f) - yf * f))
+    b = float(b_init)
+    f = Ka + b
+    F = float(np.dot(cw, np.logaddexp(0.0, f) - yf * f)) + 0.5 * float(a @ Ka)
     converged = False
     exact = False
     steps = 0
@@ -249,6 +278,7 @@ def _newton_kernel(Z: np.ndarray, yf: np.ndarray, cw: np.ndarray, tol: float, gt
             db = (-gb + float(Kh @ c[:, 0])) / (hbb - float(Kh @ c[:, 1]))
             da = -c[:, 0] - db * c[:, 1]
             if exact:
+                assert Z is not None  # the exact phase needs Z
                 dw = Z.T @ da
                 Kda = Z @ dw
             else:
@@ -296,7 +326,7 @@ def _newton_kernel(Z: np.ndarray, yf: np.ndarray, cw: np.ndarray, tol: float, gt
                     last_decrement = -slope
         if finished is None:
             continue
-        if exact:
+        if exact or Z is None:  # Z=None: K's problem is the one asked for
             converged = finished
             break
         # K's rounding has converged: polish on the exact problem, from this point.
@@ -305,6 +335,8 @@ def _newton_kernel(Z: np.ndarray, yf: np.ndarray, cw: np.ndarray, tol: float, gt
         f = Z @ w + b
         F = float(np.dot(cw, np.logaddexp(0.0, f) - yf * f)) + 0.5 * float(w @ w)
         last_decrement = np.inf
+    if Z is None:
+        return a, b, steps, converged
     if not exact:
         w = Z.T @ a
     return w, b, steps, converged

@@ -7,13 +7,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, PositiveFloat
 
 from probebank.contracts import Site
 from probebank.data.schema import Aggregation, Strict
 from probebank.data.splits import MIN_ROWS_PER_CLASS
 
 DEFAULT_K_GRID = (1, 2, 3, 4, 5, 6, 8, 10, 12, 16, 32, 64, 128, 256)
+# The dense probe's C is chosen from these on an inner split of the training rows (probebank.probing.dense):
+# with more units than rows, C=1 lets the probe memorise its training rows.
+DEFAULT_DENSE_C_GRID = (0.001, 0.01, 0.1, 1.0, 10.0)
 
 
 class ProbeConfig(Strict):
@@ -24,6 +27,10 @@ class ProbeConfig(Strict):
     dense: bool = True
     seeds: list[int] = Field(default_factory=lambda: [0])
     C: float = Field(1.0, gt=0, description="Inverse L2 strength of the logistic regression on the top k.")
+    dense_C_grid: list[PositiveFloat] = Field(default_factory=lambda: list(DEFAULT_DENSE_C_GRID), min_length=1,
+                                      description="The dense probe's inverse L2 strengths: the one with the best F1 "
+                                                  "on an inner validation split of the training rows is refitted "
+                                                  "on all of them (one value: fitted at it, no split).")
     max_iter: int = Field(1000, ge=10)
     balance: bool = Field(True, description="Subsample one-vs-rest negatives to the positives' count.")
     min_rows_per_class: int = Field(MIN_ROWS_PER_CLASS, ge=2)
@@ -114,6 +121,21 @@ class SolverReport(Strict):
     warm_start: bool = False
 
 
+class DenseFit(Strict):
+    """How a dense record's C was chosen (probebank.probing.dense): on training rows only, never the test rows."""
+
+    C: float = Field(description="The C the dense probe was fitted at, on all training rows.")
+    C_grid: list[float] = Field(description="The Cs it was chosen from.")
+    chosen_on: str = Field(description="'validation': the inner split of the val_f1 layer pick (grouped like the "
+                                       "card's split); 'rows': a stratified split of the training rows (no grouped "
+                                       "one was given or possible); 'fixed': one C given, or no split possible.")
+    val_f1: list[float] = Field(default_factory=list, description="F1 on the inner validation rows of the probe "
+                                "fitted on the other training rows, one per C of C_grid (empty when fixed).")
+    n_val: int = Field(0, description="Inner validation rows.")
+    n_units: int = Field(description="Units of the layer.")
+    n_train: int = Field(description="Training rows of the final fit.")
+
+
 class ResultRecord(Strict):
     """One probe result: (model, dataset, feature, site, layer, method, k, seed) with provenance."""
 
@@ -143,6 +165,8 @@ class ResultRecord(Strict):
     val_f1: float | None = Field(None, description="k=1 records: F1 on a validation split of the training rows of "
                                                     "a k=1 probe ranked and fitted on the rest of them (the layer "
                                                     "pick; never sees the test rows). None on other k and older files.")
+    dense_fit: DenseFit | None = Field(None, description="Dense records: the C chosen on an inner split of the "
+                                                          "training rows, with its grid (None on older files).")
     basis_key: str | None = Field(None, description="Content key of a trained basis (what it was fit on, how).")
     basis_flags: list[str] = Field(default_factory=list,
                                    description="Warnings about the basis, e.g. 'train-overlaps-test'.")

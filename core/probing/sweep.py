@@ -2,7 +2,8 @@
 
 sweep_features does the same for several label vectors on the same rows (the one-vs-rest
 features of one split): the checks, the standardisation and the dense probe's Gram matrix are
-shared, and every vector gets the points sweep_feature would give it alone.
+shared, and every vector gets the points sweep_feature would give it alone. The dense probe's C
+is chosen on an inner split of the training rows (probebank.probing.dense).
 """
 from __future__ import annotations
 
@@ -17,10 +18,11 @@ from sklearn.exceptions import ConvergenceWarning
 
 from probebank.metrics import binary_metrics, f1_score
 from probebank.probing.batched import MAX_BATCH_WIDTH, fit_nested
+from probebank.probing.dense import InnerSplit, check_C_grid, fit_dense, row_split
 from probebank.probing.methods import get_selector, method_name
 from probebank.probing.newton import BLAS_THREADS, blas_limit, fit_logistic, gram_matrix
 from probebank.probing.problem import balanced_sample_weight, check_xy, column_scaling
-from probebank.probing.schema import SolverReport
+from probebank.probing.schema import DEFAULT_DENSE_C_GRID, DenseFit, SolverReport
 from probebank.probing.selection import Selector
 
 
@@ -33,7 +35,7 @@ class SweepPoint:
     work (validation, selection, standardisation), so the points sum to the sweep's time.
     solver is the selector's SolverReport for this k when it has one (`reports_`, e.g. milp).
     train_f1 is the same probe's F1 on its own training rows: a score for choosing a layer that
-    never looks at the test rows.
+    never looks at the test rows. dense_fit (dense only) says which C was chosen, from which grid, how.
     """
 
     method: str
@@ -45,12 +47,14 @@ class SweepPoint:
     wall_time_s: float
     solver: SolverReport | None = None  # the certificate, for exact selectors (e.g. milp)
     train_f1: float | None = None
+    dense_fit: DenseFit | None = None
 
 
 def sweep_feature(X_train: np.ndarray, y_train: np.ndarray, X_test: np.ndarray, y_test: np.ndarray, *,
                   method: str | Selector, k_grid: Sequence[int], dense: bool = True, C: float = 1.0,
                   max_iter: int = 1000, seed: int = 0, method_params: dict[str, Any] | None = None,
-                  n_threads: int | None = BLAS_THREADS) -> list[SweepPoint]:
+                  n_threads: int | None = BLAS_THREADS, dense_C_grid: Sequence[float] = DEFAULT_DENSE_C_GRID,
+                  dense_split: InnerSplit | None = None) -> list[SweepPoint]:
     """Probe one binary feature at every k of the grid (k < width), plus the dense baseline.
 
     Ranks once, standardises once, fits the small k's of a nested ranking together
@@ -59,24 +63,31 @@ def sweep_feature(X_train: np.ndarray, y_train: np.ndarray, X_test: np.ndarray, 
     y is binary 0/1 (1 = feature present). Points come in ascending k, dense last.
     method_params go to the selector when `method` is a name; n_threads limits BLAS
     threads during the sweep (None = leave as is).
+    C is the top-k probes'; the dense probe's is chosen from dense_C_grid on dense_split, (inner-train,
+    validation) positions into the training rows (probebank.probing.evaluate passes its validation
+    split; None: a stratified split of the rows seeded by `seed`), see probebank.probing.dense.
     """
     return sweep_features(X_train, [y_train], X_test, [y_test], method=method, k_grid=k_grid, dense=dense, C=C,
-                          max_iter=max_iter, seed=seed, method_params=method_params, n_threads=n_threads)[0]
+                          max_iter=max_iter, seed=seed, method_params=method_params, n_threads=n_threads,
+                          dense_C_grid=dense_C_grid, dense_splits=[dense_split])[0]
 
 
 def sweep_features(X_train: np.ndarray, y_train: Sequence[np.ndarray], X_test: np.ndarray,
                    y_test: Sequence[np.ndarray], *, method: str | Selector, k_grid: Sequence[int], dense: bool = True,
                    C: float = 1.0, max_iter: int = 1000, seed: int = 0, method_params: dict[str, Any] | None = None,
-                   n_threads: int | None = BLAS_THREADS) -> list[list[SweepPoint]]:
+                   n_threads: int | None = BLAS_THREADS, dense_C_grid: Sequence[float] = DEFAULT_DENSE_C_GRID,
+                   dense_splits: Sequence[InnerSplit | None] | None = None) -> list[list[SweepPoint]]:
     """sweep_feature for several label vectors on the same rows (e.g. every one-vs-rest feature of one split).
 
     What only depends on the rows is done once for all of them: the checks, the
     standardisation, and the dense probe's Gram matrix (its dominant cost). Returns one list
-    of points per label vector, each equal to sweep_feature's for that vector alone.
+    of points per label vector, each equal to sweep_feature's for that vector alone. dense_splits: one
+    inner split (or None) per label vector, as sweep_feature's dense_split.
     """
     with blas_limit(n_threads):
         return _sweep(X_train, y_train, X_test, y_test, method=method, k_grid=k_grid, dense=dense, C=C,
-                      max_iter=max_iter, seed=seed, method_params=method_params)
+                      max_iter=max_iter, seed=seed, method_params=method_params, dense_C_grid=dense_C_grid,
+                      dense_splits=dense_splits)
 
 
 def _check_test(X_train: np.ndarray, X_test: np.ndarray, y_test: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -95,7 +106,8 @@ def _check_test(X_train: np.ndarray, X_test: np.ndarray, y_test: np.ndarray) -> 
 
 def _sweep(X_train: np.ndarray, y_train: Sequence[np.ndarray], X_test: np.ndarray, y_test: Sequence[np.ndarray], *,
            method: str | Selector, k_grid: Sequence[int], dense: bool, C: float, max_iter: int, seed: int,
-           method_params: dict[str, Any] | None) -> list[list[SweepPoint]]:
+           method_params: dict[str, Any] | None, dense_C_grid: Sequence[float],
+           dense_splits: Sequence[InnerSplit | None] | None) -> list[list[SweepPoint]]:
     t0 = time.perf_counter()
     if len(y_train) != len(y_test):
         raise ValueError(f"{len(y_train)} training label vectors but {len(y_test)} test label vectors")
@@ -108,6 +120,9 @@ def _sweep(X_train: np.ndarray, y_train: Sequence[np.ndarray], X_test: np.ndarra
         return [[] for _ in ytrs]
     if not C > 0:
         raise ValueError(f"C must be > 0, got {C}")
+    c_grid = check_C_grid(dense_C_grid)
+    if dense_splits is not None and len(dense_splits) != len(ytrs):
+        raise ValueError(f"{len(ytrs)} training label vectors but {len(dense_splits)} dense inner splits")
     tests = [_check_test(X_train, X_test, y) for y in y_test]
     X_test = tests[0][0]
     if not np.isfinite(X_test).all():
@@ -140,8 +155,11 @@ def _sweep(X_train: np.ndarray, y_train: Sequence[np.ndarray], X_test: np.ndarra
         Zte = np.empty((X_test.shape[0], d))
         Ztr[:, cols] = (X_train[:, cols] - mean) / scale
         Zte[:, cols] = (X_test[:, cols] - mean) / scale
-    gram = gram_matrix(Ztr) if dense and d > Ztr.shape[0] and len(ytrs) > 1 else None  # shared by the features
     common = time.perf_counter() - t0
+    # shared by the features and by the inner fits that choose the dense C (a submatrix of it); its time
+    # is the dense points' (as when fit_logistic forms it), not the common work of every k
+    gram = gram_matrix(Ztr) if dense and d > Ztr.shape[0] and (len(ytrs) > 1 or len(c_grid) > 1) else None
+    gram_share = (time.perf_counter() - t0 - common) / len(ytrs)
 
     out: list[list[SweepPoint]] = []
     for i, (ytr, yte) in enumerate(zip(ytrs, ytes)):
@@ -151,12 +169,16 @@ def _sweep(X_train: np.ndarray, y_train: Sequence[np.ndarray], X_test: np.ndarra
                                              max_iter)
         if dense:
             t2 = time.perf_counter()
-            # Cold start, like DenseProbe, so both give identical results (a warm start from the
-            # k=256 solution saved no iterations in the primal solver).
-            w, b, _, ok = fit_logistic(Ztr, ytr, sw, C, max_iter=max_iter, gram=gram)
+            given = dense_splits[i] if dense_splits is not None else None
+            split = given if given is not None else (row_split(ytr, seed) if len(c_grid) > 1 else None)
+            # Cold start, like DenseProbe, so both give identical results at the chosen C (a warm start
+            # from the k=256 solution, or from the inner fits, saved no iterations).
+            w, b, ok, fit = fit_dense(Ztr, ytr, c_grid, split, "validation" if given is not None else "rows",
+                                      max_iter=max_iter, gram=gram)
             scores = Zte @ w + b
             points.append(SweepPoint("dense", d, [], [], float(b), binary_metrics(yte, scores > 0, scores),
-                                     time.perf_counter() - t2, train_f1=f1_score(ytr, Ztr @ w + b > 0)))
+                                     time.perf_counter() - t2 + gram_share, train_f1=f1_score(ytr, Ztr @ w + b > 0),
+                                     dense_fit=fit))
             if not ok:
                 unconverged.append(d)
         if unconverged:
@@ -164,7 +186,8 @@ def _sweep(X_train: np.ndarray, y_train: Sequence[np.ndarray], X_test: np.ndarra
                           ConvergenceWarning, stacklevel=3)
         if points:
             # this feature's own selection and set-up, plus its share of the common work
-            shared = (time.perf_counter() - t1 - sum(p.wall_time_s for p in points) + common / len(ytrs)) / len(points)
+            own = time.perf_counter() - t1 + (gram_share if dense else 0.0)  # with its share of the Gram
+            shared = (own - sum(p.wall_time_s for p in points) + common / len(ytrs)) / len(points)
             for pt in points:
                 pt.wall_time_s += shared
         out.append(points)

@@ -27,6 +27,7 @@ METRICS = F1_METRICS + ("selectivity_k1", "shuffled_k1", "rotation_k1", "token_i
 
 
 NON_PROBE_METHODS = ("dense", "single_unit")  # baselines and signals, not selection methods
+DENSE_GAP = 0.05  # a dense F1 this far below the k=1 F1 gets its reason printed beside it (`dense_note`)
 
 
 def _seed_metrics(curve: dict[int, ResultRecord], dense: ResultRecord | None,
@@ -72,6 +73,30 @@ def _interval(name: str, values: list[float | None], records: list[ResultRecord 
         return _mean(vals), lo, hi
     low, high = RANGES.get(name, (-math.inf, math.inf))
     return stats.bounded_t_interval(vals, low, high)
+
+
+def dense_note(records: list[ResultRecord | None]) -> str:
+    """Why a dense F1 sits below the k=1 F1: units against training rows, and how its C was chosen.
+
+    An L2 probe spreads its weight over every unit, so with more units than training rows it cannot
+    single out the one unit that carries a feature, whatever its C (chosen on an inner split of the
+    training rows, probebank.probing.dense); records written before that choice had a fixed C.
+    """
+    recs = [r for r in records if r is not None]
+    if not recs:
+        return "dense below k=1"
+    units, rows = recs[0].k, min(r.n_train for r in recs)
+    text = (f"dense below k=1: {units} units > {rows} training rows (L2 spreads its weight over all units)"
+            if units > rows else f"dense below k=1: {units} units, {rows} training rows")
+    fits = [r.dense_fit for r in recs if r.dense_fit is not None]
+    if not fits:
+        return text + "; C fixed (records written before the inner-split choice of C: re-run for it)"
+    chosen = sorted({f.C for f in fits})
+    cs = "/".join(f"{c:g}" for c in chosen)
+    if all(f.chosen_on == "fixed" for f in fits):
+        return text + f"; C fixed at {cs}"
+    edge = " (an end of the grid)" if all(f.C in (min(f.C_grid), max(f.C_grid)) for f in fits) else ""
+    return text + f"; C chosen {cs}{edge} on an inner split of the training rows"
 
 
 def _k1_mean(seeds: dict[int, dict[int, ResultRecord]]) -> float:
@@ -171,6 +196,8 @@ def summarise(records: list[ResultRecord], method: str | None = None, pick: str 
             mean, lo, hi = _interval(name, [per_seed[s][name] for s in seeds], f1_records.get(name, [None]))
             row[name] = mean
             row[name + "_ci"] = None if lo is None else [lo, hi]
+        below = row["f1_dense"] is not None and row["f1_k1"] is not None and row["f1_dense"] < row["f1_k1"] - DENSE_GAP
+        row["dense_note"] = dense_note(f1_records["f1_dense"]) if below else None
         vals = [v for s in seeds if (r1 := by_layer[best_layer][s].get(1)) is not None and (v := r1.val_f1) is not None]
         row["val_f1_k1"] = _mean(vals) if vals else None
         row["layer_by_val"], row["layer_by_train"], row["layer_by_test"] = by_val, by_train, by_test
@@ -336,7 +363,8 @@ def _markdown(rows: list[dict], columns: tuple[tuple[str, str, str], ...]) -> st
                  "-" if r.get("layer_by_test") is None else str(r["layer_by_test"]),
                  "-" if r.get("layer_by_train") is None else str(r["layer_by_train"]),
                  str(r.get("seeds", 1))]
-        cells += [_cell(r, key, kind) for _, key, kind in cols]
+        cells += [_cell(r, key, kind) + (f" ({r['dense_note']})" if key == "f1_dense" and r.get("dense_note") else "")
+                  for _, key, kind in cols]
         cells += [_stability(r), ",".join(map(str, r["units_k1"])) or "-"]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -349,6 +377,8 @@ _NOTE = ("\nValues are means over seeds with their 95% interval in brackets: for
          "(older records: training F1; --protocol paper: test F1, as the paper reports it); F1 k=1 test-picked "
          "= test k=1 F1 at the layer with the best test k=1 F1 (layer by test): optimistic, for comparison with "
          "the paper; F1 k=1 layer by train = test k=1 F1 at the layer picked on training F1. "
+         "F1 dense = an L2 logistic probe on every unit, its C chosen on an inner split of the training rows; "
+         "one more than 0.05 below k=1 has its reason beside it. "
          "select. = F1 - shuffled-label F1; k@95% dense = smallest k reaching "
          "95% of the dense F1; Jaccard = mean pairwise Jaccard of the k=16 supports across seeds. "
          "See docs/controls.md.\n")

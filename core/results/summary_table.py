@@ -41,7 +41,8 @@ _NOTES = {
                           "comparison with the paper"),
     "f1_k1_by_train": "test k=1 F1 at the layer picked on training F1 (never saw the test rows)",
     "f1_k16": "test F1 with the top 16 units",
-    "f1_dense": "test F1 of an L2 logistic probe on every unit of the layer",
+    "f1_dense": ("test F1 of an L2 logistic probe on every unit of the layer, its C chosen on an inner split of "
+                 "the training rows; † = more than 0.05 below k=1, the reason under the table"),
     "selectivity_k1": "k=1 F1 minus the F1 of the same probe trained on shuffled labels",
     "rotation_k1": "k=1 F1 in a random rotation of the same layer (is the neuron basis special?)",
     "token_identity_f1": "F1 of predicting the label from the target token's id alone (a shortcut baseline)",
@@ -112,7 +113,8 @@ def _value(row: dict, col: Column, with_ci: bool) -> str:
     ci = row.get(col.key + "_ci") if with_ci else None
     if col.kind == "k":
         return f"{v:.0f}" if float(v).is_integer() else f"{v:.1f}"
-    return f"{v:.2f}" if not ci else f"{v:.2f} {_interval_text(ci)}"
+    mark = "†" if col.key == "f1_dense" and row.get("dense_note") else ""  # its reason is under the table
+    return f"{v:.2f}{mark}" if not ci else f"{v:.2f}{mark} {_interval_text(ci)}"
 
 
 def _interval_text(ci: Sequence[float]) -> str:
@@ -148,8 +150,19 @@ def render_table(rows: list[dict], title: str = "probebank results", *, wide: bo
         parts.append(_table(subset, label, cols, with_ci=not wide))
         shown.update({c.key: c for c in cols})
     if parts:
-        parts += [Text(""), column_notes(list(shown.values()), rows, with_ci=not wide)]
+        notes = dense_notes(rows) if "f1_dense" in shown else []
+        parts += [Text(""), *notes, column_notes(list(shown.values()), rows, with_ci=not wide)]
     return Group(*parts)
+
+
+def dense_notes(rows: Sequence[dict]) -> list[RenderableType]:
+    """One line per row whose dense F1 is marked † (more than 0.05 below k=1): which feature, and why."""
+    from rich.text import Text
+
+    models = sorted({r["model"] for r in rows})
+    return [Text(f"† {_group(r, models)} / {r['feature']}"
+                 + (f" ({_method(r)})" if len({_method(x) for x in rows}) > 1 else "") + f": {r['dense_note']}")
+            for r in sorted(rows, key=lambda r: (_group(r, models), r["feature"], _method(r))) if r.get("dense_note")]
 
 
 def _table(rows: list[dict], title: str, cols: list[Column], *, with_ci: bool) -> Table:

@@ -14,8 +14,8 @@ from probebank.causal.record import CAUSAL_FILE, CausalRecord, CausalSettings, N
 from probebank.probing.schema import Provenance
 from probebank.report import write_site
 from probebank.results.findings_io import write_findings
-from probebank.results.leaderboard import Leaderboard, build_leaderboard
 from probebank.results.judge import Finding
+from probebank.results.leaderboard import Leaderboard, build_leaderboard
 
 GATES = {"factual-country-continent": {"class_balance": {"passed": True, "value": 1.0, "threshold": 0.1},
                                        "token_identity": {"passed": False, "value": 0.95, "waiver": "by design"},

@@ -48,7 +48,8 @@ def _rc(salt: str) -> Iterator[None]:
     import matplotlib
 
     # the salt makes the ids matplotlib derives (clip paths, markers) the same on every run and distinct per figure
-    with matplotlib.rc_context({**RC, "svg.hashsalt": salt}):
+    settings: Any = {**RC, "svg.hashsalt": salt}  # matplotlib's stubs type the keys as a Literal of rc names
+    with matplotlib.rc_context(settings):
         yield
 
 

@@ -260,3 +260,30 @@ def test_index_figure_numbers(leaderboard: Leaderboard) -> None:
     synth = next(p for p in panels if p.label.startswith("synthetic-b"))
     assert word == "category" and synth.cols == ["factual", "safety"]
     assert synth.values[0][0] == pytest.approx(0.55)  # layer 0: mean of 0.3 .. 0.8
+
+
+def test_one_ablation_found_by_two_methods_is_one_causal_row_naming_both() -> None:
+    """The same unit checked twice (found by f_stat and by mean_diff) is one row of the effects figure, labelled
+    with both methods; a check of another unit keeps its own row."""
+    from probebank.report import figure_data
+
+    twice = causal_record("m", "Africa", 0.2, 1 / 11, "c1")
+    again = twice.model_copy(update={"key": "c2", "source_method": "f_stat"})
+    other = causal_record("m", "Africa", 0.05, 0.5, "c3").model_copy(update={"units": [9]})
+    rows = figure_data.effect_rows([twice, again, other], {"m"})
+    assert [r.label for r in rows] == ["Africa L3 #7 (factual-country-continent; f_stat + mean_diff)",
+                                       "Africa L3 #9 (factual-country-continent; mean_diff)"]
+    assert rows[0].observed == pytest.approx(0.2) and rows[0].p_value == pytest.approx(1 / 11)
+
+
+def test_each_findings_panel_names_its_protocol(tmp_path: Path) -> None:
+    """A findings file judged under two protocols gives one panel per protocol, and each panel's title says which."""
+    from probebank.report import sections
+    from probebank.results.findings_io import folder_findings
+
+    paper = [Finding("single_neurons", "mean k=1 F1 >= 0.75", "paper", True, 0.99, (0.98, 1.0), "mean 0.990",
+                     threshold=0.75, unit="k=1 F1")]
+    write_findings(tmp_path, "m", "findings.yaml v1", FINDINGS + paper)
+    html = sections.findings_html(folder_findings([tmp_path]))
+    assert "replicate findings: m, standard protocol" in html and "replicate findings: m, paper protocol" in html
+    assert html.count('class="plot findings"') == 2

@@ -99,26 +99,44 @@ def rotation_rows(lb: Leaderboard) -> list[tuple[str, list[PairedRow]]]:
     return out
 
 
-def finding_points(files: Sequence[FindingsReport]) -> tuple[list[tuple[tuple[str, str], list[FindingPoint]]], list[str]]:
-    """The findings with a number to draw, per (model, protocol); and the names of those without one (listed only)."""
+def finding_points(files: Sequence[FindingsReport]
+                   ) -> tuple[list[tuple[tuple[str, str | None, str], list[FindingPoint]]], list[str]]:
+    """The findings with a number to draw, per (model, finding protocol or None, caption); and the names of those
+    without one (listed only)."""
     drawn, listed = [], []
     for doc in files:
-        groups: dict[str, list[FindingPoint]] = {}  # one panel per protocol when the file holds several
+        groups: dict[str | None, list[FindingPoint]] = {}  # one panel per protocol when the file holds several
         for f in doc.findings:
             if f.estimate is None:
                 listed.append(f"{doc.model}: {f.name}")
                 continue
-            label = doc.protocol if f.finding_protocol is None else f"{f.finding_protocol} protocol; {doc.protocol}"
-            groups.setdefault(label, []).append(
+            groups.setdefault(f.finding_protocol, []).append(
                 FindingPoint(f.name, f.claim, f.passed, f.estimate, f.low, f.high, f.threshold, f.unit))
-        drawn += [((doc.model, label), points) for label, points in groups.items()]
+        drawn += [((doc.model, protocol, doc.protocol if protocol is None else f"{protocol} protocol; {doc.protocol}"),
+                   points) for protocol, points in groups.items()]
     return drawn, listed
 
 
 def effect_rows(records: Sequence[CausalRecord], models: set[str], limit: int = MAX_EFFECTS) -> list[EffectRow]:
-    """The loss effect of each causal check of these models against its matched-variance null."""
-    mine = sorted((r for r in records if r.provenance.model in models),
-                  key=lambda r: (r.loss.p_value, -abs(r.loss.observed), r.key))[:limit]
-    several = len({r.provenance.model for r in mine}) > 1
-    return [EffectRow((f"{r.provenance.model}: " if several else "") + f"{r.feature} ({r.provenance.dataset}) "
-                      f"L{r.layer} {r.units}", r.loss.observed, r.loss.mean, r.loss.sd, r.loss.p_value) for r in mine]
+    """The loss effect of each causal check of these models against its matched-variance null.
+
+    The same units checked under the same settings are one row (e.g. one neuron found by f_stat and by mean_diff:
+    the ablation does not depend on which method found it); the label names every method that found them."""
+    same: dict[tuple, list[CausalRecord]] = defaultdict(list)
+    for r in records:
+        if r.provenance.model in models:
+            same[(r.provenance.model, r.provenance.dataset, r.feature, r.site, r.layer, tuple(r.units),
+                  r.settings.model_dump_json())].append(r)
+    firsts = sorted((group[0] for group in same.values()),
+                    key=lambda r: (r.loss.p_value, -abs(r.loss.observed), r.key))[:limit]
+    several = len({r.provenance.model for r in firsts}) > 1
+    rows = []
+    for r in firsts:
+        group = same[(r.provenance.model, r.provenance.dataset, r.feature, r.site, r.layer, tuple(r.units),
+                      r.settings.model_dump_json())]
+        methods = " + ".join(sorted({g.source_method for g in group}))
+        units = f"#{r.units[0]}" if len(r.units) == 1 else f"{len(r.units)} units"
+        rows.append(EffectRow((f"{r.provenance.model}: " if several else "")
+                              + f"{r.feature} L{r.layer} {units} ({r.provenance.dataset}; {methods})",
+                              r.loss.observed, r.loss.mean, r.loss.sd, r.loss.p_value))
+    return rows

@@ -123,7 +123,7 @@ def paired_dots(panels: Sequence[tuple[str, Sequence[PairedRow]]], *, title: str
 
 def findings(points: Sequence[FindingPoint], *, title: str) -> str:
     """One row per finding: its estimate with the interval, the pass threshold dashed, green pass / red fail."""
-    plot = Plot("findings", title, 6.4, 0.55 + 0.75 * len(points), nrows=len(points))
+    plot = Plot("findings", title, 6.4, 0.55 + 1.0 * len(points), nrows=len(points))
     for ax, f in zip(plot.axes, points):
         col = PASS_COLOUR if f.passed else FAIL_COLOUR
         err = None if f.low is None or f.high is None else ([max(0.0, f.estimate - f.low)],
@@ -140,8 +140,10 @@ def findings(points: Sequence[FindingPoint], *, title: str) -> str:
         ax.set_yticks([0], [_short(f.name, 26)])
         ax.set_ylim(-0.6, 0.6)
         ax.grid(axis="y", visible=False)
-        ax.set_title(f"{'pass' if f.passed else 'FAIL'}: {_short(f.claim, 80)}" + (f" ({f.unit})" if f.unit else ""),
-                     loc="left", fontsize=8, color=col)
+        # the claim above the axis, the unit below it: together they overran the panel's width
+        ax.set_title(f"{'pass' if f.passed else 'FAIL'}: {_short(f.claim, 72)}", loc="left", fontsize=8, color=col)
+        if f.unit:
+            ax.set_xlabel(_short(f.unit, 72), fontsize=7, labelpad=1)
     plot.fig.suptitle(title, x=0.0, ha="left", fontweight="bold")
     return plot.svg()
 
@@ -161,6 +163,7 @@ def effects(rows: Sequence[EffectRow], *, title: str, xlabel: str) -> str:
         ax.annotate(f"p = {r.p_value:.2g}", xy=(1.0, y), xycoords=("axes fraction", "data"), xytext=(4, 0),
                     textcoords="offset points", va="center", fontsize=8)
     ax.axvline(0.0, color="#888", linewidth=0.8)
+    ax.margins(x=0.06)  # a dot at the largest effect stays clear of the frame and the p-values beside it
     ax.set_yticks(range(len(rows)), [_short(r.label, 48) for r in rows])
     ax.set_ylim(len(rows) - 0.5, -0.5)
     ax.set_xlabel(xlabel)
@@ -178,7 +181,9 @@ def k_curves(panels: Sequence[tuple[str, Sequence[tuple[str, Mapping[int, float]
     n = len(panels)
     ncols = min(4, n)
     nrows = math.ceil(n / ncols)
-    plot = Plot("kcurve", title, 2.3 * ncols + 0.4, 1.9 * nrows + 0.8, nrows=nrows, ncols=ncols, sharey=True)
+    # at least 5.2 in wide: one or two panels at 2.3 in cut the title and the legend of two entries off
+    plot = Plot("kcurve", title, max(2.3 * ncols + 0.4, 5.2), 1.9 * nrows + 0.8, nrows=nrows, ncols=ncols,
+                sharey=True)
     for ax in plot.axes[n:]:
         ax.set_visible(False)
     for ax, (name, series, dense) in zip(plot.axes, panels):
@@ -206,8 +211,10 @@ def k_curves(panels: Sequence[tuple[str, Sequence[tuple[str, Mapping[int, float]
         from matplotlib.lines import Line2D
 
         handles = [Line2D([], [], color=c, marker="o", markersize=3, label=lab) for lab, c in labels.items()]
-        handles.append(Line2D([], [], color="#555", linestyle="--", label="dense probe"))
-        plot.fig.legend(handles=handles, loc="outside lower center", ncol=min(4, len(handles)), frameon=False)
+        if any(dense for _, _, dense in panels):
+            handles.append(Line2D([], [], color="#555", linestyle="--", label="dense probe"))
+        plot.fig.legend(handles=handles, loc="outside lower center", ncol=min(max(2, ncols), len(handles)),
+                        frameon=False)
     plot.fig.suptitle(title, x=0.0, ha="left", fontweight="bold")
     return plot.svg()
 

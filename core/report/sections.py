@@ -45,9 +45,10 @@ def findings_html(found: Sequence[tuple[Path, FindingsReport]]) -> str:
     drawn, listed = figure_data.finding_points([doc for _, doc in found])
     out = []
     for label, points in drawn:
-        model, protocol = label
-        out.append(_figure(figures.findings(points, title=f"replicate findings: {model}"),
-                           f"{protocol}. Each finding's estimate with its 95% interval; dashed: the pass line."))
+        model, protocol, caption = label
+        out.append(_figure(figures.findings(points, title=f"replicate findings: {model}"
+                                            + (f", {protocol} protocol" if protocol else "")),
+                           f"{caption}. Each finding's estimate with its 95% interval; dashed: the pass line."))
     if listed:
         out.append(_omitted(f"no estimate to draw for {', '.join(listed)} (their figures are in the table)"))
     rows = [f"<tr><td>{escape(doc.model)}</td><td>{escape(f.name)}</td><td>{escape(f.claim)}</td>"
@@ -68,7 +69,8 @@ def effects_html(lb: Leaderboard, causal: Sequence[CausalRecord]) -> str:
     return _figure(figures.effects(rows, title="causal effects of ablating found units",
                                    xlabel="loss effect (nats/token): feature's texts minus controls"),
                    f"Observed effect against random matched-variance units (the null); "
-                   f"{len(rows)} of {n} checks, smallest p first. See docs/causal.md.")
+                   f"{len(rows)} rows for {n} checks (the same units checked under the same settings are one row), "
+                   f"smallest p first. See docs/causal.md.")
 
 
 MAX_K_PANELS = 24  # F1-vs-k panels drawn per dataset page (features beyond: in the table and the folded curves)

@@ -122,19 +122,20 @@ def effect_rows(records: Sequence[CausalRecord], models: set[str], limit: int = 
 
     The same units checked under the same settings are one row (e.g. one neuron found by f_stat and by mean_diff:
     the ablation does not depend on which method found it); the label names every method that found them."""
+    def ablated(r: CausalRecord) -> tuple:
+        return (r.provenance.model, r.provenance.dataset, r.feature, r.site, r.layer, tuple(r.units),
+                r.settings.model_dump_json())
+
     same: dict[tuple, list[CausalRecord]] = defaultdict(list)
     for r in records:
         if r.provenance.model in models:
-            same[(r.provenance.model, r.provenance.dataset, r.feature, r.site, r.layer, tuple(r.units),
-                  r.settings.model_dump_json())].append(r)
+            same[ablated(r)].append(r)
     firsts = sorted((group[0] for group in same.values()),
                     key=lambda r: (r.loss.p_value, -abs(r.loss.observed), r.key))[:limit]
     several = len({r.provenance.model for r in firsts}) > 1
     rows = []
     for r in firsts:
-        group = same[(r.provenance.model, r.provenance.dataset, r.feature, r.site, r.layer, tuple(r.units),
-                      r.settings.model_dump_json())]
-        methods = " + ".join(sorted({g.source_method for g in group}))
+        methods = " + ".join(sorted({g.source_method for g in same[ablated(r)]}))
         units = f"#{r.units[0]}" if len(r.units) == 1 else f"{len(r.units)} units"
         rows.append(EffectRow((f"{r.provenance.model}: " if several else "")
                               + f"{r.feature} L{r.layer} {units} ({r.provenance.dataset}; {methods})",

@@ -341,3 +341,40 @@ def test_other_ablations_run_end_to_end(tiny_run: Path, tmp_path: Path, mode: st
     if mode == "zero":
         assert rec.ablation_values == [0.0]
     assert read_causal(run) == [rec]
+
+
+def test_the_same_units_found_by_two_methods_are_ablated_once(tmp_path: Path, monkeypatch) -> None:
+    """The cache entry of a check does not depend on the method or k that found the units (they do not change its
+    numbers), so `replicate`'s f_stat and mean_diff picks of one neuron run one ablation; each gets a record that
+    names its own source probe. Another seed (other test texts) is another check."""
+    from types import SimpleNamespace
+
+    from report_fixtures import record
+
+    from probebank.causal import check
+
+    monkeypatch.setenv("PROBEBANK_CACHE", str(tmp_path / "cache"))
+
+    def fake_check(loaded, target, built, store, settings, *, key="", progress=False):
+        return _record(key=key, units=target.units).model_copy(update={"source_method": target.record.method})
+
+    monkeypatch.setattr(check, "causal_check", fake_check)
+    monkeypatch.setattr(check, "fingerprint", lambda fn: "code")  # the stand-in's code is not what is keyed here
+    runs: list[str] = []  # the model is loaded only when a check really runs
+
+    def loader(method: str):
+        return lambda: runs.append(method)
+
+    store = SimpleNamespace(key="s", digest="d")
+    settings = CausalSettings(draws=10)
+    by_mean = check.Target(record("m", "d", "f", 3, 1, 0.9, method="mean_diff", units=[7]), [7])
+    by_f = check.Target(record("m", "d", "f", 3, 2, 0.8, method="f_stat", units=[7, 8]), [7])
+    other_seed = check.Target(record("m", "d", "f", 3, 1, 0.9, method="f_stat", units=[7], seed=1), [7])
+    first, reused_first = check.cached_check(by_mean, None, store, settings, loader("mean_diff"))  # type: ignore[arg-type]
+    second, reused_second = check.cached_check(by_f, None, store, settings, loader("f_stat"))  # type: ignore[arg-type]
+    assert runs == ["mean_diff"] and not reused_first and reused_second
+    assert (first.source_method, first.source_k) == ("mean_diff", 1)
+    assert (second.source_method, second.source_k, second.source_f1) == ("f_stat", 2, 0.8)
+    assert first.key == second.key and first.loss == second.loss
+    check.cached_check(other_seed, None, store, settings, loader("f_stat, seed 1"))  # type: ignore[arg-type]
+    assert runs == ["mean_diff", "f_stat, seed 1"]

@@ -2,9 +2,9 @@
 
 `find_target` picks, from result records, the probe that found a unit (or its k-set) and a downstream
 probe of the same feature at a later layer; `causal_check` runs the check on a loaded model;
-`cached_check` keys it by content (the source record's provenance, the store's checksums, the units,
-the settings, the downstream probe and the code) and keeps it in the cache as one `causal.jsonl`
-entry, loading the model only when the entry is not there yet.
+`cached_check` keys it by content (the source record's provenance and seed, the store's checksums, the
+units, the settings, the downstream probe and the code; not the method that found the units) and keeps it
+in the cache as one `causal.jsonl` entry, loading the model only when the entry is not there yet.
 
 Texts come from the test rows of the source probe's own split (seed), so nothing the probe was
 fitted on is measured: up to `texts` of the feature's examples and as many control examples (the
@@ -105,12 +105,14 @@ def feature_split(built: BuiltDataset, rows: dict[str, np.ndarray], feature: str
 
 
 def check_key(target: Target, store: ActivationStore, settings: CausalSettings, device: str) -> str:
-    """Everything that decides a check's numbers, the code and the kind of device included."""
+    """Everything that decides a check's numbers, the code and the kind of device included. The source probe's
+    method and k are not among them: they only say how the units were found, so the same units found by two
+    methods are ablated once (its seed is: it picks the texts)."""
     r, d = target.record, target.downstream
     return json_digest({"device": device,
         "provenance": r.provenance.model_dump(mode="json"), "store": f"{store.key}:{store.digest}",
         "feature": r.feature, "site": r.site, "layer": r.layer, "units": target.units,
-        "source": [r.method, r.k, r.seed], "settings": settings.model_dump(mode="json"),
+        "seed": r.seed, "settings": settings.model_dump(mode="json"),
         "downstream": None if d is None else [d.site, d.layer, d.method, d.k, d.seed, d.units, d.coef, d.intercept],
         "code": fingerprint(causal_check)})
 
@@ -261,7 +263,8 @@ def cached_check(target: Target, built: BuiltDataset, store: ActivationStore, se
                  load: Callable[[], LoadedModel], *, device: str = "cpu",
                  progress: bool = False) -> tuple[CausalRecord, bool]:
     """The check of `target` from the cache, or run (loading the model with `load`, onto `device`) and kept
-    there; returns (record, whether it was reused)."""
+    there; returns (record, whether it was reused). The record names this target's source probe, also when the
+    entry was made for another probe that found the same units (f_stat and mean_diff in `replicate`)."""
     key = check_key(target, store, settings, device.split(":")[0])
     entry = cache_dir("causal") / key
 
@@ -271,5 +274,6 @@ def cached_check(target: Target, built: BuiltDataset, store: ActivationStore, se
 
     reused = reuse_or_make(entry, make, what=f"the causal check of {target.units} at layer {target.record.layer}")
     (record,) = read_causal(entry / CAUSAL_FILE)
-    return record, reused
+    src = target.record
+    return record.model_copy(update={"source_method": src.method, "source_k": src.k, "source_f1": src.score}), reused
 
